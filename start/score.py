@@ -1,0 +1,120 @@
+"""``python -m start.score INPUT [--nli MODEL] [--out PATH]``: score cited answers from a file.
+
+Writes the data-set metrics (JSON, reference key names, 0-100) to ``--out`` (default
+``<input stem>.score.json`` beside the input) and the per-record, per-sentence detail as JSON Lines to
+``--detail`` (default: the metrics path with ``.detail.jsonl``). Exit status 2 on bad input, with the
+file, record and field named; nothing is written then.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from start.io import InputError, write_json, write_jsonl
+
+log = logging.getLogger("start.score")
+
+# The headline rows of the summary table, in order; other keys are printed after them.
+_HEADLINE = ("citation_rec", "citation_prec", "citation_f1", "str_em", "str_hit", "claims_nli",
+             "qampari_f1", "yes_no_acc", "comprehensiveness", "robustness", "length", "num_examples")
+
+
+def default_out(input_path: Path) -> Path:
+    name = input_path.name
+    for suffix in (".jsonl", ".json"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    return input_path.with_name(name + ".score.json")
+
+
+def detail_path(out: Path) -> Path:
+    name = out.name[: -len(".json")] if out.name.endswith(".json") else out.name
+    return out.with_name(name + ".detail.jsonl")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m start.score", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("input", type=Path, help="ALCE-format results: JSON list, {'data': [...]}, or JSONL")
+    p.add_argument("--nli", default="default",
+                   help="NLI model: 'default' (bundled offline MiniLM), a local folder, or a hub name")
+    p.add_argument("--out", type=Path, help="metrics JSON (default: <input>.score.json)")
+    p.add_argument("--detail", type=Path, help="per-record detail JSONL (default: <out>.detail.jsonl)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int, help="NLI input limit in tokens (default: the model's)")
+    p.add_argument("--threshold", type=float, help="entailment threshold (default: stored with the model)")
+    p.add_argument("--entailment-label", help="name of the entailment class when id2label is unusual")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--at-most-citations", type=int, default=3)
+    p.add_argument("--first-line-only", action=argparse.BooleanOptionalAction, default=True,
+                   help="keep only the first line of each output, as the reference does")
+    p.add_argument("--citation-format", choices=["alce", "lenient"], default="alce")
+    p.add_argument("--sentence-mode", choices=["auto", "sentences", "qampari"], default="auto")
+    p.add_argument("--support-check", action=argparse.BooleanOptionalAction, default=True,
+                   help="check unsupported sentences against every document (robustness)")
+    p.add_argument("--allow-empty-docs", action="store_true", help="accept records with no documents")
+    p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=True, help="on-disk NLI cache")
+    p.add_argument("--cache-dir", help="cache folder (default: $START_CACHE_DIR or ~/.cache/start)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
+    return p
+
+
+def format_table(metrics: dict) -> str:
+    keys = [k for k in _HEADLINE if k in metrics] + [k for k in metrics if k not in _HEADLINE]
+    rows = [(k, metrics[k]) for k in keys if isinstance(metrics[k], int | float)]
+    width = max(len(k) for k, _ in rows)
+    lines = [f"{'metric':<{width}}  value", f"{'-' * width}  -------"]
+    for k, v in rows:
+        lines.append(f"{k:<{width}}  {v:.2f}" if isinstance(v, float) else f"{k:<{width}}  {v}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from start.io import read_records
+    from start.scoring import AttributionScorer, NLIConfig, ScorerConfig, parse_records
+
+    try:
+        cfg = ScorerConfig(at_most_citations=args.at_most_citations, first_line_only=args.first_line_only,
+                           citation_format=args.citation_format, sentence_mode=args.sentence_mode,
+                           support_check=args.support_check, allow_empty_docs=args.allow_empty_docs,
+                           cache=args.cache, cache_dir=args.cache_dir)
+        nli_cfg = NLIConfig(model=args.nli, device=args.device, batch_size=args.batch_size,
+                            max_length=args.max_length, threshold=args.threshold,
+                            entailment_label=args.entailment_label, progress=args.progress)
+        records = parse_records(read_records(args.input), path=args.input,
+                                allow_empty_docs=args.allow_empty_docs)
+    except (InputError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if not records:
+        print(f"error: {args.input}: no records to score", file=sys.stderr)
+        return 2
+    out = args.out or default_out(args.input)
+    detail = args.detail or detail_path(out)
+    log.info("scoring %d records from %s", len(records), args.input)
+    scorer = AttributionScorer(nli_cfg, cfg)
+    try:
+        report = scorer.score(records)
+    finally:
+        scorer.close()
+    metrics = {**report.metrics, "nli_model": args.nli, "nli_threshold": scorer.nli.threshold,
+               "at_most_citations": cfg.at_most_citations, "first_line_only": cfg.first_line_only,
+               "citation_format": cfg.citation_format}
+    write_jsonl(detail, (r.to_dict() for r in report.records))
+    write_json(out, metrics)
+    s = report.stats
+    log.info("%d NLI pairs requested, %d unique, %d from cache, %d through the model (%.1f s); %.1f s in all",
+             s["pairs_requested"], s["unique_pairs"], s["cache_hits"], s["model_pairs"], s["model_seconds"],
+             s["seconds"])
+    print(format_table(metrics))
+    print(f"\nmetrics: {out}\ndetail:  {detail}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,281 @@
+"""NLI backends: a batch of (premise, hypothesis) pairs in, entailment probabilities out.
+
+Three kinds sit behind one small interface (:class:`NLIBackend`):
+
+* :class:`SequenceClassificationNLI` -- cross-encoders (BERT/DeBERTa/MiniLM ``...ForSequenceClassification``).
+  The entailment class is read from ``config.id2label``, never assumed; P(entailment) is its softmax share.
+* :class:`Seq2SeqNLI` -- the "TRUE" format used by the reference (``google/t5_xxl_true_nli_mixture``):
+  ``"premise: P hypothesis: H"`` -> ``"1"`` (entailed) or ``"0"``. We read the first decoder step once
+  instead of generating, and report P("1") / (P("1") + P("0")), so "entailed" is P >= 0.5, which is the
+  reference's greedy decision whenever the model answers "0" or "1" (the only things TRUE emits).
+* the project's own offline default, a MiniLM cross-encoder shipped in ``start/assets/nli-minilm`` and
+  loaded by :func:`load_nli` with the spec ``"default"``.
+
+Every HF backend tokenises the whole batch once, sorts pairs by length and pads per batch, so a file's
+pairs cost about what the model's best batched forward pass costs. Over-long pairs are truncated on the
+premise side to the model's limit and flagged, so callers can warn and count them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+Pair = tuple[str, str]
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "assets" / "nli-minilm"
+SETTINGS_FILE = "start_nli.json"  # threshold and metadata stored beside a model by `start.nli`
+
+
+@dataclass(frozen=True)
+class NLIPrediction:
+    """Entailment probability per pair and whether the pair had to be truncated."""
+
+    probs: np.ndarray
+    truncated: np.ndarray
+
+
+@runtime_checkable
+class NLIBackend(Protocol):
+    """What the scorer needs from an NLI model."""
+
+    fingerprint: str  # names the weights and settings; part of every cache key
+    threshold: float  # a pair is entailed when its probability is >= threshold
+
+    def predict(self, pairs: Sequence[Pair]) -> NLIPrediction: ...
+
+
+@dataclass
+class NLIConfig:
+    """How to load and run an NLI model."""
+
+    model: str = "default"  # "default", a local folder, or a Hugging Face hub name
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+    batch_size: int = 32
+    max_length: int | None = None  # None: the model's own limit (512 when it declares none)
+    threshold: float | None = None  # None: the model's stored threshold, else 0.5
+    entailment_label: str | None = None  # override when id2label has no label starting with "entail"
+    dtype: str = "auto"  # "auto" (fp32 on CPU, bf16 on GPU), "float32", "bfloat16", "float16"
+    progress: bool = True
+    extra: dict = field(default_factory=dict)  # passed to from_pretrained (e.g. revision, device_map)
+
+    def __post_init__(self):
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.max_length is not None and self.max_length < 8:
+            raise ValueError(f"max_length must be >= 8, got {self.max_length}")
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
+        if self.dtype not in {"auto", "float32", "bfloat16", "float16"}:
+            raise ValueError(f"dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}")
+
+
+def _resolve_model(spec: str) -> str:
+    return str(DEFAULT_MODEL_DIR) if spec == "default" else spec
+
+
+def _read_settings(model_path: str) -> dict:
+    f = Path(model_path) / SETTINGS_FILE
+    return json.loads(f.read_text()) if f.is_file() else {}
+
+
+def _fingerprint(model_path: str, model, settings: str) -> str:
+    """A stable name for the exact weights: a content hash for local folders, the commit for hub models."""
+    local = Path(model_path)
+    h = hashlib.sha256()
+    if local.is_dir():
+        for f in sorted(local.iterdir()):
+            if f.suffix in {".safetensors", ".bin", ".json"} and f.name != SETTINGS_FILE:
+                h.update(f.name.encode())
+                h.update(hashlib.sha256(f.read_bytes()).digest())
+    else:
+        h.update(model_path.encode())
+        h.update(str(getattr(model.config, "_commit_hash", None)).encode())
+    h.update(settings.encode())
+    return h.hexdigest()[:24]
+
+
+def _device(spec: str):
+    import torch
+
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(spec)
+
+
+def _dtype(spec: str, device):
+    import torch
+
+    if spec == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, spec)
+
+
+class _HFNLI:
+    """Shared machinery: length-sorted batching, per-batch padding, progress bar."""
+
+    def __init__(self, cfg: NLIConfig, model, tokenizer, model_path: str, default_threshold: float):
+        self.cfg, self.model, self.tokenizer = cfg, model, tokenizer
+        declared = getattr(tokenizer, "model_max_length", None)
+        if declared is None or declared > 100_000:  # "no limit" sentinel of HF tokenizers
+            declared = getattr(model.config, "max_position_embeddings", None) or 512
+        self.max_length = cfg.max_length or int(declared)
+        self.threshold = cfg.threshold if cfg.threshold is not None else default_threshold
+        self.fingerprint = _fingerprint(model_path, model, f"{type(self).__name__}:{self.max_length}")
+        self.model.eval()
+
+    def _encode(self, pairs: Sequence[Pair]) -> tuple[list[list[int]], list[list[int]] | None, np.ndarray]:
+        raise NotImplementedError
+
+    def _probs(self, batch) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, pairs: Sequence[Pair]) -> NLIPrediction:
+        import torch
+        from tqdm.auto import tqdm
+
+        if not pairs:
+            return NLIPrediction(np.zeros(0), np.zeros(0, dtype=bool))
+        ids, types, truncated = self._encode(pairs)
+        order = np.argsort([len(x) for x in ids], kind="stable")[::-1]  # longest first: fail fast on OOM
+        probs = np.zeros(len(pairs), dtype=np.float64)
+        bs = self.cfg.batch_size
+        batches = range(0, len(order), bs)
+        bar = tqdm(batches, desc="NLI", unit="batch", disable=not self.cfg.progress or len(batches) < 2,
+                   leave=False)
+        with torch.inference_mode():
+            for start in bar:
+                idx = order[start:start + bs]
+                feats = [{"input_ids": ids[i]} | ({"token_type_ids": types[i]} if types else {}) for i in idx]
+                batch = self.tokenizer.pad(feats, return_tensors="pt").to(self.model.device)
+                probs[idx] = self._probs(batch)
+        return NLIPrediction(probs, truncated)
+
+
+class SequenceClassificationNLI(_HFNLI):
+    """A cross-encoder NLI model; the entailment index comes from ``config.id2label``."""
+
+    def __init__(self, cfg: NLIConfig, model, tokenizer, model_path: str, default_threshold: float = 0.5):
+        super().__init__(cfg, model, tokenizer, model_path, default_threshold)
+        self.entail_index = entailment_index(model.config.id2label, cfg.entailment_label)
+
+    def _encode(self, pairs):
+        premises, hypotheses = [p for p, _ in pairs], [h for _, h in pairs]
+        full = self.tokenizer(premises, hypotheses, truncation=False, verbose=False)
+        ids = full["input_ids"]
+        types = full.get("token_type_ids")
+        truncated = np.array([len(x) > self.max_length for x in ids])
+        long = np.flatnonzero(truncated)
+        if len(long):
+            # Cut the premise, never the hypothesis; fall back to both only if the hypothesis alone is too long.
+            cut = self.tokenizer([premises[i] for i in long], [hypotheses[i] for i in long],
+                                 truncation="longest_first", max_length=self.max_length)
+            for k, i in enumerate(long):
+                ids[i] = cut["input_ids"][k]
+                if types is not None:
+                    types[i] = cut["token_type_ids"][k]
+        return ids, types, truncated
+
+    def _probs(self, batch) -> np.ndarray:
+        import torch
+
+        logits = self.model(**batch).logits.float()
+        return torch.softmax(logits, dim=-1)[:, self.entail_index].cpu().numpy()
+
+
+class Seq2SeqNLI(_HFNLI):
+    """TRUE-style seq2seq NLI: ``premise: P hypothesis: H`` -> "1" / "0"."""
+
+    def __init__(self, cfg: NLIConfig, model, tokenizer, model_path: str, default_threshold: float = 0.5):
+        super().__init__(cfg, model, tokenizer, model_path, default_threshold)
+        self.yes_id, self.no_id = (_single_token(tokenizer, t) for t in ("1", "0"))
+        start = model.config.decoder_start_token_id
+        self.decoder_start = 0 if start is None else int(start)
+
+    def _encode(self, pairs):
+        texts = [f"premise: {p} hypothesis: {h}" for p, h in pairs]
+        ids = self.tokenizer(texts, truncation=False, verbose=False)["input_ids"]
+        truncated = np.array([len(x) > self.max_length for x in ids])
+        for i in np.flatnonzero(truncated):
+            # Shorten the premise by the overflow (in tokens) so the hypothesis is kept whole.
+            p, h = pairs[i]
+            p_ids = self.tokenizer(p, add_special_tokens=False)["input_ids"]
+            over = len(ids[i]) - self.max_length
+            p_cut = self.tokenizer.decode(p_ids[: max(0, len(p_ids) - over - 2)], skip_special_tokens=True)
+            ids[i] = self.tokenizer(f"premise: {p_cut} hypothesis: {h}", truncation=True,
+                                    max_length=self.max_length)["input_ids"]
+        return ids, None, truncated
+
+    def _probs(self, batch) -> np.ndarray:
+        import torch
+
+        n = batch["input_ids"].shape[0]
+        start = torch.full((n, 1), self.decoder_start, dtype=torch.long, device=self.model.device)
+        logits = self.model(**batch, decoder_input_ids=start).logits[:, 0, :].float()
+        two = torch.stack([logits[:, self.yes_id], logits[:, self.no_id]], dim=-1)
+        return torch.softmax(two, dim=-1)[:, 0].cpu().numpy()
+
+
+def _single_token(tokenizer, text: str) -> int:
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    ids = [i for i in ids if tokenizer.convert_ids_to_tokens(i) not in {"▁", "Ġ"}]
+    if len(ids) != 1:
+        raise ValueError(f"a TRUE-style NLI model must encode {text!r} as one token, got ids {ids}")
+    return ids[0]
+
+
+def entailment_index(id2label: dict, override: str | None = None) -> int:
+    """Index of the entailment class in ``id2label``; a clear error when it cannot be identified."""
+    labels = {int(k): str(v) for k, v in id2label.items()}
+    if override is not None:
+        hits = [k for k, v in labels.items() if v.lower() == override.lower()]
+    else:
+        hits = [k for k, v in labels.items() if v.lower().startswith("entail")]
+    if len(hits) != 1:
+        raise ValueError(
+            f"cannot identify the entailment class in id2label={labels}; "
+            "set entailment_label (CLI: --entailment-label) to the name of the entailment class"
+        )
+    return hits[0]
+
+
+def load_nli(cfg: NLIConfig | str = "default") -> NLIBackend:
+    """Load an NLI backend from ``"default"``, a local folder, or a hub name (downloads only then)."""
+    if isinstance(cfg, str):
+        cfg = NLIConfig(model=cfg)
+    from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    path = _resolve_model(cfg.model)
+    if cfg.model == "default" and not DEFAULT_MODEL_DIR.is_dir():
+        raise FileNotFoundError(
+            f"the bundled NLI model is missing at {DEFAULT_MODEL_DIR}; rebuild it with `make nli-model` "
+            "or pass --nli with a model folder or hub name"
+        )
+    local_only = Path(path).is_dir() or os.environ.get("HF_HUB_OFFLINE") == "1"
+    config = AutoConfig.from_pretrained(path, local_files_only=local_only, **cfg.extra)
+    settings = _read_settings(path) if Path(path).is_dir() else {}
+    threshold = float(settings.get("threshold", 0.5))
+    if cfg.max_length is None and settings.get("max_length"):
+        cfg = NLIConfig(**{**cfg.__dict__, "max_length": int(settings["max_length"])})
+    device = _device(cfg.device)
+    kwargs = {"local_files_only": local_only, "dtype": _dtype(cfg.dtype, device), **cfg.extra}
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_only)
+    if config.is_encoder_decoder:
+        model = AutoModelForSeq2SeqLM.from_pretrained(path, **kwargs)
+        backend_cls = Seq2SeqNLI
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+        backend_cls = SequenceClassificationNLI
+    if "device_map" not in cfg.extra:
+        model.to(device)
+    log.info("loaded NLI model %s (%s) on %s", cfg.model, backend_cls.__name__, device)
+    return backend_cls(cfg, model, tokenizer, path, threshold)
