@@ -176,13 +176,18 @@ class SequenceClassificationNLI(_HFNLI):
         truncated = np.array([len(x) > self.max_length for x in ids])
         long = np.flatnonzero(truncated)
         if len(long):
-            # Cut the premise, never the hypothesis; fall back to both only if the hypothesis alone is too long.
-            cut = self.tokenizer([premises[i] for i in long], [hypotheses[i] for i in long],
-                                 truncation="longest_first", max_length=self.max_length)
-            for k, i in enumerate(long):
-                ids[i] = cut["input_ids"][k]
-                if types is not None:
-                    types[i] = cut["token_type_ids"][k]
+            # Cut the premise, never the hypothesis; cut both only when the hypothesis alone is too long.
+            h_len = [len(x) for x in self.tokenizer([hypotheses[i] for i in long], add_special_tokens=False)["input_ids"]]
+            for strategy, group in (("only_first", [i for i, n in zip(long, h_len) if n + 8 < self.max_length]),
+                                    ("longest_first", [i for i, n in zip(long, h_len) if n + 8 >= self.max_length])):
+                if not group:
+                    continue
+                cut = self.tokenizer([premises[i] for i in group], [hypotheses[i] for i in group],
+                                     truncation=strategy, max_length=self.max_length)
+                for k, i in enumerate(group):
+                    ids[i] = cut["input_ids"][k]
+                    if types is not None:
+                        types[i] = cut["token_type_ids"][k]
         return ids, types, truncated
 
     def _probs(self, batch) -> np.ndarray:

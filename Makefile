@@ -1,0 +1,54 @@
+# START -- Self-Taught AttRibuTion. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.installed
+# Threads for PyTorch on the 2-core CPU machines; OMP_WAIT_POLICY=PASSIVE avoids spin-wait stalls.
+export OMP_WAIT_POLICY ?= PASSIVE
+# Nothing is fetched from a model hub unless a user names a hub model explicitly.
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# torch first, pinned: it resolves to the local CPU wheel here and nothing can pull a CUDA build after it
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[train,nli,plots,dev]"
+	# NLTK's punkt_tab sentence-splitter data, shipped inside llama-index-core (its code is not used)
+	$(PIP) install -q --no-deps llama-index-core==0.14.25
+	touch $@
+
+setup: $(STAMP) ## create .venv and install the project (CPU torch, all extras but vLLM)
+
+run: setup ## main job on the embedded default: score the bundled demonstration answers
+	$(PY) -m start.score examples/demo_answers.json --out runs/demo/demo_answers.score.json
+
+test: setup ## default test suite (fast; slow tests skipped)
+	$(PY) -m pytest -q
+
+test-all: setup ## every test, including slow end-to-end ones with real models
+	$(PY) -m pytest -q -m "slow or not slow"
+
+nli-model: setup ## rebuild the bundled offline NLI model from scratch (about an hour on 2 CPU cores)
+	$(PY) -m start.nli build --out start/assets/nli-minilm --seed 13
+
+bench-scorer: setup ## batched scorer vs the reference one-pair-at-a-time loop -> bench/scorer.{json,md}
+	$(PY) scripts/bench_scorer.py --out bench/scorer.json
+
+bench: bench-scorer ## every benchmark
+
+lint: setup ## ruff
+	$(VENV)/bin/ruff check start tests scripts
+
+clean: ## remove caches and run outputs (keeps .venv)
+	rm -rf .pytest_cache .ruff_cache runs
+
+.PHONY: help setup run test test-all nli-model bench-scorer bench lint clean

@@ -1,0 +1,79 @@
+"""The Hugging Face NLI backends on tiny random models built in fixtures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from start.scoring import AttributionScorer, NLIConfig, ScorerConfig, load_nli
+from start.scoring.nli import Seq2SeqNLI, SequenceClassificationNLI, entailment_index
+
+PAIRS = [
+    ("title : paris\nthe tower was built in 1889 .", "the tower was built in 1889 ."),
+    ("title : paris\nthe tower is big .", "it was built in 1925 ."),
+    ("f1 f2 f3", "f1"),
+    ("the tower", "paris is big and the tower was built in 1889 ."),
+]
+
+
+def test_entailment_index_is_read_from_id2label():
+    assert entailment_index({0: "CONTRADICTION", 1: "NEUTRAL", 2: "ENTAILMENT"}) == 2
+    assert entailment_index({"0": "entailment", "1": "not_entailment"}) == 0
+    assert entailment_index({0: "yes", 1: "no"}, override="yes") == 0
+    with pytest.raises(ValueError, match="entailment_label"):
+        entailment_index({0: "LABEL_0", 1: "LABEL_1"})
+
+
+def test_cross_encoder_batched_equals_one_by_one(tiny_cross_encoder):
+    nli = load_nli(NLIConfig(model=str(tiny_cross_encoder), batch_size=3, progress=False))
+    assert isinstance(nli, SequenceClassificationNLI) and nli.entail_index == 2
+    batched = nli.predict(PAIRS).probs
+    single = np.array([nli.predict([p]).probs[0] for p in PAIRS])
+    assert batched.shape == (4,) and np.all((batched > 0) & (batched < 1))
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+    assert len(set(np.round(batched, 6))) > 1  # the model does look at its input
+
+
+def test_cross_encoder_truncates_the_premise_and_flags_it(tiny_cross_encoder):
+    nli = load_nli(NLIConfig(model=str(tiny_cross_encoder), max_length=16, progress=False))
+    long_premise = " ".join(["the tower is big ."] * 20)
+    pred = nli.predict([(long_premise, "the tower was built in 1889 ."), ("f1", "f1")])
+    assert pred.truncated.tolist() == [True, False]
+    ids, _, _ = nli._encode([(long_premise, "the tower was built in 1889 .")])
+    assert len(ids[0]) == 16
+    tokens = nli.tokenizer.convert_ids_to_tokens(ids[0])
+    assert tokens[-9:] == ["[SEP]", "the", "tower", "was", "built", "in", "1889", ".", "[SEP]"]  # hypothesis whole
+
+
+def test_fingerprint_changes_with_settings(tiny_cross_encoder):
+    a = load_nli(NLIConfig(model=str(tiny_cross_encoder), max_length=32))
+    b = load_nli(NLIConfig(model=str(tiny_cross_encoder), max_length=32))
+    c = load_nli(NLIConfig(model=str(tiny_cross_encoder), max_length=16))
+    assert a.fingerprint == b.fingerprint != c.fingerprint
+
+
+def test_seq2seq_true_format(tiny_t5_nli):
+    import torch
+
+    nli = load_nli(NLIConfig(model=str(tiny_t5_nli), batch_size=2, progress=False))
+    assert isinstance(nli, Seq2SeqNLI)
+    probs = nli.predict(PAIRS).probs
+    single = np.array([nli.predict([p]).probs[0] for p in PAIRS])
+    np.testing.assert_allclose(probs, single, atol=1e-5)
+    # P("1") / (P("1") + P("0")) at the first decoder step, computed by hand for the first pair
+    enc = nli.tokenizer([f"premise: {PAIRS[0][0]} hypothesis: {PAIRS[0][1]}"], return_tensors="pt")
+    with torch.no_grad():
+        logits = nli.model(**enc, decoder_input_ids=torch.zeros((1, 1), dtype=torch.long)).logits[0, 0]
+    two = torch.softmax(torch.stack([logits[nli.yes_id], logits[nli.no_id]]), 0)
+    assert probs[0] == pytest.approx(float(two[0]), abs=1e-5)
+
+
+def test_scorer_runs_on_a_real_backend_and_batched_matches_sequential(tiny_cross_encoder):
+    nli = load_nli(NLIConfig(model=str(tiny_cross_encoder), progress=False, threshold=0.33))
+    records = [{"question": "q", "docs": [{"title": "paris", "text": "the tower was built in 1889 ."},
+                                          {"title": "f1", "text": "f1 f2"}],
+                "output": "the tower was built in 1889 [1][2]. f1 [2]. paris is big [1]."}] * 3
+    scorer = AttributionScorer(nli, ScorerConfig(cache=False))
+    a, b = scorer.score(records), scorer.score(records, sequential=True)
+    assert a.metrics == pytest.approx(b.metrics)
+    assert b.stats["model_pairs"] > a.stats["model_pairs"]  # the loop repeats what batching deduplicates
