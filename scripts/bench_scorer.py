@@ -16,7 +16,6 @@ realistic mix of supported, partly supported and unsupported sentences that driv
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import platform
 import random
@@ -49,7 +48,8 @@ def citation_variants(record: dict, n: int, rng: random.Random) -> list[dict]:
                 return "" if rng.random() < 0.5 else f"[{i}]"  # dropped
             return f"[{i}]" if rng.random() < 0.8 else f"[{n_docs + 1}]"  # out of range
 
-        out.append({**record, "id": f"{record.get('id', 'r')}-v{k}", "output": re.sub(r"\[(\d+)\]", swap, record["output"])})
+        output = re.sub(r"\[(\d+)\]", swap, record["output"])
+        out.append({**record, "id": f"{record.get('id', 'r')}-v{k}", "output": output})
     return out
 
 
@@ -199,8 +199,10 @@ def _collect_pairs(nli, records) -> set:
 def render_markdown(r: dict) -> str:
     ref, bat, lim, warm = r["reference_loop"], r["batched"], r["forward_only_limit"], r["warm_cache"]
     rows = [
-        ("reference loop (1 pair per forward)", f"{ref['seconds']:.1f}", f"{ref['nli_calls']}", f"{ref['calls_per_s']:.1f}"),
-        ("batched scorer, cold cache", f"{bat['seconds']:.1f}", f"{bat['unique_pairs']}", f"{bat['unique_pairs_per_s']:.1f}"),
+        ("reference loop (1 pair per forward)", f"{ref['seconds']:.1f}", f"{ref['nli_calls']}",
+         f"{ref['calls_per_s']:.1f}"),
+        ("batched scorer, cold cache", f"{bat['seconds']:.1f}", f"{bat['unique_pairs']}",
+         f"{bat['unique_pairs_per_s']:.1f}"),
         ("batched scorer, warm cache", f"{warm['seconds']:.2f}", "0", "-"),
         (f"forward passes only, batch {lim['best_batch_size']} (limit)", "-", "-", f"{lim['best_pairs_per_s']:.1f}"),
     ]

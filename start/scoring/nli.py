@@ -177,9 +177,10 @@ class SequenceClassificationNLI(_HFNLI):
         long = np.flatnonzero(truncated)
         if len(long):
             # Cut the premise, never the hypothesis; cut both only when the hypothesis alone is too long.
-            h_len = [len(x) for x in self.tokenizer([hypotheses[i] for i in long], add_special_tokens=False)["input_ids"]]
-            for strategy, group in (("only_first", [i for i, n in zip(long, h_len) if n + 8 < self.max_length]),
-                                    ("longest_first", [i for i, n in zip(long, h_len) if n + 8 >= self.max_length])):
+            hyps = self.tokenizer([hypotheses[i] for i in long], add_special_tokens=False)["input_ids"]
+            fits = {i: len(h) + 8 < self.max_length for i, h in zip(long, hyps, strict=True)}
+            for strategy, group in (("only_first", [i for i in long if fits[i]]),
+                                    ("longest_first", [i for i in long if not fits[i]])):
                 if not group:
                     continue
                 cut = self.tokenizer([premises[i] for i in group], [hypotheses[i] for i in group],
