@@ -102,3 +102,30 @@ def tiny_t5_nli(tmp_path_factory) -> Path:
                    decoder_start_token_id=0, pad_token_id=0, eos_token_id=vocab["</s>"])
     T5ForConditionalGeneration(cfg).save_pretrained(folder)
     return folder
+
+
+CHAT_TEMPLATE = ("{% for m in messages %}<{{ m['role'] }}> {{ m['content'] }} </s> {% endfor %}"
+                 "{% if add_generation_prompt %}<assistant> {% endif %}")
+
+
+@pytest.fixture(scope="session")
+def tiny_causal_lm(tmp_path_factory) -> Path:
+    """A 2-layer random Llama with a word-level tokenizer and a chat template."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    words = sorted(set(WORDS + "document title question answer <user> <assistant> [ ] ( ) cite".split()))
+    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "</s>"] + words)}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", eos_token="</s>")
+    fast.chat_template = CHAT_TEMPLATE
+    fast.save_pretrained(folder)
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512,
+                      pad_token_id=0, eos_token_id=2, bos_token_id=2)
+    LlamaForCausalLM(cfg).save_pretrained(folder)
+    return folder

