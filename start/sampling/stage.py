@@ -1,0 +1,85 @@
+"""The sampling stage as the pipeline runs it: config in, ``samples.jsonl`` + manifest + marker out."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from start.data import (
+    RetrievalConfig,
+    Retriever,
+    load_embedded,
+    load_embedded_corpus,
+    load_qa,
+    qa_record_to_dict,
+    retrieve_docs,
+)
+from start.data.records import QARecord
+from start.io import read_records
+from start.models import resolve_model
+from start.sampling.backends import BackendConfig, SamplingConfig, make_generator
+from start.sampling.prompt import PromptConfig
+from start.sampling.sampler import SampleInput, run_sampling
+from start.stage import StageRun, fingerprint, is_done
+from start.text import Document
+
+log = logging.getLogger(__name__)
+GOLD_FIELDS = ("qa_pairs", "answer", "claims", "answers")
+
+
+def load_questions(data: dict[str, Any]) -> list[QARecord]:
+    """Questions of ``data.split`` from ``data.source``; those without documents get BM25 passages."""
+    split, source = data.get("split"), data["source"]
+    records = load_embedded(split) if source == "embedded" else load_qa(source, split=split)
+    if data.get("limit") is not None:
+        records = records[: int(data["limit"])]
+    if any(not r.docs for r in records):
+        corpus = data.get("corpus")
+        if corpus is None:
+            raise ValueError(f"{sum(not r.docs for r in records)} question(s) have no documents and data.corpus "
+                             "is null; give a corpus to retrieve from")
+        if corpus == "embedded":
+            passages = [p.to_document() for p in load_embedded_corpus()]
+        else:
+            passages = [Document(str(r.get("title", "")), str(r["text"])) for r in read_records(corpus)]
+        retriever = Retriever.build(passages, RetrievalConfig(**data.get("retrieval", {})))
+        records = retrieve_docs(records, passages, retriever)
+    return records
+
+
+def to_sample_input(rec: QARecord) -> SampleInput:
+    full = qa_record_to_dict(rec)
+    return SampleInput(rec.id, rec.question, rec.docs, {k: full[k] for k in GOLD_FIELDS if k in full})
+
+
+def sample_stage(cfg: dict[str, Any], *, model: str | None = None, out_dir: str | Path | None = None,
+                 seed: int | None = None) -> Path:
+    """Run (or skip, or resume) sampling; ``model`` / ``out_dir`` / ``seed`` override the config's."""
+    model = model or cfg["model"]["name"]
+    out = Path(out_dir or cfg["out_dir"])
+    seed = cfg["seed"] if seed is None else seed
+    smp = dict(cfg["sampler"])
+    backend = BackendConfig(**{**smp.pop("backend"), "dtype": cfg["model"].get("dtype", "bfloat16"),
+                               "max_model_len": cfg["model"]["max_model_len"]})
+    chunk_size = int(smp.pop("chunk_size"))
+    params = SamplingConfig(**smp, seed=seed)
+    prompt = PromptConfig(**cfg["prompt"])
+    records = load_questions(cfg["data"])
+    fp = fingerprint({"model": model, "backend": asdict(backend), "params": asdict(params),
+                      "prompt": asdict(prompt), "chunk_size": chunk_size, "ids": [r.id for r in records]})
+    if is_done(out, fp):
+        log.info("sampling already complete in %s; skipping", out)
+        return out / "samples.jsonl"
+    run = StageRun(out, fp, config=cfg, seed=seed)
+    generator = make_generator(resolve_model(model), backend, seed=seed)
+    summary = run_sampling([to_sample_input(r) for r in records], generator, prompt, params,
+                           out / "samples.jsonl", chunk_size=chunk_size)
+    log.info("sampled %d questions (%d resumed); %.1f%% of samples have a valid citation", summary.rows_written,
+             summary.rows_skipped, 100 * summary.share_with_citation)
+    run.finish(counts={"questions": len(records), "samples_per_question": params.n,
+                       "rows_written": summary.rows_written, "rows_resumed": summary.rows_skipped,
+                       "truncated_docs": summary.truncated_docs},
+               extra={"model": model, "share_with_citation_this_run": summary.share_with_citation})
+    return out / "samples.jsonl"
