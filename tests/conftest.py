@@ -124,8 +124,9 @@ def tiny_causal_lm(tmp_path_factory) -> Path:
     fast.chat_template = CHAT_TEMPLATE
     fast.save_pretrained(folder)
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512,
+    # head_dim 64: the smallest size vLLM's CPU attention kernels support
+    cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=64, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=1, num_key_value_heads=1, max_position_embeddings=512,
                       pad_token_id=0, eos_token_id=2, bos_token_id=2)
     LlamaForCausalLM(cfg).save_pretrained(folder)
     return folder

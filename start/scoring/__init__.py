@@ -7,7 +7,7 @@
 
 from start.scoring.nli import NLIBackend, NLIConfig, NLIPrediction, load_nli
 from start.scoring.records import ScoreRecord, parse_record, parse_records
-from start.scoring.scorer import AttributionScorer, RecordScore, ScoreReport, ScorerConfig, SentenceScore, aggregate
+from start.scoring.scorer import AttributionScorer, RecordScore, ScorerConfig, ScoreReport, SentenceScore, aggregate
 
 __all__ = [
     "AttributionScorer", "NLIBackend", "NLIConfig", "NLIPrediction", "RecordScore", "ScoreRecord",
