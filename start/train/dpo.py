@@ -1,0 +1,134 @@
+"""DPO on fine-grained preference pairs (TRL ``DPOTrainer``), the reference being the previous policy.
+
+Input: a JSONL of ``{prompt, chosen, rejected, ...}`` (``start.preferences``), prompts already rendered
+with the chat template (exactly what the sampler fed the model). The policy starts from the previous
+round's model and the reference model *is* that model: with LoRA, TRL uses the base weights with the
+adapter disabled; for full fine-tuning, a frozen copy (or precomputed reference log-probabilities).
+Checkpoints are saved every ``save_steps`` and a rerun resumes from the last one. The result is saved as
+a full model folder (LoRA merged) so the next round's sampler -- vLLM included -- loads it by path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from start.io import write_json
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoraSettings:
+    enabled: bool = True
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: str | list[str] = "all-linear"
+
+    def __post_init__(self):
+        if self.r < 1 or self.alpha < 1 or not 0 <= self.dropout < 1:
+            raise ValueError(f"invalid LoRA settings r={self.r} alpha={self.alpha} dropout={self.dropout}")
+
+
+@dataclass
+class DPOTrainConfig:
+    beta: float = 0.1
+    learning_rate: float = 5e-5
+    epochs: float = 1.0
+    max_steps: int = -1  # > 0 overrides epochs
+    batch_size: int = 4
+    grad_accum: int = 1
+    max_length: int = 1024
+    precompute_ref_log_probs: bool = True  # one reference pass up front: no second model in memory
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    save_steps: int = 50
+    logging_steps: int = 5
+    seed: int = 0
+    device: str = "auto"  # "auto" uses a GPU when there is one
+
+    def __post_init__(self):
+        if isinstance(self.lora, dict):
+            self.lora = LoraSettings(**self.lora)
+        if self.beta <= 0:
+            raise ValueError(f"trainer.beta must be > 0, got {self.beta}")
+        if self.learning_rate <= 0:
+            raise ValueError(f"trainer.learning_rate must be > 0, got {self.learning_rate}")
+        if self.batch_size < 1 or self.grad_accum < 1:
+            raise ValueError("trainer.batch_size and trainer.grad_accum must be >= 1")
+        if self.epochs <= 0 and self.max_steps <= 0:
+            raise ValueError("set trainer.epochs > 0 or trainer.max_steps > 0")
+
+
+def last_checkpoint(folder: Path) -> str | None:
+    ckpts = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    complete = [c for c in ckpts if (c / "trainer_state.json").is_file()]
+    return str(complete[-1]) if complete else None
+
+
+def save_merged(model, tokenizer, target: Path) -> Path:
+    """Merge a LoRA adapter (if any) and save a full model folder atomically (temp folder + rename)."""
+    import shutil
+    import tempfile
+
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def train_dpo(policy_path: str, pairs_path: str | Path, cfg: DPOTrainConfig, out_dir: str | Path) -> Path:
+    """Train one DPO round; returns the folder of the new (merged) policy."""
+    import torch
+    from datasets import load_dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOConfig, DPOTrainer
+
+    out = Path(out_dir)
+    ckpt_dir = out / "checkpoints"
+    on_gpu = torch.cuda.is_available() and cfg.device != "cpu"
+    data = load_dataset("json", data_files=str(pairs_path), split="train")
+    data = data.select_columns(["prompt", "chosen", "rejected"])
+    if len(data) == 0:
+        raise ValueError(f"{pairs_path}: no preference pairs to train on")
+    tokenizer = AutoTokenizer.from_pretrained(policy_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    dtype = torch.bfloat16 if on_gpu else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(policy_path, dtype=dtype)
+    peft_config = None
+    if cfg.lora.enabled:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                                 target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM")
+    args = DPOConfig(
+        output_dir=str(ckpt_dir), beta=cfg.beta, learning_rate=cfg.learning_rate, num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum, max_length=cfg.max_length,
+        precompute_ref_log_probs=cfg.precompute_ref_log_probs, save_steps=cfg.save_steps,
+        logging_steps=cfg.logging_steps, seed=cfg.seed, data_seed=cfg.seed, report_to=[],
+        use_cpu=not on_gpu, bf16=on_gpu, save_total_limit=2, disable_tqdm=False,
+    )
+    trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=data, processing_class=tokenizer,
+                         peft_config=peft_config)
+    resume = last_checkpoint(ckpt_dir)
+    if resume:
+        log.info("resuming DPO from %s", resume)
+    result = trainer.train(resume_from_checkpoint=resume)
+    write_json(out / "metrics.json", {"train": result.metrics, "log_history": trainer.state.log_history,
+                                      "pairs": len(data), "config": json.loads(json.dumps(asdict(cfg)))})
+    return save_merged(trainer.model, tokenizer, out / "model")

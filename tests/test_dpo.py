@@ -1,0 +1,71 @@
+"""DPO on a tiny random model: it trains, logs, changes the weights, saves a loadable model, resumes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from start.io import write_jsonl
+from start.train.dpo import DPOTrainConfig, LoraSettings, last_checkpoint, train_dpo
+
+
+@pytest.fixture
+def pairs_file(tmp_path):
+    rows = [{"prompt": "<user> when was the tower built ? </s> <assistant> ",
+             "chosen": "the tower was built in 1889 [ 1 ] .", "rejected": "paris is big .", "signal": "overall"},
+            {"prompt": "<user> is paris big ? </s> <assistant> ",
+             "chosen": "paris is big [ 2 ] .", "rejected": "it f1 f2 .", "signal": "attributability"}] * 4
+    path = tmp_path / "pairs.jsonl"
+    write_jsonl(path, rows)
+    return path
+
+
+def _weights(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "model.safetensors"))
+
+
+@pytest.mark.parametrize("lora", [True, False])
+def test_dpo_trains_changes_weights_and_saves_a_full_model(tiny_causal_lm, pairs_file, tmp_path, lora):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    cfg = DPOTrainConfig(max_steps=3, batch_size=2, learning_rate=5e-3, max_length=64, save_steps=100,
+                         logging_steps=1, lora=LoraSettings(enabled=lora, r=4, alpha=8))
+    model_dir = train_dpo(str(tiny_causal_lm), pairs_file, cfg, tmp_path / "dpo")
+    metrics = json.loads((tmp_path / "dpo" / "metrics.json").read_text())
+    losses = [h["loss"] for h in metrics["log_history"] if "loss" in h]
+    assert len(losses) == 3 and all(x > 0 for x in losses)
+    before, after = _weights(tiny_causal_lm), _weights(model_dir)
+    changed = [k for k in before if k in after and not torch.equal(before[k].float(), after[k].float())]
+    assert changed, "DPO did not change any weight"
+    assert not any("lora" in k for k in after)  # merged: a plain model folder
+    AutoModelForCausalLM.from_pretrained(model_dir)
+
+
+def test_dpo_resumes_from_the_last_checkpoint(tiny_causal_lm, pairs_file, tmp_path):
+    out = tmp_path / "dpo"
+    cfg = DPOTrainConfig(max_steps=2, batch_size=2, max_length=64, save_steps=2, logging_steps=1,
+                         lora=LoraSettings(r=4, alpha=8))
+    train_dpo(str(tiny_causal_lm), pairs_file, cfg, out)
+    ckpt = last_checkpoint(out / "checkpoints")
+    assert ckpt.endswith("checkpoint-2")
+    # tag the checkpoint's history: a resumed run carries it on, a restarted one would not
+    state_file = out / "checkpoints" / "checkpoint-2" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    state["log_history"] = [{**h, "from_checkpoint": True} for h in state["log_history"]]
+    state_file.write_text(json.dumps(state))
+    cfg4 = DPOTrainConfig(**{**cfg.__dict__, "max_steps": 4})
+    train_dpo(str(tiny_causal_lm), pairs_file, cfg4, out)
+    history = [h for h in json.loads((out / "metrics.json").read_text())["log_history"] if "loss" in h]
+    assert [(h["step"], h.get("from_checkpoint", False)) for h in history] == [
+        (1, True), (2, True), (3, False), (4, False)]
+
+
+def test_dpo_config_is_validated():
+    with pytest.raises(ValueError, match="beta"):
+        DPOTrainConfig(beta=0)
+    with pytest.raises(ValueError, match="LoRA"):
+        DPOTrainConfig(lora={"r": 0})
