@@ -1,0 +1,145 @@
+"""Held-out evaluation with 95% bootstrap intervals, and the round report (table + plots).
+
+A question's value of a metric is the mean over its samples; the data-set value is the mean over
+questions (``citation_f1`` is the harmonic mean of the data-set recall and precision, as in the scorer).
+Intervals resample questions with replacement (``n_boot`` times, seeded) and take the 2.5th and 97.5th
+percentiles of each statistic, recomputing ``citation_f1`` inside every replicate.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from start.io import atomic_open, write_json
+
+# per-record attribute -> reported metric (0-100 except length)
+PER_RECORD = {"citation_rec": "citation_rec", "citation_prec": "citation_prec", "str_em": "str_em",
+              "str_hit": "str_hit", "claims_nli": "claims_nli", "comprehensiveness": "comprehensiveness",
+              "robustness": "robustness", "length": "length"}
+REPORT_METRICS = ("citation_rec", "citation_prec", "citation_f1", "str_em", "comprehensiveness", "length")
+
+
+def per_question(records: Sequence, question_of) -> dict[str, np.ndarray]:
+    """Matrix of per-question means: metric -> array over questions (NaN where not measurable)."""
+    groups: dict[str, list] = defaultdict(list)
+    for r in records:
+        groups[question_of(r.id)].append(r)
+    out: dict[str, list[float]] = {m: [] for m in PER_RECORD}
+    for rs in groups.values():
+        for attr, name in PER_RECORD.items():
+            vals = [getattr(r, attr) for r in rs]
+            vals = [float(v) for v in vals if v is not None]
+            out[name].append(float(np.mean(vals)) if vals else np.nan)
+    return {k: np.array(v) for k, v in out.items()}
+
+
+def _stats(cols: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, float]:
+    res = {}
+    for name, col in cols.items():
+        vals = col[idx]
+        vals = vals[~np.isnan(vals)]
+        if vals.size:
+            res[name] = float(vals.mean()) * (1 if name == "length" else 100)
+    if "citation_rec" in res and "citation_prec" in res:
+        r, p = res["citation_rec"], res["citation_prec"]
+        res["citation_f1"] = 0.0 if r + p == 0 else 2 * r * p / (r + p)
+    return res
+
+
+def bootstrap(cols: dict[str, np.ndarray], n_boot: int = 1000, seed: int = 0) -> dict[str, dict[str, float]]:
+    """Point estimates and 95% percentile intervals: metric -> {value, low, high}."""
+    n = len(next(iter(cols.values())))
+    point = _stats(cols, np.arange(n))
+    rng = np.random.default_rng(seed)
+    reps: dict[str, list[float]] = defaultdict(list)
+    for _ in range(n_boot):
+        for k, v in _stats(cols, rng.integers(0, n, n)).items():
+            reps[k].append(v)
+    return {k: {"value": v, "low": float(np.percentile(reps[k], 2.5)), "high": float(np.percentile(reps[k], 97.5))}
+            for k, v in point.items()}
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+
+def collect_rounds(run_dir: Path) -> list[tuple[int, dict]]:
+    """(round, eval metrics) for every round whose evaluation is complete, in round order."""
+    out = []
+    for d in sorted(run_dir.glob("round_*/eval/metrics.json"), key=lambda p: int(p.parts[-3].split("_")[1])):
+        out.append((int(d.parts[-3].split("_")[1]), json.loads(d.read_text())))
+    return out
+
+
+def markdown_table(rounds: list[tuple[int, dict]], metrics: Sequence[str] = REPORT_METRICS) -> str:
+    head = "| round | " + " | ".join(metrics) + " |"
+    lines = [head, "|---|" + "---:|" * len(metrics)]
+    for r, m in rounds:
+        cells = []
+        for k in metrics:
+            v = m["metrics"].get(k)
+            cells.append("-" if v is None else f"{v['value']:.1f} [{v['low']:.1f}, {v['high']:.1f}]")
+        lines.append(f"| {r} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_report(run_dir: str | Path, title: str = "START report") -> Path:
+    """``report/`` with a Markdown and an HTML table across rounds and one plot per metric."""
+    run_dir = Path(run_dir)
+    rounds = collect_rounds(run_dir)
+    folder = run_dir / "report"
+    folder.mkdir(parents=True, exist_ok=True)
+    table = markdown_table(rounds)
+    plots = _plots(rounds, folder)
+    md = [f"# {title}", "", f"Run folder: `{run_dir}`. Values are means over held-out questions with 95% "
+          "bootstrap intervals (questions resampled).", "", table, ""]
+    md += [f"![{p.stem}]({p.name})" for p in plots]
+    with atomic_open(folder / "report.md") as f:
+        f.write("\n".join(md) + "\n")
+    rows = "".join(
+        f"<tr><td>{r}</td>" + "".join(
+            f"<td>{m['metrics'][k]['value']:.1f} <small>[{m['metrics'][k]['low']:.1f}, "
+            f"{m['metrics'][k]['high']:.1f}]</small></td>" if k in m["metrics"] else "<td>-</td>"
+            for k in REPORT_METRICS) + "</tr>" for r, m in rounds)
+    html = (f"<!doctype html><meta charset='utf-8'><title>{title}</title><h1>{title}</h1>"
+            "<table border=1 cellpadding=4><tr><th>round</th>" + "".join(f"<th>{k}</th>" for k in REPORT_METRICS)
+            + f"</tr>{rows}</table>" + "".join(f"<p><img src='{p.name}'></p>" for p in plots))
+    with atomic_open(folder / "report.html") as f:
+        f.write(html)
+    write_json(folder / "rounds.json", [{"round": r, **m} for r, m in rounds])
+    return folder
+
+
+def _plots(rounds: list[tuple[int, dict]], folder: Path) -> list[Path]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # plots are optional (extra "plots")
+        return []
+    out = []
+    xs = [r for r, _ in rounds]
+    for k in REPORT_METRICS:
+        pts = [(r, m["metrics"][k]) for r, m in rounds if k in m["metrics"]]
+        if not pts:
+            continue
+        fig, ax = plt.subplots(figsize=(4.5, 3.2))
+        v = np.array([p["value"] for _, p in pts])
+        lo = v - np.array([p["low"] for _, p in pts])
+        hi = np.array([p["high"] for _, p in pts]) - v
+        ax.errorbar([r for r, _ in pts], v, yerr=[lo, hi], marker="o", capsize=4)
+        ax.set_xlabel("round")
+        ax.set_ylabel(k)
+        ax.set_xticks(xs)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        path = folder / f"{k}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        out.append(path)
+    return out

@@ -1,0 +1,55 @@
+"""Bootstrap intervals and the round report."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from start.evaluate import bootstrap, markdown_table, per_question, write_report
+from start.io import write_json
+
+
+def rec(rid, rec_, prec, em=None, length=10):
+    return SimpleNamespace(id=rid, citation_rec=rec_, citation_prec=prec, str_em=em, str_hit=None, claims_nli=None,
+                           comprehensiveness=em, robustness=None, length=length)
+
+
+def test_per_question_means_over_samples():
+    cols = per_question([rec("a#0", 1.0, 0.5, 1.0), rec("a#1", 0.0, 0.5, 0.0), rec("b#0", None, None)],
+                        lambda i: i.split("#")[0])
+    assert cols["citation_rec"][0] == 0.5 and np.isnan(cols["citation_rec"][1])
+    assert cols["length"].tolist() == [10.0, 10.0]
+
+
+def test_bootstrap_interval_contains_the_point_and_narrows_with_more_questions():
+    rng = np.random.default_rng(0)
+    small = {"citation_rec": rng.random(20), "citation_prec": rng.random(20)}
+    big = {"citation_rec": rng.random(2000), "citation_prec": rng.random(2000)}
+    s, b = bootstrap(small, n_boot=300, seed=1), bootstrap(big, n_boot=300, seed=1)
+    for res in (s, b):
+        for k in ("citation_rec", "citation_prec", "citation_f1"):
+            assert res[k]["low"] <= res[k]["value"] <= res[k]["high"]
+    width = lambda r: r["citation_rec"]["high"] - r["citation_rec"]["low"]  # noqa: E731
+    assert width(b) < width(s) / 3
+    r, p = s["citation_rec"]["value"], s["citation_prec"]["value"]
+    assert s["citation_f1"]["value"] == pytest.approx(2 * r * p / (r + p))
+    assert bootstrap(small, n_boot=300, seed=1) == s  # seeded
+
+
+def test_constant_metric_has_a_zero_width_interval():
+    res = bootstrap({"citation_rec": np.ones(10), "citation_prec": np.ones(10)}, n_boot=100)
+    assert res["citation_rec"] == {"value": 100.0, "low": 100.0, "high": 100.0}
+
+
+def test_report_table_and_plots(tmp_path):
+    for r, v in ((0, 20.0), (1, 30.0), (2, 45.0)):
+        m = {k: {"value": v, "low": v - 5, "high": v + 5} for k in ("citation_rec", "citation_prec", "citation_f1")}
+        write_json(tmp_path / f"round_{r}" / "eval" / "metrics.json", {"metrics": m})
+    folder = write_report(tmp_path)
+    md = (folder / "report.md").read_text()
+    assert "| 2 | 45.0 [40.0, 50.0] | 45.0 [40.0, 50.0] | 45.0 [40.0, 50.0] | - | - | - |" in md
+    assert (folder / "citation_f1.png").stat().st_size > 1000 and "citation_f1.png" in md
+    assert "<table" in (folder / "report.html").read_text()
+    assert markdown_table([]).count("\n") == 1
