@@ -67,15 +67,18 @@ def bootstrap(cols: dict[str, np.ndarray], n_boot: int = 1000, seed: int = 0) ->
 # ---------------------------------------------------------------------------------------------- report
 
 
-def collect_rounds(run_dir: Path) -> list[tuple[int, dict]]:
-    """(round, eval metrics) for every round whose evaluation is complete, in round order."""
+def collect_rounds(run_dir: Path) -> list[tuple[str, dict]]:
+    """(label, eval metrics) for every completed evaluation: ``base`` (before warm-up), then rounds 0..R."""
     out = []
+    base = run_dir / "round_0" / "eval_base" / "metrics.json"
+    if base.is_file():
+        out.append(("base", json.loads(base.read_text())))
     for d in sorted(run_dir.glob("round_*/eval/metrics.json"), key=lambda p: int(p.parts[-3].split("_")[1])):
-        out.append((int(d.parts[-3].split("_")[1]), json.loads(d.read_text())))
+        out.append((d.parts[-3].split("_")[1], json.loads(d.read_text())))
     return out
 
 
-def markdown_table(rounds: list[tuple[int, dict]], metrics: Sequence[str] = REPORT_METRICS) -> str:
+def markdown_table(rounds: list[tuple[str, dict]], metrics: Sequence[str] = REPORT_METRICS) -> str:
     head = "| round | " + " | ".join(metrics) + " |"
     lines = [head, "|---|" + "---:|" * len(metrics)]
     for r, m in rounds:
@@ -114,7 +117,7 @@ def write_report(run_dir: str | Path, title: str = "START report") -> Path:
     return folder
 
 
-def _plots(rounds: list[tuple[int, dict]], folder: Path) -> list[Path]:
+def _plots(rounds: list[tuple[str, dict]], folder: Path) -> list[Path]:
     try:
         import matplotlib
 

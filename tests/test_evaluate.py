@@ -44,11 +44,14 @@ def test_constant_metric_has_a_zero_width_interval():
 
 
 def test_report_table_and_plots(tmp_path):
-    for r, v in ((0, 20.0), (1, 30.0), (2, 45.0)):
+    for folder, v in (("round_0/eval_base", 10.0), ("round_0/eval", 20.0), ("round_1/eval", 30.0),
+                      ("round_2/eval", 45.0)):
         m = {k: {"value": v, "low": v - 5, "high": v + 5} for k in ("citation_rec", "citation_prec", "citation_f1")}
-        write_json(tmp_path / f"round_{r}" / "eval" / "metrics.json", {"metrics": m})
+        write_json(tmp_path / folder / "metrics.json", {"metrics": m})
     folder = write_report(tmp_path)
     md = (folder / "report.md").read_text()
+    rows = [line.split(" | ")[0] for line in md.splitlines() if line.startswith("| ") and "[" in line]
+    assert rows == ["| base", "| 0", "| 1", "| 2"]
     assert "| 2 | 45.0 [40.0, 50.0] | 45.0 [40.0, 50.0] | 45.0 [40.0, 50.0] | - | - | - |" in md
     assert (folder / "citation_f1.png").stat().st_size > 1000 and "citation_f1.png" in md
     assert "<table" in (folder / "report.html").read_text()

@@ -55,8 +55,12 @@ def to_sample_input(rec: QARecord) -> SampleInput:
 
 
 def sample_stage(cfg: dict[str, Any], *, model: str | None = None, out_dir: str | Path | None = None,
-                 seed: int | None = None) -> Path:
-    """Run (or skip, or resume) sampling; ``model`` / ``out_dir`` / ``seed`` override the config's."""
+                 seed: int | None = None, inputs: dict[str, str] | None = None) -> Path:
+    """Run (or skip, or resume) sampling; ``model`` / ``out_dir`` / ``seed`` override the config's.
+
+    ``inputs`` names upstream artefacts by fingerprint (e.g. the policy's training stage), so that new
+    weights behind the same path make the stage run again.
+    """
     model = model or cfg["model"]["name"]
     out = Path(out_dir or cfg["out_dir"])
     seed = cfg["seed"] if seed is None else seed
@@ -67,12 +71,12 @@ def sample_stage(cfg: dict[str, Any], *, model: str | None = None, out_dir: str 
     params = SamplingConfig(**smp, seed=seed)
     prompt = PromptConfig(**cfg["prompt"])
     records = load_questions(cfg["data"])
-    fp = fingerprint({"model": model, "backend": asdict(backend), "params": asdict(params),
+    fp = fingerprint({"model": model, "backend": asdict(backend), "params": asdict(params), "inputs": inputs,
                       "prompt": asdict(prompt), "chunk_size": chunk_size, "ids": [r.id for r in records]})
     if is_done(out, fp):
         log.info("sampling already complete in %s; skipping", out)
         return out / "samples.jsonl"
-    run = StageRun(out, fp, config=cfg, seed=seed)
+    run = StageRun(out, fp, config=cfg, seed=seed, inputs=inputs or {})
     generator = make_generator(resolve_model(model), backend, seed=seed)
     summary = run_sampling([to_sample_input(r) for r in records], generator, prompt, params,
                            out / "samples.jsonl", chunk_size=chunk_size)

@@ -141,6 +141,10 @@ class RecordScore:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RecordScore:
+        return cls(**{**d, "sentences": [SentenceScore(**x) for x in d.get("sentences", [])]})
+
 
 @dataclass
 class ScoreReport:

@@ -1,0 +1,211 @@
+"""START's loop, stage by stage, on disk (layout of ../shared/STYLE.md)::
+
+    runs/<experiment>/
+      round_0/warmup/            synthetic attributed data + SFT model (policy 0)
+      round_0/eval_base/ eval/   the base model and policy 0 on the held-out split
+      round_r/sample/ score/ pairs/ train/ eval/     r = 1..R
+      report/                    table and plots across rounds
+
+Each stage writes a manifest and a ``DONE`` marker last, and is skipped when the marker records the same
+fingerprint (its settings + the fingerprints of its inputs). Fingerprints chain, so changing anything
+upstream re-runs exactly what depends on it; an interrupted stage resumes (sampling by chunk, training
+from its last checkpoint). Seeds: one ``seed``; each stage derives its own from it, the round and its name.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from start.io import write_json, write_jsonl
+from start.sampling.sampler import derive_seed, expand_for_scoring
+from start.stage import MARKER, StageRun, file_hash, fingerprint, is_done
+
+log = logging.getLogger(__name__)
+STAGES = ("warmup", "sample", "score", "pairs", "train", "eval", "report")
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+def _stage_fp(folder: Path) -> str:
+    return json.loads((folder / MARKER).read_text())["fingerprint"]
+
+
+def _with_data(cfg: dict, which: str) -> dict:
+    """The config with ``data`` pointing at the training or the held-out questions."""
+    c = copy.deepcopy(cfg)
+    c["data"]["split"], c["data"]["limit"] = cfg[f"{which}_split"], cfg.get(f"{which}_questions")
+    if cfg.get(f"{which}_source"):
+        c["data"]["source"] = cfg[f"{which}_source"]
+    return c
+
+
+# ------------------------------------------------------------------------------------------- stages
+
+
+def score_stage(samples: Path, cfg: dict, out: Path, *, scorer=None) -> Path:
+    """Score every sample (one ALCE record per sample) -> ``scores.jsonl`` + ``metrics.json``."""
+    from start.scoring import AttributionScorer, NLIConfig, ScorerConfig
+
+    sc = cfg["scorer"]
+    fp = fingerprint({"scorer": sc, "samples": file_hash(samples)})
+    if is_done(out, fp):
+        log.info("scores already complete in %s; skipping", out)
+        return out / "scores.jsonl"
+    run = StageRun(out, fp, config=sc, seed=0, inputs={"samples": file_hash(samples)})
+    scorer = scorer or AttributionScorer(NLIConfig(**sc["nli"]), ScorerConfig(**sc["rules"]))
+    records = expand_for_scoring(_rows(samples))
+    report = scorer.score(records)
+    write_jsonl(out / "scores.jsonl", (r.to_dict() for r in report.records))
+    write_json(out / "metrics.json", report.metrics)
+    run.finish(counts={"samples": len(records), **{k: report.stats[k] for k in ("unique_pairs", "cache_hits")}},
+               extra={"metrics": report.metrics})
+    return out / "scores.jsonl"
+
+
+def pairs_stage(samples: Path, scores: Path, cfg: dict, out: Path) -> Path:
+    """Fine-grained preference pairs -> ``pairs.jsonl`` (a ``datasets`` JSON file) + ``stats.json``."""
+    from start.preferences import PreferenceConfig, build_pairs, question_samples
+    from start.scoring import RecordScore
+
+    pc = PreferenceConfig(**cfg["preference"])
+    fp = fingerprint({"preference": cfg["preference"], "scores": file_hash(scores)})
+    if is_done(out, fp):
+        log.info("pairs already complete in %s; skipping", out)
+        return out / "pairs.jsonl"
+    run = StageRun(out, fp, config=cfg["preference"], seed=0, inputs={"scores": file_hash(scores)})
+    by_id = {d["id"]: RecordScore.from_dict(d) for d in _rows(scores)}
+    pairs, stats = build_pairs(question_samples(_rows(samples), by_id), pc)
+    write_jsonl(out / "pairs.jsonl", (p.to_row() for p in pairs))
+    write_json(out / "stats.json", stats)
+    log.info("preference pairs: %d from %d questions (%s); dropped: %s", stats["pairs"], stats["questions"],
+             stats["by_signal"], stats["questions_dropped"])
+    run.finish(counts={"pairs": len(pairs), "questions": stats["questions"]}, extra={"stats": stats})
+    return out / "pairs.jsonl"
+
+
+def train_stage(policy: str, pairs: Path, cfg: dict, out: Path, seed: int) -> Path:
+    """DPO from ``policy`` with ``policy`` as reference -> ``model/``."""
+    from start.train.dpo import DPOTrainConfig, train_dpo
+
+    tc = DPOTrainConfig(**{**cfg["trainer"], "seed": seed})
+    fp = fingerprint({"trainer": cfg["trainer"], "seed": seed, "policy": policy, "pairs": file_hash(pairs)})
+    if is_done(out, fp):
+        log.info("training already complete in %s; skipping", out)
+        return out / "model"
+    run = StageRun(out, fp, config=cfg["trainer"], seed=seed, inputs={"pairs": file_hash(pairs), "policy": policy})
+    if not _rows(pairs):
+        raise RuntimeError(f"{pairs}: no preference pairs; lower preference.min_margin or sample more answers")
+    model = train_dpo(policy, pairs, tc, out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    run.finish(counts={"pairs": metrics["pairs"]}, extra={"train": metrics["train"]})
+    return model
+
+
+def eval_stage(policy: str, cfg: dict, out: Path, seed: int, upstream: str, *, scorer=None) -> Path:
+    """Sample the held-out split (eval sampler settings), score, bootstrap -> ``metrics.json``."""
+    from start.evaluate import bootstrap, per_question
+    from start.sampling.stage import sample_stage
+    from start.scoring import RecordScore
+
+    ecfg = _with_data(cfg, "eval")
+    ecfg["sampler"] = {**ecfg["sampler"], **cfg["eval"]["sampler"]}
+    samples = sample_stage(ecfg, model=policy, out_dir=out / "sample", seed=seed, inputs={"policy": upstream})
+    scores = score_stage(samples, cfg, out / "score", scorer=scorer)
+    fp = fingerprint({"scores": file_hash(scores), "n_boot": cfg["eval"]["n_boot"], "seed": seed})
+    if is_done(out, fp):
+        return out / "metrics.json"
+    run = StageRun(out, fp, config=cfg["eval"], seed=seed, inputs={"scores": file_hash(scores)})
+    records = [RecordScore.from_dict(d) for d in _rows(scores)]
+    cols = per_question(records, lambda i: i.rsplit("#", 1)[0])
+    metrics = bootstrap(cols, n_boot=cfg["eval"]["n_boot"], seed=seed)
+    write_json(out / "metrics.json", {"policy": policy, "questions": len(cols["length"]), "metrics": metrics})
+    run.finish(counts={"questions": len(cols["length"]), "samples": len(records)})
+    return out / "metrics.json"
+
+
+# ------------------------------------------------------------------------------------------- the loop
+
+
+def _policy_0(cfg: dict, run_dir: Path, base: str) -> tuple[str, str]:
+    """Policy 0 and its fingerprint: the warm-up SFT model, or the base model when warm-up is off."""
+    if not cfg["warmup"].get("enabled", True):
+        return base, fingerprint({"base": base})
+    from start.warmup.stage import warmup_stage
+
+    folder = run_dir / "round_0" / "warmup"
+    model = warmup_stage(cfg, folder)
+    return str(model), _stage_fp(folder)
+
+
+def _existing(folder: Path, output: str, r: int, stage: str) -> Path:
+    """The output of a stage outside the selection: it must be complete already."""
+    if not (folder / MARKER).exists():
+        raise RuntimeError(f"{folder} is not complete; run it first (round={r} stage={stage}, or no selection)")
+    return folder / output
+
+
+def run(cfg: dict[str, Any]) -> Path:
+    """Warm-up and ``cfg.rounds`` rounds, or only ``round`` and/or ``stage``; returns the report folder.
+
+    Stages outside the selection are not run; the ones a selected stage needs must be complete.
+    """
+    run_dir = Path(cfg["run_dir"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / "config.json", cfg)
+    only_round, only_stage = cfg.get("round"), cfg.get("stage")
+    if only_stage is not None and only_stage not in STAGES:
+        raise ValueError(f"stage must be one of {STAGES}, got {only_stage!r}")
+    if only_round is not None and not 0 <= int(only_round) <= int(cfg["rounds"]):
+        raise ValueError(f"round must be in 0..{cfg['rounds']}, got {only_round}")
+    seed, base = int(cfg["seed"]), cfg["model"]["name"]
+    eval_seed = derive_seed(seed, "eval")  # the same held-out samples' randomness in every round
+
+    def active(r: int, stage: str) -> bool:
+        return (only_round is None or only_round == r) and (only_stage is None or only_stage == stage)
+
+    from start.scoring import AttributionScorer, NLIConfig, ScorerConfig
+
+    scorer = AttributionScorer(NLIConfig(**cfg["scorer"]["nli"]), ScorerConfig(**cfg["scorer"]["rules"]))
+    try:
+        r0 = run_dir / "round_0"
+        if cfg["eval"].get("base", True) and active(0, "eval"):
+            eval_stage(base, cfg, r0 / "eval_base", eval_seed, fingerprint({"base": base}), scorer=scorer)
+        if not cfg["warmup"].get("enabled", True):
+            policy, policy_fp = base, fingerprint({"base": base})
+        elif active(0, "warmup"):
+            policy, policy_fp = _policy_0(cfg, run_dir, base)
+        elif only_round != 0 or only_stage == "eval":
+            policy, policy_fp = str(_existing(r0 / "warmup", "model", 0, "warmup")), _stage_fp(r0 / "warmup")
+        if active(0, "eval"):
+            eval_stage(policy, cfg, r0 / "eval", eval_seed, policy_fp, scorer=scorer)
+        last = int(cfg["rounds"]) if only_round is None else int(only_round)
+        for r in range(1, last + 1):
+            rd = run_dir / f"round_{r}"
+            if active(r, "sample"):
+                from start.sampling.stage import sample_stage
+
+                tcfg = _with_data(cfg, "train")
+                samples = sample_stage(tcfg, model=policy, out_dir=rd / "sample", seed=derive_seed(seed, f"sample{r}"),
+                                       inputs={"policy": policy_fp})
+            else:
+                samples = _existing(rd / "sample", "samples.jsonl", r, "sample")
+            scores = (score_stage(samples, cfg, rd / "score", scorer=scorer) if active(r, "score")
+                      else _existing(rd / "score", "scores.jsonl", r, "score"))
+            pairs = (pairs_stage(samples, scores, cfg, rd / "pairs") if active(r, "pairs")
+                     else _existing(rd / "pairs", "pairs.jsonl", r, "pairs"))
+            policy = str(train_stage(policy, pairs, cfg, rd / "train", derive_seed(seed, f"train{r}"))
+                         if active(r, "train") else _existing(rd / "train", "model", r, "train"))
+            policy_fp = _stage_fp(rd / "train")
+            if active(r, "eval"):
+                eval_stage(policy, cfg, rd / "eval", eval_seed, policy_fp, scorer=scorer)
+    finally:
+        scorer.close()
+    from start.evaluate import write_report
+
+    return write_report(run_dir, title=f"START: {cfg.get('experiment_name', 'run')}")
