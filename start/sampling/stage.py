@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -54,8 +55,13 @@ def to_sample_input(rec: QARecord) -> SampleInput:
     return SampleInput(rec.id, rec.question, rec.docs, {k: full[k] for k in GOLD_FIELDS if k in full})
 
 
+def _child(cfg: dict[str, Any], model: str, out: str, seed: int, inputs: dict[str, str] | None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sample_stage(cfg, model=model, out_dir=out, seed=seed, inputs=inputs, isolate=False)
+
+
 def sample_stage(cfg: dict[str, Any], *, model: str | None = None, out_dir: str | Path | None = None,
-                 seed: int | None = None, inputs: dict[str, str] | None = None) -> Path:
+                 seed: int | None = None, inputs: dict[str, str] | None = None, isolate: bool = True) -> Path:
     """Run (or skip, or resume) sampling; ``model`` / ``out_dir`` / ``seed`` override the config's.
 
     ``inputs`` names upstream artefacts by fingerprint (e.g. the policy's training stage), so that new
@@ -75,6 +81,16 @@ def sample_stage(cfg: dict[str, Any], *, model: str | None = None, out_dir: str 
                       "prompt": asdict(prompt), "chunk_size": chunk_size, "ids": [r.id for r in records]})
     if is_done(out, fp):
         log.info("sampling already complete in %s; skipping", out)
+        return out / "samples.jsonl"
+    if backend.name == "vllm" and isolate:
+        # vLLM patches kernels across every loaded module when an engine starts and owns process-wide state;
+        # a fresh interpreter per stage keeps it away from what other stages imported and frees its memory.
+        ctx = multiprocessing.get_context("spawn")
+        child = ctx.Process(target=_child, args=(cfg, model, str(out), seed, inputs))
+        child.start()
+        child.join()
+        if child.exitcode != 0 or not is_done(out, fp):
+            raise RuntimeError(f"sampling in a child process failed (exit code {child.exitcode}); see the log above")
         return out / "samples.jsonl"
     run = StageRun(out, fp, config=cfg, seed=seed, inputs=inputs or {})
     generator = make_generator(resolve_model(model), backend, seed=seed)
