@@ -13,10 +13,10 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from start.io import atomic_dir
 
 log = logging.getLogger(__name__)
 
@@ -70,18 +70,10 @@ def convert_gguf(source: GGUFSource, target: Path) -> Path:
         raise RuntimeError(f"GGUF conversion mismatch: missing {missing}, unexpected {unexpected}")
     plain.tie_weights()
     plain.to(torch.bfloat16)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with atomic_dir(target) as tmp:
         plain.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         (tmp / CONVERTED_MARKER).write_text(f"{source.package}/{source.filename} v{CONVERSION_VERSION}\n")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
 
 

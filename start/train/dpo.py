@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from start.io import write_json
+from start.io import atomic_dir, write_json
 
 log = logging.getLogger(__name__)
 
@@ -70,23 +69,12 @@ def last_checkpoint(folder: Path) -> str | None:
 
 
 def save_merged(model, tokenizer, target: Path) -> Path:
-    """Merge a LoRA adapter (if any) and save a full model folder atomically (temp folder + rename)."""
-    import shutil
-    import tempfile
-
+    """Merge a LoRA adapter (if any) and save a full model folder atomically."""
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with atomic_dir(target) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
 
 
