@@ -26,8 +26,6 @@ import math
 import os
 import pickle
 import re
-import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +33,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from start.io import atomic_dir
 from start.text import Document
 
 Backend = Literal["bm25s", "rank_bm25"]
@@ -248,17 +247,9 @@ class Retriever:
 
 def _save(index: _Index, target: Path, info: dict[str, Any]) -> None:
     """Write into a temporary sibling folder, mark it complete, then rename it into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with atomic_dir(target) as tmp:
         index.save(tmp)
         (tmp / "done.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        if target.exists():  # a stale or concurrent copy: ours is complete, replace it
-            shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _load(cfg: RetrievalConfig, target: Path, n_docs: int) -> _Index:
