@@ -26,6 +26,10 @@ from start.stage import MARKER, StageRun, file_hash, fingerprint, is_done
 
 log = logging.getLogger(__name__)
 STAGES = ("warmup", "sample", "score", "pairs", "train", "eval", "report")
+ROUND_STAGES = ("sample", "score", "pairs", "train", "eval")
+NEEDS = {"sample": set(), "score": {"sample"}, "pairs": {"sample", "score"}, "train": {"pairs"}, "eval": {"train"}}
+OUTPUTS = {"sample": "samples.jsonl", "score": "scores.jsonl", "pairs": "pairs.jsonl", "train": "model",
+           "eval": "metrics.json"}
 
 
 def _rows(path: Path) -> list[dict]:
@@ -187,23 +191,30 @@ def run(cfg: dict[str, Any]) -> Path:
         last = int(cfg["rounds"]) if only_round is None else int(only_round)
         for r in range(1, last + 1):
             rd = run_dir / f"round_{r}"
-            if active(r, "sample"):
-                from start.sampling.stage import sample_stage
+            runs = {st for st in ROUND_STAGES if active(r, st)}
+            loads = set().union(*(NEEDS[st] for st in runs)) - runs
+            if r < last and "train" not in runs:
+                loads.add("train")  # later rounds start from this round's policy
+            out: dict[str, Path] = {}
+            for st in ROUND_STAGES:
+                if st in loads:
+                    out[st] = _existing(rd / st, OUTPUTS[st], r, st)
+                elif st == "sample" and st in runs:
+                    from start.sampling.stage import sample_stage
 
-                tcfg = _with_data(cfg, "train")
-                samples = sample_stage(tcfg, model=policy, out_dir=rd / "sample", seed=derive_seed(seed, f"sample{r}"),
-                                       inputs={"policy": policy_fp})
-            else:
-                samples = _existing(rd / "sample", "samples.jsonl", r, "sample")
-            scores = (score_stage(samples, cfg, rd / "score", scorer=scorer) if active(r, "score")
-                      else _existing(rd / "score", "scores.jsonl", r, "score"))
-            pairs = (pairs_stage(samples, scores, cfg, rd / "pairs") if active(r, "pairs")
-                     else _existing(rd / "pairs", "pairs.jsonl", r, "pairs"))
-            policy = str(train_stage(policy, pairs, cfg, rd / "train", derive_seed(seed, f"train{r}"))
-                         if active(r, "train") else _existing(rd / "train", "model", r, "train"))
-            policy_fp = _stage_fp(rd / "train")
-            if active(r, "eval"):
-                eval_stage(policy, cfg, rd / "eval", eval_seed, policy_fp, scorer=scorer)
+                    out[st] = sample_stage(_with_data(cfg, "train"), model=policy, out_dir=rd / "sample",
+                                           seed=derive_seed(seed, f"sample{r}"), inputs={"policy": policy_fp})
+                elif st == "score" and st in runs:
+                    out[st] = score_stage(out["sample"], cfg, rd / "score", scorer=scorer)
+                elif st == "pairs" and st in runs:
+                    out[st] = pairs_stage(out["sample"], out["score"], cfg, rd / "pairs")
+                elif st == "train" and st in runs:
+                    out[st] = train_stage(policy, out["pairs"], cfg, rd / "train", derive_seed(seed, f"train{r}"))
+                elif st == "eval" and st in runs:
+                    eval_stage(str(out["train"]), cfg, rd / "eval", eval_seed, _stage_fp(rd / "train"),
+                               scorer=scorer)
+                if st == "train" and "train" in out:
+                    policy, policy_fp = str(out["train"]), _stage_fp(rd / "train")
     finally:
         scorer.close()
     from start.evaluate import write_report

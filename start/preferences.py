@@ -140,7 +140,7 @@ def _pairs_for_question(q: QuestionSamples, cfg: PreferenceConfig) -> tuple[list
                          {**smp[i].signals, "reward": rewards[i]}, {**smp[j].signals, "reward": rewards[j]}))
 
     best = max(eligible, key=lambda i: (rewards[i], -i))
-    worst = min(range(len(smp)), key=lambda i: (rewards[i], i))
+    worst = min((i for i in range(len(smp)) if smp[i].text != smp[best].text), key=lambda i: (rewards[i], i))
     if rewards[best] - rewards[worst] >= cfg.min_margin:
         contrib = {k: cfg.weights.get(k, 0.0) * (_sig(smp[best], k) - _sig(smp[worst], k)) for k in SIGNALS}
         add(best, worst, max(contrib, key=contrib.get), "overall")

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from start.io import write_jsonl
-from start.train.dpo import DPOTrainConfig, LoraSettings, last_checkpoint, train_dpo
+from start.train.common import last_checkpoint
+from start.train.dpo import DPOTrainConfig, LoraSettings, train_dpo
 
 
 @pytest.fixture

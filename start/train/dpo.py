@@ -15,7 +15,8 @@ import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from start.io import atomic_dir, write_json
+from start.io import write_json
+from start.train.common import last_checkpoint, save_model
 
 log = logging.getLogger(__name__)
 
@@ -62,22 +63,6 @@ class DPOTrainConfig:
             raise ValueError("set trainer.epochs > 0 or trainer.max_steps > 0")
 
 
-def last_checkpoint(folder: Path) -> str | None:
-    ckpts = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    complete = [c for c in ckpts if (c / "trainer_state.json").is_file()]
-    return str(complete[-1]) if complete else None
-
-
-def save_merged(model, tokenizer, target: Path) -> Path:
-    """Merge a LoRA adapter (if any) and save a full model folder atomically."""
-    if hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
-    with atomic_dir(target) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-    return target
-
-
 def train_dpo(policy_path: str, pairs_path: str | Path, cfg: DPOTrainConfig, out_dir: str | Path) -> Path:
     """Train one DPO round; returns the folder of the new (merged) policy."""
     import torch
@@ -95,6 +80,10 @@ def train_dpo(policy_path: str, pairs_path: str | Path, cfg: DPOTrainConfig, out
     tokenizer = AutoTokenizer.from_pretrained(policy_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    prompt_len = [len(x) for x in tokenizer(list(data["prompt"]), add_special_tokens=False)["input_ids"]]
+    if all(n >= cfg.max_length for n in prompt_len):
+        raise ValueError(f"{pairs_path}: every prompt is at least trainer.max_length={cfg.max_length} tokens long "
+                         f"(shortest {min(prompt_len)}), so nothing is left to train on; raise trainer.max_length")
     dtype = torch.bfloat16 if on_gpu else torch.float32
     model = AutoModelForCausalLM.from_pretrained(policy_path, dtype=dtype)
     peft_config = None
@@ -119,4 +108,4 @@ def train_dpo(policy_path: str, pairs_path: str | Path, cfg: DPOTrainConfig, out
     result = trainer.train(resume_from_checkpoint=resume)
     write_json(out / "metrics.json", {"train": result.metrics, "log_history": trainer.state.log_history,
                                       "pairs": len(data), "config": json.loads(json.dumps(asdict(cfg)))})
-    return save_merged(trainer.model, tokenizer, out / "model")
+    return save_model(trainer.model, tokenizer, out / "model")

@@ -1,0 +1,196 @@
+"""The warm-up stage: the policy model writes its own attributed training data, then learns from it (SFT).
+
+Layout of the stage folder (``runs/<exp>/round_0/warmup/``)::
+
+    steps/1_answer.jsonl ... 6_verify.jsonl   each step's surviving items (+ <step>.json: fingerprint, stats)
+    data/warmup.jsonl                         SFT rows: prompt, completion, question, docs, answer, ...
+    stats.json                                per-step counts of what was dropped and why
+    checkpoints/  metrics.json  model/        SFT (start.train.sft)
+    manifest.json  DONE
+
+A step whose file and fingerprint (its settings chained with the previous step's) are present is not run
+again, so an interrupted stage resumes at the first unfinished step; SFT resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from start.data import load_embedded, load_qa
+from start.data.records import QARecord
+from start.io import write_json, write_jsonl
+from start.models import resolve_model
+from start.sampling.backends import BackendConfig, Generator, make_generator
+from start.sampling.prompt import PromptConfig, build_prompt
+from start.sampling.sampler import derive_seed
+from start.scoring import AttributionScorer, NLIBackend, NLIConfig, ScorerConfig, load_nli
+from start.stage import StageRun, fingerprint, is_done
+from start.train.sft import SFTSettings, train_sft
+from start.warmup.config import WarmupConfig
+from start.warmup.relabel import MemoNLI, check_documents, relabel, verify
+from start.warmup.steps import (
+    StepStats,
+    WarmupItem,
+    decompose_claims,
+    generate_answers,
+    generate_documents,
+    group_claims,
+)
+
+log = logging.getLogger(__name__)
+DATA_FILE = Path("data") / "warmup.jsonl"
+
+
+def load_training_questions(data: dict[str, Any], split: str, limit: int | None) -> list[QARecord]:
+    """Questions of ``split`` from ``data.source`` (their documents are not used: the model writes its own)."""
+    source = data["source"]
+    records = load_embedded(split) if source == "embedded" else load_qa(source, split=split)
+    return records[:limit] if limit is not None else records
+
+
+def _read_items(path: Path) -> list[WarmupItem]:
+    text = path.read_text(encoding="utf-8")
+    return [WarmupItem.from_dict(json.loads(line)) for line in text.splitlines() if line.strip()]
+
+
+class _StepRunner:
+    """Runs steps in order, each skipped when its output exists for the same chained fingerprint."""
+
+    def __init__(self, folder: Path, root_fp: str):
+        self.folder, self.fp = folder, root_fp
+        self.stats: list[dict[str, Any]] = []
+
+    def run(self, name: str, settings: Any, fn: Callable[[list[WarmupItem]], tuple[list[WarmupItem], StepStats]],
+            items: list[WarmupItem]) -> list[WarmupItem]:
+        fp = fingerprint({"previous": self.fp, "settings": settings})
+        path, meta_path = self.folder / f"{name}.jsonl", self.folder / f"{name}.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        if meta.get("fingerprint") == fp and path.is_file():
+            out, stats = _read_items(path), meta["stats"]
+            log.info("warm-up step %s: already done (%d items), skipping", name, len(out))
+        else:
+            out, st = fn(items)
+            stats = st.to_dict()
+            write_jsonl(path, (it.to_dict() for it in out))
+            write_json(meta_path, {"fingerprint": fp, "stats": stats})  # written last: marks the step complete
+            log.info("warm-up step %s: %d in, %d out; dropped %s; %s", name, stats["in"], stats["out"],
+                     stats["dropped"] or "nothing", stats["counts"])
+        self.fp = fp
+        self.stats.append(stats)
+        return out
+
+
+def sft_row(item: WarmupItem, prompt_cfg: PromptConfig, tokenizer) -> dict[str, Any]:
+    """One training row: the sampler's zero-shot prompt over the generated documents -> the cited answer."""
+    docs = [d.to_document() for d in item.docs]
+    built = build_prompt(prompt_cfg, item.question, docs, tokenizer)
+    return {"id": item.id, "prompt": built.text, "completion": item.cited_answer, "question": item.question,
+            "docs": [{"title": d.title, "text": d.text, "distractor": d.distractor} for d in item.docs],
+            "answer": item.cited_answer, "distractor_positions": item.distractor_positions,
+            "uncited_answer": item.answer, "claims": list(item.claims),
+            "dropped_sentences": list(item.dropped_sentences), "n_truncated_docs": built.n_truncated_docs}
+
+
+def warmup_stage(cfg: dict[str, Any], out_dir: str | Path, *, generator: Generator | None = None,
+                 nli: NLIBackend | None = None) -> Path:
+    """Run (or skip, or resume) the warm-up; return the SFT model folder.
+
+    ``cfg`` holds ``seed``, ``model`` (name, dtype, max_model_len), ``data`` (source), ``prompt`` (the
+    sampler's citation prompt; used zero-shot), ``warmup`` (conf/warmup/default.yaml), ``sft``
+    (conf/trainer/sft.yaml) and optionally ``sampler.backend``. ``generator`` / ``nli`` replace the models
+    built from the config (tests pass stubs); the model named in ``cfg.model.name`` is still the SFT base.
+    """
+    if not isinstance(cfg, dict):  # a Hydra DictConfig
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.to_container(cfg, resolve=True)
+    out = Path(out_dir)
+    seed = int(cfg["seed"])
+    warm = WarmupConfig.from_dict(cfg["warmup"])
+    sft = SFTSettings(**cfg["sft"])
+    model_spec = cfg["model"]["name"]
+    prompt_cfg = PromptConfig(**{"max_model_len": cfg["model"].get("max_model_len", 2048), **cfg["prompt"],
+                                 "n_demos": 0})
+    backend = BackendConfig(**{**cfg.get("sampler", {}).get("backend", {}),
+                               "dtype": cfg["model"].get("dtype", "bfloat16"),
+                               "max_model_len": cfg["model"].get("max_model_len", 2048)})
+    questions = load_training_questions(cfg["data"], warm.split, warm.limit)
+    if not questions:
+        raise ValueError(f"no training questions in split {warm.split!r} of {cfg['data']['source']!r}")
+    ids = [(q.id, q.question) for q in questions]
+    fp = fingerprint({"model": model_spec, "warmup": warm.to_dict(), "trainer": asdict(sft),
+                      "prompt": asdict(prompt_cfg), "backend": asdict(backend), "seed": seed, "questions": ids,
+                      "generator": type(generator).__name__ if generator else None,
+                      "nli": getattr(nli, "fingerprint", None)})
+    model_dir = out / "model"
+    if is_done(out, fp):
+        log.info("warm-up already complete in %s; skipping", out)
+        return model_dir
+    run = StageRun(out, fp, config=cfg, seed=seed, inputs={"questions": fingerprint(ids)})
+    log.info("warm-up on %d %s questions with %s", len(questions), warm.split, model_spec)
+
+    model_path = resolve_model(model_spec)
+    lm: dict[str, Generator] = {"generator": generator} if generator is not None else {}
+
+    def get_lm() -> Generator:
+        if "generator" not in lm:
+            lm["generator"] = make_generator(model_path, backend, seed=seed)
+        return lm["generator"]
+
+    judge: dict[str, MemoNLI] = {}
+
+    def get_nli() -> MemoNLI:
+        if "nli" not in judge:
+            judge["nli"] = MemoNLI(nli if nli is not None else load_nli(NLIConfig(**warm.nli)))
+        return judge["nli"]
+
+    steps = _StepRunner(out / "steps", fingerprint({"stage": fp}))
+    p = warm.prompts
+    items = [WarmupItem(q.id, q.question) for q in questions]
+    items = steps.run("1_answer", [asdict(warm.answer), p.answer],
+                      lambda xs: generate_answers(xs, get_lm(), p, warm.answer, seed), items)
+    items = steps.run("2_claims", [asdict(warm.claims), p.claims],
+                      lambda xs: decompose_claims(xs, get_lm(), p, warm.claims, seed), items)
+    items = steps.run("3_grouping", asdict(warm.grouping), lambda xs: group_claims(xs, warm.grouping, seed), items)
+    items = steps.run("4_documents", [asdict(warm.documents), p.document],
+                      lambda xs: generate_documents(xs, get_lm(), p, warm.documents, seed), items)
+    lm.clear()  # the generator is not needed any more: free its memory before NLI and training
+    gc.collect()
+    items = steps.run("5_check_documents", warm.nli, lambda xs: check_documents(xs, get_nli()), items)
+    items = steps.run("6_relabel", asdict(warm.relabel), lambda xs: relabel(xs, get_nli(), warm.relabel), items)
+    if warm.verify:
+        scorer_cfg = ScorerConfig(cache=False, support_check=False)
+        items = steps.run("7_verify", asdict(scorer_cfg),
+                          lambda xs: verify(xs, AttributionScorer(get_nli(), scorer_cfg)), items)
+
+    stats = {"questions": len(questions), "examples": len(items), "steps": steps.stats,
+             "dropped_by_step": {s["step"]: s["dropped"] for s in steps.stats if s["dropped"]}}
+    if judge:
+        stats["nli"] = {"backend_calls": judge["nli"].calls, "unique_pairs": judge["nli"].pairs_asked}
+    write_json(out / "stats.json", stats)
+    log.info("warm-up data: %d of %d questions became training examples; dropped: %s", len(items),
+             len(questions), stats["dropped_by_step"] or "none")
+    if not items:
+        raise RuntimeError(f"the warm-up produced no training example (see {out / 'stats.json'}); "
+                           "try more questions, other prompts, or a larger model")
+
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    write_jsonl(out / DATA_FILE, (sft_row(it, prompt_cfg, tokenizer) for it in items))
+    judge.clear()  # the NLI model is not needed for training
+    gc.collect()
+
+    trained = train_sft(out / DATA_FILE, model_path, sft, out, seed=derive_seed(seed, "warmup:sft"))
+    metrics = json.loads((out / "metrics.json").read_text())
+    run.finish(counts={"questions": len(questions), "examples": len(items),
+                       "steps": {s["step"]: s["out"] for s in steps.stats}},
+               extra={"model": model_spec, "sft_model": str(trained), "sft_global_step": metrics["global_step"],
+                      "sft_final_loss": metrics["loss_curve"][-1]["loss"] if metrics["loss_curve"] else None})
+    return trained
