@@ -56,6 +56,18 @@ data: setup ## rebuild the embedded default data set from mendeleev (determinist
 sample: setup ## sample cited answers on the embedded dev split (Hydra overrides: make sample ARGS="sampler.n=8")
 	$(PY) -m start.sample $(ARGS)
 
+pipeline: setup-vllm ## the full START loop (warm-up + 2 rounds) on the embedded default; ARGS for overrides
+	$(PY) -m start.run sampler=vllm $(ARGS)
+
+warmup: setup-vllm ## round 0 only: the model writes its own attributed data, then SFT
+	$(PY) -m start.run sampler=vllm round=0 $(ARGS)
+
+round-%: setup-vllm ## one round (e.g. make round-1): sample, score, pairs, DPO, eval
+	$(PY) -m start.run sampler=vllm round=$* $(ARGS)
+
+debug-run: setup ## the whole loop on a few questions with tiny budgets (transformers backend)
+	$(PY) -m start.run debug=tiny $(ARGS)
+
 bench-retrieval: setup ## bm25s vs rank-bm25 index/query time -> bench/retrieval.{json,md}
 	$(PY) scripts/bench_retrieval.py --scale 50
 
@@ -76,4 +88,4 @@ lint: setup ## ruff
 clean: ## remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache runs
 
-.PHONY: help setup setup-vllm data sample bench-retrieval bench-sampler citation-share run test test-all nli-model bench-scorer bench lint clean
+.PHONY: help setup setup-vllm pipeline warmup debug-run data sample bench-retrieval bench-sampler citation-share run test test-all nli-model bench-scorer bench lint clean

@@ -391,8 +391,8 @@ def test_warmup_with_smollm2_and_the_default_nli(tmp_path):
                  "model.max_model_len=1024", "sft.max_steps=1", "sft.batch_size=1", "sft.max_length=512",
                  "sft.lora_r=4", "sft.save_steps=1"]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = OmegaConf.to_container(compose(config_name="sample",
-                                             overrides=["+warmup=default", "+trainer@sft=sft", *overrides]), resolve=True)
+        composed = compose(config_name="sample", overrides=["+warmup=default", "+trainer@sft=sft", *overrides])
+        cfg = OmegaConf.to_container(composed, resolve=True)
     out = tmp_path / "warmup"
     try:
         model_dir = warmup_stage(cfg, out)
