@@ -68,6 +68,9 @@ def best_forward_throughput(nli, pairs, batch_sizes=(8, 16, 32, 64), repeats=1) 
     """Pairs/s of forward passes alone (tokenised, sorted, padded in advance): the practical limit."""
     import torch
 
+    from start.scoring.nli import base_backend
+
+    nli = base_backend(nli)  # the model under its wrappers (premise windows, number guard)
     ids, types, _ = nli._encode(pairs)
     order = np.argsort([len(x) for x in ids])[::-1]
     results = {}
@@ -118,12 +121,14 @@ def main(argv=None) -> int:
 
     from start.io import write_json
     from start.scoring import AttributionScorer, NLIConfig, ScorerConfig, load_nli
+    from start.scoring.nli import base_backend
 
     torch.manual_seed(args.seed)
     records = load_inputs(args.input, args.variants, args.seed)
     nli = load_nli(NLIConfig(model=args.nli, batch_size=args.batch_size, progress=False))
-    log.info("%d records; NLI %s (max length %d, threshold %.3f); %d torch threads", len(records), args.nli,
-             nli.max_length, nli.threshold, torch.get_num_threads())
+    model = base_backend(nli)
+    log.info("%d records; NLI %s (max length %d, threshold %.3f, %s); %d torch threads", len(records), args.nli,
+             model.max_length, nli.threshold, type(nli).__name__, torch.get_num_threads())
 
     with tempfile.TemporaryDirectory() as cache_dir:
         nocache = ScorerConfig(cache=False)
@@ -153,7 +158,8 @@ def main(argv=None) -> int:
     result = {
         "machine": {"cpu": platform.processor() or platform.machine(), "python": sys.version.split()[0],
                     "torch": torch.__version__, "threads": torch.get_num_threads()},
-        "nli_model": args.nli, "nli_fingerprint": nli.fingerprint, "max_length": nli.max_length,
+        "nli_model": args.nli, "nli_fingerprint": nli.fingerprint, "max_length": model.max_length,
+        "backend": type(nli).__name__, "premise_window_words": getattr(getattr(nli, "inner", None), "words", None),
         "batch_size": args.batch_size, "records": len(records), "inputs": [str(p) for p in args.input],
         "reference_loop": {"seconds": t_ref, "nli_calls": n_calls, "calls_per_s": n_calls / t_ref},
         "batched": {"seconds": t_bat, "pairs_requested": bat.stats["pairs_requested"],

@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, help="entailment threshold (default: stored with the model)")
     p.add_argument("--entailment-label", help="name of the entailment class when id2label is unusual")
     p.add_argument("--device", default="auto")
+    p.add_argument("--premise-window-words", type=int,
+                   help="score premises in windows of this many words and take the max (0: off; "
+                        "default: as stored with the model)")
+    p.add_argument("--number-guard", action=argparse.BooleanOptionalAction, default=None,
+                   help="reject entailment when the hypothesis states a number the premise does not "
+                        "(default: as stored with the model)")
     p.add_argument("--at-most-citations", type=int, default=3)
     p.add_argument("--first-line-only", action=argparse.BooleanOptionalAction, default=True,
                    help="keep only the first line of each output, as the reference does")
@@ -85,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                            cache=args.cache, cache_dir=args.cache_dir)
         nli_cfg = NLIConfig(model=args.nli, device=args.device, batch_size=args.batch_size,
                             max_length=args.max_length, threshold=args.threshold,
-                            entailment_label=args.entailment_label, progress=args.progress)
+                            entailment_label=args.entailment_label, progress=args.progress,
+                            number_guard=args.number_guard, premise_window_words=args.premise_window_words)
         records = parse_records(read_records(args.input), path=args.input,
                                 allow_empty_docs=args.allow_empty_docs)
     except (InputError, ValueError) as e:

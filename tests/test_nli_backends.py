@@ -77,3 +77,46 @@ def test_scorer_runs_on_a_real_backend_and_batched_matches_sequential(tiny_cross
     a, b = scorer.score(records), scorer.score(records, sequential=True)
     assert a.metrics == pytest.approx(b.metrics)
     assert b.stats["model_pairs"] > a.stats["model_pairs"]  # the loop repeats what batching deduplicates
+
+
+def test_number_guard_from_stored_settings(tiny_cross_encoder, tmp_path):
+    import json
+    import shutil
+
+    from start.scoring.nli import NumberGuardedNLI
+
+    folder = tmp_path / "guarded"
+    shutil.copytree(tiny_cross_encoder, folder)
+    (folder / "start_nli.json").write_text(json.dumps({"threshold": 0.0, "number_guard": True}))
+    nli = load_nli(NLIConfig(model=str(folder), progress=False))
+    assert isinstance(nli, NumberGuardedNLI) and nli.threshold == 0.0
+    probs = nli.predict([("the tower was built in 1889 .", "it was built in 1925 ."),
+                         ("the tower was built in 1889 .", "it was built in 1889 .")]).probs
+    assert probs[0] == 0.0 and probs[1] > 0.0  # the changed year is never entailed
+    plain = load_nli(NLIConfig(model=str(folder), number_guard=False, progress=False))
+    assert not isinstance(plain, NumberGuardedNLI) and plain.fingerprint != nli.fingerprint
+
+
+def test_premise_windows_pack_sentences():
+    from start.scoring.nli import premise_windows
+
+    premise = "Title: A\nOne two three four. Five six seven eight. Nine ten.\nTitle: B\nEleven twelve."
+    wins = premise_windows(premise, 6)
+    assert wins == ["Title: A One two three four.", "One two three four. Five six seven eight.",
+                    "Five six seven eight. Nine ten.", "Nine ten. Title: B Eleven twelve."]
+    assert premise_windows("Short premise.", 60) == ["Short premise."]
+    assert premise_windows("", 60) == [""]
+
+
+def test_premise_window_backend_takes_the_max_over_windows():
+    from conftest import StubNLI
+
+    from start.scoring.nli import PremiseWindowNLI
+
+    inner = StubNLI()
+    nli = PremiseWindowNLI(inner, words=3)
+    pred = nli.predict([("F1 here. Filler words here. F2 there.", "F1 and F2."),
+                        ("F1 here. Filler words here. F2 there.", "F2 again.")])
+    # F1 and F2 never share a 3-word window, so the joint fact is missed; F2 alone is found
+    assert pred.probs.tolist() == [0.0, 1.0]
+    assert len(inner.pairs_seen) == 2 * 3 and nli.fingerprint.endswith("premise-window-3")

@@ -66,6 +66,8 @@ class NLIConfig:
     entailment_label: str | None = None  # override when id2label has no label starting with "entail"
     dtype: str = "auto"  # "auto" (fp32 on CPU, bf16 on GPU), "float32", "bfloat16", "float16"
     progress: bool = True
+    number_guard: bool | None = None  # None: as stored with the model (start_nli.json), else force on/off
+    premise_window_words: int | None = None  # None: as stored with the model; 0: whole premise; N: windows
     extra: dict = field(default_factory=dict)  # passed to from_pretrained (e.g. revision, device_map)
 
     def __post_init__(self):
@@ -231,6 +233,77 @@ class Seq2SeqNLI(_HFNLI):
         return torch.softmax(two, dim=-1)[:, 0].cpu().numpy()
 
 
+def base_backend(nli: NLIBackend) -> NLIBackend:
+    """The model backend under any wrappers (premise windows, number guard)."""
+    while hasattr(nli, "inner"):
+        nli = nli.inner
+    return nli
+
+
+def premise_windows(premise: str, words: int) -> list[str]:
+    """Consecutive sentences of the premise packed into windows of at most ``words`` words (a sentence
+    longer than that is a window of its own); neighbouring windows share one sentence."""
+    from start.text import sent_tokenize
+
+    sents = [x for line in premise.split("\n") for x in sent_tokenize(line)]
+    windows: list[str] = []
+    cur: list[str] = []
+    for x in sents:
+        if cur and sum(len(c.split()) for c in cur) + len(x.split()) > words:
+            windows.append(" ".join(cur))
+            cur = cur[-1:]
+        cur.append(x)
+    if cur or not windows:
+        windows.append(" ".join(cur))
+    return windows
+
+
+class PremiseWindowNLI:
+    """P(entailment) of a pair = the maximum over windows of its premise (chunk-and-max, as SummaC-ZS and
+    AlignScore do). For NLI models trained on short evidence -- like the bundled one, trained on VitaminC
+    sentences of ~45 words -- a long multi-document premise is out of distribution, while a window of
+    similar length is not. A fact spread over two windows is then missed, so this is opt-in per model
+    (``"premise_window_words"`` in its settings, or ``NLIConfig.premise_window_words``)."""
+
+    def __init__(self, inner: NLIBackend, words: int):
+        self.inner, self.words = inner, words
+        self.threshold = inner.threshold
+        self.fingerprint = f"{inner.fingerprint}:premise-window-{words}"
+
+    def predict(self, pairs: Sequence[Pair]) -> NLIPrediction:
+        flat: list[Pair] = []
+        owner: list[int] = []
+        for k, (p, h) in enumerate(pairs):
+            for w in premise_windows(p, self.words):
+                flat.append((w, h))
+                owner.append(k)
+        pred = self.inner.predict(flat)
+        probs = np.zeros(len(pairs))
+        truncated = np.zeros(len(pairs), dtype=bool)
+        np.maximum.at(probs, owner, pred.probs)
+        np.logical_or.at(truncated, owner, pred.truncated)
+        return NLIPrediction(probs, truncated)
+
+
+class NumberGuardedNLI:
+    """A backend whose pairs are not entailed when the hypothesis states a number, year or month that the
+    premise does not (``start.nli.guard``): small NLI models miss exactly such edits ("built in 1889" vs
+    "in 1925"). Stored models opt in with ``"number_guard": true`` in their settings; the probability of
+    a guarded pair is reported as 0."""
+
+    def __init__(self, inner: NLIBackend):
+        self.inner = inner
+        self.threshold = inner.threshold
+        self.fingerprint = inner.fingerprint + ":number-guard-v1"
+
+    def predict(self, pairs: Sequence[Pair]) -> NLIPrediction:
+        from start.nli.guard import numbers_consistent
+
+        pred = self.inner.predict(pairs)
+        ok = np.array([numbers_consistent(p, h) for p, h in pairs], dtype=bool)
+        return NLIPrediction(np.where(ok, pred.probs, 0.0), pred.truncated)
+
+
 def _single_token(tokenizer, text: str) -> int:
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     ids = [i for i in ids if tokenizer.convert_ids_to_tokens(i) not in {"▁", "Ġ"}]
@@ -284,4 +357,9 @@ def load_nli(cfg: NLIConfig | str = "default") -> NLIBackend:
     if "device_map" not in cfg.extra:
         model.to(device)
     log.info("loaded NLI model %s (%s) on %s", cfg.model, backend_cls.__name__, device)
-    return backend_cls(cfg, model, tokenizer, path, threshold)
+    backend: NLIBackend = backend_cls(cfg, model, tokenizer, path, threshold)
+    words = settings.get("premise_window_words") if cfg.premise_window_words is None else cfg.premise_window_words
+    if words:
+        backend = PremiseWindowNLI(backend, int(words))
+    guard = settings.get("number_guard", False) if cfg.number_guard is None else cfg.number_guard
+    return NumberGuardedNLI(backend) if guard else backend

@@ -1,0 +1,62 @@
+"""CLI: ``python -m start.nli build --out start/assets/nli-minilm --seed 13`` (what ``make nli-model`` runs),
+``python -m start.nli card --model start/assets/nli-minilm`` (re-render README.md from start_nli.json)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def _add_config_args(parser: argparse.ArgumentParser) -> None:
+    from start.nli.train import BuildConfig  # heavy import only for the build command
+
+    for f in dataclasses.fields(BuildConfig):
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f.metadata.get("help", "") + f" (default: {f.default})"
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
+            continue
+        kind = {"int": int, "float": float, "int | None": int, "float | None": float}.get(str(f.type), str)
+        parser.add_argument(flag, type=kind, default=f.default, help=help_text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m start.nli", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    build_p = sub.add_parser("build", help="fetch data, train, calibrate, evaluate, export the NLI model")
+    if "build" in (argv if argv is not None else sys.argv[1:]):
+        _add_config_args(build_p)
+    card_p = sub.add_parser("card", help="re-render README.md of a built model from its start_nli.json")
+    card_p.add_argument("--model", type=Path, default=Path("start/assets/nli-minilm"))
+    args = parser.parse_args(argv)
+
+    if args.command == "card":
+        from start.nli.card import render_model_card
+
+        meta_path = args.model / "start_nli.json"
+        if not meta_path.is_file():
+            parser.error(f"{meta_path} not found: build the model first")
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        tmp = args.model / "README.md.tmp"
+        tmp.write_text(render_model_card(meta), encoding="utf-8")
+        os.replace(tmp, args.model / "README.md")
+        print(f"wrote {args.model / 'README.md'}")
+        return 0
+
+    from start.nli.train import BuildConfig, build
+
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(BuildConfig)}
+    try:
+        cfg = BuildConfig(**values)
+    except ValueError as err:
+        parser.error(str(err))
+    build(cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
