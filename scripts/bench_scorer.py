@@ -16,6 +16,8 @@ realistic mix of supported, partly supported and unsupported sentences that driv
 from __future__ import annotations
 
 import argparse
+import copy
+import json
 import logging
 import platform
 import random
@@ -107,10 +109,90 @@ def same_results(a, b, atol=1e-4) -> tuple[bool, str]:
     return True, "identical"
 
 
+class _Counting:
+    """Wraps the model backend: counts and records every model input (after premise windowing)."""
+
+    def __init__(self, inner, one_by_one: bool = False):
+        self.inner, self.one_by_one = inner, one_by_one
+        self.fingerprint, self.threshold = inner.fingerprint, inner.threshold
+        self.inputs: list = []
+
+    def predict(self, pairs):
+        from start.scoring import NLIPrediction
+
+        self.inputs += pairs
+        if not self.one_by_one:
+            return self.inner.predict(pairs)
+        preds = [self.inner.predict([p]) for p in pairs]  # one forward pass per model input
+        return NLIPrediction(np.array([x.probs[0] for x in preds]), np.array([x.truncated[0] for x in preds]))
+
+
+def _rechain(nli, new_base):
+    """The same wrapper chain (premise windows, number guard) over another base backend."""
+    if not hasattr(nli, "inner"):
+        return new_base
+    outer = copy.copy(nli)
+    outer.inner = _rechain(nli.inner, new_base)
+    return outer
+
+
+def run_suite(nli, records: list[dict]) -> dict:
+    from start.scoring import AttributionScorer, ScorerConfig
+    from start.scoring.nli import base_backend
+
+    base = base_backend(nli)
+    ref_base, bat_base = _Counting(base, one_by_one=True), _Counting(base)
+    with tempfile.TemporaryDirectory() as cache_dir:
+        t0 = time.perf_counter()
+        ref = AttributionScorer(_rechain(nli, ref_base), ScorerConfig(cache=False)).score(records, sequential=True)
+        t_ref = time.perf_counter() - t0
+        log.info("reference loop: %d questions, %d model inputs in %.1f s", ref.stats["model_pairs"],
+                 len(ref_base.inputs), t_ref)
+        cached = ScorerConfig(cache=True, cache_dir=cache_dir)
+        t0 = time.perf_counter()
+        bat = AttributionScorer(_rechain(nli, bat_base), cached).score(records)
+        t_bat = time.perf_counter() - t0
+        log.info("batched scorer: %d unique questions, %d model inputs in %.1f s", bat.stats["unique_pairs"],
+                 len(bat_base.inputs), t_bat)
+        t0 = time.perf_counter()
+        warm = AttributionScorer(_rechain(nli, _Counting(base)), cached).score(records)
+        t_warm = time.perf_counter() - t0
+    ok, why = same_results(ref, bat)
+    limit = best_forward_throughput(base, sorted(set(bat_base.inputs)))
+    n_ref, n_bat = len(ref_base.inputs), len(bat_base.inputs)
+    return {
+        "records": len(records),
+        "reference_loop": {"seconds": t_ref, "questions": ref.stats["model_pairs"], "model_inputs": n_ref,
+                           "model_inputs_per_s": n_ref / t_ref},
+        "batched": {"seconds": t_bat, "questions_requested": bat.stats["pairs_requested"],
+                    "unique_questions": bat.stats["unique_pairs"], "model_inputs": n_bat,
+                    "rounds": bat.stats["rounds"], "model_inputs_per_s": n_bat / t_bat},
+        "speedup": t_ref / t_bat,
+        "batching_gain": (n_bat / t_bat) / (n_ref / t_ref),
+        "dedup_ratio": n_ref / max(n_bat, 1),
+        "identical": ok, "identical_detail": why,
+        "forward_only_limit": limit,
+        "share_of_limit": (n_bat / t_bat) / limit["best_pairs_per_s"],
+        "warm_cache": {"seconds": t_warm, "cache_hits": warm.stats["cache_hits"],
+                       "model_pairs": warm.stats["model_pairs"], "speedup_vs_cold": t_bat / t_warm},
+        "metrics": bat.metrics,
+    }
+
+
+def alce_demo_records(folder: Path) -> list[dict]:
+    """ALCE's prompt files (``{"demos": [{question, docs, answer}]}``) as records to score."""
+    out = []
+    for f in sorted(folder.glob("*.json")):
+        for i, d in enumerate(json.loads(f.read_text()).get("demos", [])):
+            out.append({"id": f"{f.stem}-{i}", "question": d["question"], "docs": d["docs"], "output": d["answer"]})
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--input", type=Path, nargs="+", default=[ROOT / "examples" / "demo_answers.json"])
     ap.add_argument("--variants", type=int, default=12, help="citation variants per input record")
+    ap.add_argument("--alce-demos", type=Path, help="also score ALCE's demonstration answers (prompts/ folder)")
     ap.add_argument("--nli", default="default")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
@@ -119,115 +201,70 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import torch
 
-    from start.io import write_json
-    from start.scoring import AttributionScorer, NLIConfig, ScorerConfig, load_nli
+    from start.io import atomic_open, write_json
+    from start.scoring import NLIConfig, load_nli
     from start.scoring.nli import base_backend
 
     torch.manual_seed(args.seed)
-    records = load_inputs(args.input, args.variants, args.seed)
     nli = load_nli(NLIConfig(model=args.nli, batch_size=args.batch_size, progress=False))
     model = base_backend(nli)
-    log.info("%d records; NLI %s (max length %d, threshold %.3f, %s); %d torch threads", len(records), args.nli,
-             model.max_length, nli.threshold, type(nli).__name__, torch.get_num_threads())
-
-    with tempfile.TemporaryDirectory() as cache_dir:
-        nocache = ScorerConfig(cache=False)
-        nli.predict([("warm-up premise", "warm-up hypothesis")] * 4)  # first-call allocations off the clock
-
-        t0 = time.perf_counter()
-        ref = AttributionScorer(nli, nocache).score(records, sequential=True)
-        t_ref = time.perf_counter() - t0
-        log.info("reference loop: %d NLI calls in %.1f s", ref.stats["model_pairs"], t_ref)
-
-        cached = ScorerConfig(cache=True, cache_dir=cache_dir)
-        t0 = time.perf_counter()
-        bat = AttributionScorer(nli, cached).score(records)
-        t_bat = time.perf_counter() - t0
-        log.info("batched scorer: %d unique pairs in %.1f s", bat.stats["unique_pairs"], t_bat)
-
-        t0 = time.perf_counter()
-        warm = AttributionScorer(nli, cached).score(records)
-        t_warm = time.perf_counter() - t0
-        log.info("rescoring with a warm cache: %.2f s", t_warm)
-
-    ok, why = same_results(ref, bat)
-    # the practical limit, on exactly the pairs the batched scorer sent to the model
-    pairs = sorted(_collect_pairs(nli, records))
-    limit = best_forward_throughput(nli, pairs)
-    n_calls = ref.stats["model_pairs"]
+    nli.predict([("warm-up premise.", "warm-up hypothesis.")] * 4)  # first-call allocations off the clock
+    suites = {"sampled-answers": load_inputs(args.input, args.variants, args.seed)}
+    if args.alce_demos:
+        suites["alce-demonstrations"] = alce_demo_records(args.alce_demos)
     result = {
         "machine": {"cpu": platform.processor() or platform.machine(), "python": sys.version.split()[0],
                     "torch": torch.__version__, "threads": torch.get_num_threads()},
         "nli_model": args.nli, "nli_fingerprint": nli.fingerprint, "max_length": model.max_length,
-        "backend": type(nli).__name__, "premise_window_words": getattr(getattr(nli, "inner", None), "words", None),
-        "batch_size": args.batch_size, "records": len(records), "inputs": [str(p) for p in args.input],
-        "reference_loop": {"seconds": t_ref, "nli_calls": n_calls, "calls_per_s": n_calls / t_ref},
-        "batched": {"seconds": t_bat, "pairs_requested": bat.stats["pairs_requested"],
-                    "unique_pairs": bat.stats["unique_pairs"], "model_pairs": bat.stats["model_pairs"],
-                    "rounds": bat.stats["rounds"], "model_seconds": bat.stats["model_seconds"],
-                    "unique_pairs_per_s": bat.stats["unique_pairs"] / t_bat,
-                    "questions_answered_per_s": n_calls / t_bat},
-        "speedup": t_ref / t_bat,
-        "identical": ok, "identical_detail": why,
-        "forward_only_limit": limit,
-        "share_of_limit": (bat.stats["unique_pairs"] / t_bat) / limit["best_pairs_per_s"],
-        "warm_cache": {"seconds": t_warm, "cache_hits": warm.stats["cache_hits"],
-                       "model_pairs": warm.stats["model_pairs"], "speedup_vs_cold": t_bat / t_warm},
-        "metrics": bat.metrics,
+        "wrappers": _wrappers(nli), "batch_size": args.batch_size, "inputs": [str(p) for p in args.input],
+        "variants": args.variants, "suites": {},
     }
+    for name, records in suites.items():
+        log.info("suite %s: %d records", name, len(records))
+        result["suites"][name] = run_suite(nli, records)
     write_json(args.out, result)
-    md = args.out.with_suffix(".md")
-    from start.io import atomic_open
-
-    with atomic_open(md) as f:
+    with atomic_open(args.out.with_suffix(".md")) as f:
         f.write(render_markdown(result))
     print(render_markdown(result))
-    return 0 if ok else 1
+    return 0 if all(s["identical"] for s in result["suites"].values()) else 1
 
 
-def _collect_pairs(nli, records) -> set:
-    """The unique pairs a batched scoring asks the model about (a throw-away scorer records them)."""
-    from start.scoring import AttributionScorer, ScorerConfig
-
-    seen: set = set()
-
-    class Recorder:
-        fingerprint, threshold = nli.fingerprint, nli.threshold
-
-        def predict(self, pairs):
-            seen.update(pairs)
-            return nli.predict(pairs)
-
-    AttributionScorer(Recorder(), ScorerConfig(cache=False)).score(records)
-    return seen
+def _wrappers(nli) -> list[str]:
+    out = []
+    while hasattr(nli, "inner"):
+        out.append(type(nli).__name__ + (f"({nli.words} words)" if hasattr(nli, "words") else ""))
+        nli = nli.inner
+    return out
 
 
 def render_markdown(r: dict) -> str:
-    ref, bat, lim, warm = r["reference_loop"], r["batched"], r["forward_only_limit"], r["warm_cache"]
-    rows = [
-        ("reference loop (1 pair per forward)", f"{ref['seconds']:.1f}", f"{ref['nli_calls']}",
-         f"{ref['calls_per_s']:.1f}"),
-        ("batched scorer, cold cache", f"{bat['seconds']:.1f}", f"{bat['unique_pairs']}",
-         f"{bat['unique_pairs_per_s']:.1f}"),
-        ("batched scorer, warm cache", f"{warm['seconds']:.2f}", "0", "-"),
-        (f"forward passes only, batch {lim['best_batch_size']} (limit)", "-", "-", f"{lim['best_pairs_per_s']:.1f}"),
-    ]
-    lines = [
-        "# Scorer benchmark", "",
-        f"{r['records']} records from {', '.join(Path(p).name for p in r['inputs'])}; NLI model `{r['nli_model']}` "
-        f"(max length {r['max_length']}); {r['machine']['threads']} torch threads, torch {r['machine']['torch']}.", "",
-        "| run | seconds | model pairs | pairs/s |", "|---|---:|---:|---:|",
-        *[f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows], "",
-        f"- speed-up of the batched scorer over the reference loop: **{r['speedup']:.1f}x** "
-        f"({ref['nli_calls']} questions answered in {bat['seconds']:.1f} s instead of {ref['seconds']:.1f} s; "
-        f"{bat['pairs_requested']} requested, {bat['unique_pairs']} unique after deduplication, "
-        f"{bat['rounds']} batched rounds)",
-        f"- scores identical: **{r['identical']}** ({r['identical_detail']})",
-        f"- batched scorer throughput = {100 * r['share_of_limit']:.0f}% of the model's best forward-only throughput",
-        f"- warm-cache rescoring: {warm['seconds']:.2f} s ({warm['cache_hits']} cache hits, "
-        f"{warm['model_pairs']} model pairs), {warm['speedup_vs_cold']:.0f}x faster than cold",
-        "",
-    ]
+    lines = ["# Scorer benchmark", "",
+             f"NLI model `{r['nli_model']}` (max length {r['max_length']}; "
+             f"{', '.join(r['wrappers']) or 'no wrappers'}); "
+             f"{r['machine']['threads']} torch threads, torch {r['machine']['torch']}, {r['machine']['cpu']}.",
+             "A *question* is one (premise, hypothesis) the metric asks; a *model input* is one forward row "
+             "(a question becomes several with premise windows). The reference loop runs one forward pass per "
+             "model input, no deduplication, no cache.", ""]
+    for name, s in r["suites"].items():
+        ref, bat, lim, warm = s["reference_loop"], s["batched"], s["forward_only_limit"], s["warm_cache"]
+        lines += [
+            f"## {name} ({s['records']} records)", "",
+            "| run | seconds | questions | model inputs | model inputs/s |", "|---|---:|---:|---:|---:|",
+            f"| reference loop | {ref['seconds']:.1f} | {ref['questions']} | {ref['model_inputs']} | "
+            f"{ref['model_inputs_per_s']:.1f} |",
+            f"| batched scorer, cold cache | {bat['seconds']:.1f} | {bat['unique_questions']} unique of "
+            f"{bat['questions_requested']} | {bat['model_inputs']} | {bat['model_inputs_per_s']:.1f} |",
+            f"| batched scorer, warm cache | {warm['seconds']:.2f} | 0 | 0 | - |",
+            f"| forward passes only, batch {lim['best_batch_size']} | - | - | - | {lim['best_pairs_per_s']:.1f} |",
+            "",
+            f"- speed-up over the reference loop: **{s['speedup']:.1f}x** (batching alone: {s['batching_gain']:.1f}x "
+            f"model inputs/s; deduplication: {s['dedup_ratio']:.1f}x fewer model inputs; {bat['rounds']} rounds)",
+            f"- scores identical: **{s['identical']}** ({s['identical_detail']})",
+            f"- batched throughput = {100 * s['share_of_limit']:.0f}% of the best forward-only throughput",
+            f"- warm-cache rescoring: {warm['seconds']:.2f} s ({warm['cache_hits']} cache hits, "
+            f"{warm['model_pairs']} model pairs), {warm['speedup_vs_cold']:.0f}x faster than cold",
+            "",
+        ]
     return "\n".join(lines)
 
 
