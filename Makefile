@@ -13,6 +13,8 @@ export OMP_WAIT_POLICY ?= PASSIVE
 # Nothing is fetched from a model hub unless a user names a hub model explicitly.
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
+# ALCE's prompt files (demonstration answers), when present beside the project, are a second scorer benchmark
+ALCE_DEMOS ?= $(wildcard ../shared/data/alce-prompts)
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -78,7 +80,7 @@ citation-share: setup-vllm ## share of samples with a valid citation, zero- vs o
 	$(PY) scripts/citation_share.py sampler=vllm
 
 bench-scorer: setup ## batched scorer vs the reference one-pair-at-a-time loop -> bench/scorer.{json,md}
-	$(PY) scripts/bench_scorer.py --out bench/scorer.json
+	$(PY) scripts/bench_scorer.py --out bench/scorer.json $(if $(ALCE_DEMOS),--alce-demos $(ALCE_DEMOS))
 
 bench: bench-scorer bench-retrieval bench-sampler ## every benchmark
 
