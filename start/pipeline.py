@@ -20,7 +20,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from start.io import write_json, write_jsonl
+from start.io import read_jsonl, write_json, write_jsonl
 from start.sampling.sampler import derive_seed, expand_for_scoring
 from start.stage import MARKER, StageRun, file_hash, fingerprint, is_done
 
@@ -30,10 +30,6 @@ ROUND_STAGES = ("sample", "score", "pairs", "train", "eval")
 NEEDS = {"sample": set(), "score": {"sample"}, "pairs": {"sample", "score"}, "train": {"pairs"}, "eval": {"train"}}
 OUTPUTS = {"sample": "samples.jsonl", "score": "scores.jsonl", "pairs": "pairs.jsonl", "train": "model",
            "eval": "metrics.json"}
-
-
-def _rows(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
 
 
 def _stage_fp(folder: Path) -> str:
@@ -63,7 +59,7 @@ def score_stage(samples: Path, cfg: dict, out: Path, *, scorer=None) -> Path:
         return out / "scores.jsonl"
     run = StageRun(out, fp, config=sc, seed=0, inputs={"samples": file_hash(samples)})
     scorer = scorer or AttributionScorer(NLIConfig(**sc["nli"]), ScorerConfig(**sc["rules"]))
-    records = expand_for_scoring(_rows(samples))
+    records = expand_for_scoring(read_jsonl(samples))
     report = scorer.score(records)
     write_jsonl(out / "scores.jsonl", (r.to_dict() for r in report.records))
     write_json(out / "metrics.json", report.metrics)
@@ -83,8 +79,8 @@ def pairs_stage(samples: Path, scores: Path, cfg: dict, out: Path) -> Path:
         log.info("pairs already complete in %s; skipping", out)
         return out / "pairs.jsonl"
     run = StageRun(out, fp, config=cfg["preference"], seed=0, inputs={"scores": file_hash(scores)})
-    by_id = {d["id"]: RecordScore.from_dict(d) for d in _rows(scores)}
-    pairs, stats = build_pairs(question_samples(_rows(samples), by_id), pc)
+    by_id = {d["id"]: RecordScore.from_dict(d) for d in read_jsonl(scores)}
+    pairs, stats = build_pairs(question_samples(read_jsonl(samples), by_id), pc)
     write_jsonl(out / "pairs.jsonl", (p.to_row() for p in pairs))
     write_json(out / "stats.json", stats)
     log.info("preference pairs: %d from %d questions (%s); dropped: %s", stats["pairs"], stats["questions"],
@@ -103,7 +99,7 @@ def train_stage(policy: str, pairs: Path, cfg: dict, out: Path, seed: int) -> Pa
         log.info("training already complete in %s; skipping", out)
         return out / "model"
     run = StageRun(out, fp, config=cfg["trainer"], seed=seed, inputs={"pairs": file_hash(pairs), "policy": policy})
-    if not _rows(pairs):
+    if not read_jsonl(pairs):
         raise RuntimeError(f"{pairs}: no preference pairs; lower preference.min_margin or sample more answers")
     model = train_dpo(policy, pairs, tc, out)
     metrics = json.loads((out / "metrics.json").read_text())
@@ -125,7 +121,7 @@ def eval_stage(policy: str, cfg: dict, out: Path, seed: int, upstream: str, *, s
     if is_done(out, fp):
         return out / "metrics.json"
     run = StageRun(out, fp, config=cfg["eval"], seed=seed, inputs={"scores": file_hash(scores)})
-    records = [RecordScore.from_dict(d) for d in _rows(scores)]
+    records = [RecordScore.from_dict(d) for d in read_jsonl(scores)]
     cols = per_question(records, lambda i: i.rsplit("#", 1)[0])
     metrics = bootstrap(cols, n_boot=cfg["eval"]["n_boot"], seed=seed)
     write_json(out / "metrics.json", {"policy": policy, "questions": len(cols["length"]), "metrics": metrics})

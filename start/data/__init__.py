@@ -7,12 +7,12 @@
     hits = retriever.search([r.question for r in dev])   # [[(passage index, score), ...], ...]
 """
 
-from start.data.embedded import EMBEDDED_DIR, SPLITS, load_embedded, load_embedded_corpus
+from start.data.embedded import EMBEDDED_DIR, SPLITS, load_embedded, load_embedded_corpus, load_source
 from start.data.records import Passage, QARecord, load_qa, parse_qa_record, parse_qa_records, qa_record_to_dict
 from start.data.retrieval import RetrievalConfig, Retriever, retrieve_docs, tokenize
 
 __all__ = [
     "EMBEDDED_DIR", "SPLITS", "Passage", "QARecord", "RetrievalConfig", "Retriever", "load_embedded",
-    "load_embedded_corpus", "load_qa", "parse_qa_record", "parse_qa_records", "qa_record_to_dict",
+    "load_embedded_corpus", "load_qa", "load_source", "parse_qa_record", "parse_qa_records", "qa_record_to_dict",
     "retrieve_docs", "tokenize",
 ]

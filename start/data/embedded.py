@@ -731,6 +731,12 @@ def load_embedded(split: str, directory: str | Path = EMBEDDED_DIR) -> list[QARe
     return load_qa(Path(directory) / f"{split}.jsonl", split=split)
 
 
+def load_source(source: str, split: str | None = None, limit: int | None = None) -> list[QARecord]:
+    """Questions of ``split`` from ``"embedded"`` or any :func:`load_qa` source, the first ``limit`` of them."""
+    records = load_embedded(split) if source == "embedded" else load_qa(source, split=split)
+    return records[:limit] if limit is not None else records
+
+
 def load_embedded_corpus(directory: str | Path = EMBEDDED_DIR) -> list[Passage]:
     """The committed passages, in corpus order."""
     path = Path(directory) / "corpus.jsonl"

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import pickle
 import re
 import time
@@ -33,7 +32,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from start.io import atomic_dir
+from start.io import atomic_dir, cache_root
 from start.text import Document
 
 Backend = Literal["bm25s", "rank_bm25"]
@@ -67,8 +66,7 @@ def tokenize(text: str, *, stopwords: bool = True) -> list[str]:
 
 def default_cache_dir() -> Path:
     """``$START_CACHE_DIR/bm25`` if set, else ``~/.cache/start/bm25``."""
-    root = os.environ.get("START_CACHE_DIR")
-    return (Path(root) if root else Path.home() / ".cache" / "start") / "bm25"
+    return cache_root() / "bm25"
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,8 @@ from typing import Any
 from start.data import (
     RetrievalConfig,
     Retriever,
-    load_embedded,
     load_embedded_corpus,
-    load_qa,
+    load_source,
     qa_record_to_dict,
     retrieve_docs,
 )
@@ -32,10 +31,8 @@ GOLD_FIELDS = ("qa_pairs", "answer", "claims", "answers")
 
 def load_questions(data: dict[str, Any]) -> list[QARecord]:
     """Questions of ``data.split`` from ``data.source``; those without documents get BM25 passages."""
-    split, source = data.get("split"), data["source"]
-    records = load_embedded(split) if source == "embedded" else load_qa(source, split=split)
-    if data.get("limit") is not None:
-        records = records[: int(data["limit"])]
+    limit = data.get("limit")
+    records = load_source(data["source"], data.get("split"), None if limit is None else int(limit))
     if any(not r.docs for r in records):
         corpus = data.get("corpus")
         if corpus is None:

@@ -53,7 +53,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from start.io import read_records
+from start.io import cache_root, read_records
 from start.scoring import correctness as corr
 from start.scoring.cache import NLICache, pair_key
 from start.scoring.nli import NLIBackend, NLIConfig, Pair, load_nli
@@ -72,7 +72,7 @@ log = logging.getLogger(__name__)
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("START_CACHE_DIR", Path.home() / ".cache" / "start"))
+    return cache_root()
 
 
 @dataclass

@@ -22,9 +22,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from start.data import load_embedded, load_qa
+from start.data import load_source
 from start.data.records import QARecord
-from start.io import write_json, write_jsonl
+from start.io import read_jsonl, write_json, write_jsonl
 from start.models import resolve_model
 from start.sampling.backends import BackendConfig, Generator, make_generator
 from start.sampling.prompt import PromptConfig, build_prompt
@@ -49,14 +49,11 @@ DATA_FILE = Path("data") / "warmup.jsonl"
 
 def load_training_questions(data: dict[str, Any], split: str, limit: int | None) -> list[QARecord]:
     """Questions of ``split`` from ``data.source`` (their documents are not used: the model writes its own)."""
-    source = data["source"]
-    records = load_embedded(split) if source == "embedded" else load_qa(source, split=split)
-    return records[:limit] if limit is not None else records
+    return load_source(data["source"], split, limit)
 
 
 def _read_items(path: Path) -> list[WarmupItem]:
-    text = path.read_text(encoding="utf-8")
-    return [WarmupItem.from_dict(json.loads(line)) for line in text.splitlines() if line.strip()]
+    return [WarmupItem.from_dict(row) for row in read_jsonl(path)]
 
 
 class _StepRunner:
