@@ -9,7 +9,6 @@ skipped when complete) and writes ``bench/citation_share.{json,md}``.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -18,7 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def share(path: Path) -> tuple[float, int]:
-    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    from start.io import read_jsonl
+
+    rows = read_jsonl(path)
     samples = [s for r in rows for s in r["samples"]]
     return sum(bool(s["citations"]) for s in samples) / len(samples), len(samples)
 
