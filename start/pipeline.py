@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 STAGES = ("warmup", "sample", "score", "pairs", "train", "eval", "report")
 ROUND_STAGES = ("sample", "score", "pairs", "train", "eval")
 NEEDS = {"sample": set(), "score": {"sample"}, "pairs": {"sample", "score"}, "train": {"pairs"}, "eval": {"train"}}
+BEST_FILE = "best.jsonl"  # each question's best eligible sample (rejection-sampling SFT data)
 OUTPUTS = {"sample": "samples.jsonl", "score": "scores.jsonl", "pairs": "pairs.jsonl", "train": "model",
            "eval": "metrics.json"}
 
@@ -70,7 +71,7 @@ def score_stage(samples: Path, cfg: dict, out: Path, *, scorer=None) -> Path:
 
 def pairs_stage(samples: Path, scores: Path, cfg: dict, out: Path) -> Path:
     """Fine-grained preference pairs -> ``pairs.jsonl`` (a ``datasets`` JSON file) + ``stats.json``."""
-    from start.preferences import PreferenceConfig, build_pairs, question_samples
+    from start.preferences import PreferenceConfig, best_samples, build_pairs, question_samples
     from start.scoring import RecordScore
 
     pc = PreferenceConfig(**cfg["preference"])
@@ -80,8 +81,10 @@ def pairs_stage(samples: Path, scores: Path, cfg: dict, out: Path) -> Path:
         return out / "pairs.jsonl"
     run = StageRun(out, fp, config=cfg["preference"], seed=0, inputs={"scores": file_hash(scores)})
     by_id = {d["id"]: RecordScore.from_dict(d) for d in read_jsonl(scores)}
-    pairs, stats = build_pairs(question_samples(read_jsonl(samples), by_id), pc)
+    questions = question_samples(read_jsonl(samples), by_id)
+    pairs, stats = build_pairs(questions, pc)
     write_jsonl(out / "pairs.jsonl", (p.to_row() for p in pairs))
+    write_jsonl(out / BEST_FILE, best_samples(questions, pc))
     write_json(out / "stats.json", stats)
     log.info("preference pairs: %d from %d questions (%s); dropped: %s", stats["pairs"], stats["questions"],
              stats["by_signal"], stats["questions_dropped"])
@@ -90,21 +93,50 @@ def pairs_stage(samples: Path, scores: Path, cfg: dict, out: Path) -> Path:
 
 
 def train_stage(policy: str, pairs: Path, cfg: dict, out: Path, seed: int) -> Path:
-    """DPO from ``policy`` with ``policy`` as reference -> ``model/``."""
+    """DPO from ``policy`` with ``policy`` as reference -> ``model/``.
+
+    With ``trainer.rs_sft.enabled``, the policy is first fine-tuned (SFT settings ``sft`` updated by
+    ``trainer.rs_sft.settings``) on each question's best sample whose reward is >= ``rs_sft.min_reward``
+    (``best.jsonl`` next to the pairs), and DPO starts from that model and uses it as the reference.
+    """
     from start.train.dpo import DPOTrainConfig, train_dpo
 
-    tc = DPOTrainConfig(**{**cfg["trainer"], "seed": seed})
-    fp = fingerprint({"trainer": cfg["trainer"], "seed": seed, "policy": policy, "pairs": file_hash(pairs)})
+    trainer = dict(cfg["trainer"])
+    rs = trainer.pop("rs_sft", None) or {}
+    tc = DPOTrainConfig(**{**trainer, "seed": seed})
+    inputs = {"pairs": file_hash(pairs), "policy": policy}
+    if rs.get("enabled"):
+        inputs["best"] = file_hash(pairs.parent / BEST_FILE)
+    fp = fingerprint({"trainer": cfg["trainer"], "seed": seed, **inputs,
+                      "sft": cfg["sft"] if rs.get("enabled") else None})
     if is_done(out, fp):
         log.info("training already complete in %s; skipping", out)
         return out / "model"
-    run = StageRun(out, fp, config=cfg["trainer"], seed=seed, inputs={"pairs": file_hash(pairs), "policy": policy})
+    run = StageRun(out, fp, config=cfg["trainer"], seed=seed, inputs=inputs)
     if not read_jsonl(pairs):
         raise RuntimeError(f"{pairs}: no preference pairs; lower preference.min_margin or sample more answers")
-    model = train_dpo(policy, pairs, tc, out)
+    start_from, extra = policy, {}
+    if rs.get("enabled"):
+        start_from, extra["rs_sft"] = _rejection_sampling_sft(policy, pairs.parent / BEST_FILE, cfg, rs, out, seed)
+    model = train_dpo(start_from, pairs, tc, out)
     metrics = json.loads((out / "metrics.json").read_text())
-    run.finish(counts={"pairs": metrics["pairs"]}, extra={"train": metrics["train"]})
+    run.finish(counts={"pairs": metrics["pairs"]}, extra={"train": metrics["train"], **extra})
     return model
+
+
+def _rejection_sampling_sft(policy: str, best: Path, cfg: dict, rs: dict, out: Path, seed: int) -> tuple[str, dict]:
+    """SFT of ``policy`` on the best samples with reward >= ``rs.min_reward``; the new model and a summary."""
+    from start.train.sft import SFTSettings, train_sft
+
+    rows = [r for r in read_jsonl(best) if r["reward"] >= float(rs.get("min_reward", 0.0))]
+    if not rows:
+        log.warning("rejection-sampling SFT: no sample reaches reward %s; DPO starts from the policy",
+                    rs.get("min_reward"))
+        return policy, {"rows": 0}
+    settings = SFTSettings(**{**cfg["sft"], **(rs.get("settings") or {})})
+    log.info("rejection-sampling SFT on %d best samples before DPO", len(rows))
+    model = train_sft(rows, policy, settings, out / "rs_sft", seed=seed)
+    return str(model), {"rows": len(rows), "model": str(model)}
 
 
 def eval_stage(policy: str, cfg: dict, out: Path, seed: int, upstream: str, *, scorer=None) -> Path:

@@ -182,6 +182,19 @@ def build_pairs(questions: Sequence[QuestionSamples], cfg: PreferenceConfig) -> 
     return pairs, stats
 
 
+def best_samples(questions: Sequence[QuestionSamples], cfg: PreferenceConfig) -> list[dict]:
+    """Each question's best eligible sample (highest reward) as a prompt/completion row with its reward:
+    the data of the optional rejection-sampling SFT before DPO. Questions without an eligible sample give none.
+    """
+    rows = []
+    for q in questions:
+        eligible = [x for x in q.samples if ineligibility(x, cfg) is None]
+        if eligible:
+            best = max(eligible, key=lambda x: reward(x, cfg))  # the first of equals
+            rows.append({"id": q.id, "prompt": q.prompt, "completion": best.text, "reward": reward(best, cfg)})
+    return rows
+
+
 def signals_of(score) -> dict[str, float | None]:
     """The three signals of a :class:`start.scoring.RecordScore` (attributability 0 for an empty answer)."""
     return {"attributability": score.citation_f1 if score.citation_f1 is not None else 0.0,

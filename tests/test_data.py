@@ -12,7 +12,7 @@ import pytest
 
 from start.data import embedded
 from start.data.embedded import SPLITS, BuildConfig, build_embedded, load_embedded, load_embedded_corpus
-from start.data.records import QARecord, load_qa, qa_record_to_dict, question_id
+from start.data.records import QARecord, limit_docs, load_qa, qa_record_to_dict, question_id
 from start.io import InputError
 from start.text import Document, normalize_answer
 
@@ -249,3 +249,16 @@ def test_helpers():
     assert embedded.pack_passages([a, c], max_words=65, min_tail=30) == [f"{a} {c}"]  # short tail joins
     with pytest.raises(ValueError):
         BuildConfig(split_fractions=(0.5, 0.5, 0.5))
+
+
+def test_limit_docs_keeps_gold_documents_in_order(splits):
+    for r in splits["dev"]:
+        short = limit_docs(r, 3)
+        assert len(short.docs) == 3 and set(r.meta["gold_doc_ids"]) <= set(short.meta["doc_ids"])
+        positions = [r.meta["doc_ids"].index(d) for d in short.meta["doc_ids"]]
+        assert positions == sorted(positions)  # the original order (gold not moved to the front)
+        assert [d.text for d in short.docs] == [r.docs[i].text for i in positions]
+    r = splits["dev"][0]
+    assert limit_docs(r, 9) is r and r.meta["doc_ids"] != limit_docs(r, 1).meta["doc_ids"]
+    with pytest.raises(ValueError, match="max_docs"):
+        limit_docs(r, 0)

@@ -22,7 +22,8 @@ def compose_cfg(tmp: Path, lm: Path, nli: Path, *extra: str) -> dict:
         "train_questions=4", "eval_questions=3", "sampler.n=3", "sampler.max_new_tokens=8", "sampler.chunk_size=2",
         "sampler.temperature=1.0", "eval.n_boot=50", "trainer.max_steps=2", "trainer.batch_size=2",
         "trainer.max_length=640", "trainer.lora.r=4", "trainer.lora.alpha=8", "preference.min_margin=0.0",
-        "preference.require_citation=false", "preference.min_words=0", "prompt.n_demos=0", *extra,
+        "preference.require_citation=false", "preference.min_words=0", "prompt.n_demos=0", "sampler=transformers",
+        *extra,
     ]
     with initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = compose("config", overrides=overrides)
@@ -73,3 +74,17 @@ def test_one_piece_needs_its_inputs(tmp_path, tiny_causal_lm, tiny_cross_encoder
     assert not (tmp_path / "run" / "round_0" / "eval").exists()  # nothing else ran
     with pytest.raises(ValueError, match="stage must be one of"):
         run(compose_cfg(tmp_path, tiny_causal_lm, tiny_cross_encoder, "stage=everything"))
+
+
+def test_rejection_sampling_sft_runs_before_dpo(tmp_path, tiny_causal_lm, tiny_cross_encoder):
+    cfg = compose_cfg(tmp_path, tiny_causal_lm, tiny_cross_encoder, "rounds=1", "round=1", "eval.base=false",
+                      "trainer.rs_sft.enabled=true", "trainer.rs_sft.min_reward=0.0", "sft.max_steps=1",
+                      "sft.lora_r=4", "sft.lora_alpha=8", "sft.max_length=640")
+    run(cfg)
+    rd = tmp_path / "run" / "round_1"
+    best = [json.loads(x) for x in (rd / "pairs" / "best.jsonl").read_text().splitlines()]
+    assert best and {"prompt", "completion", "reward"} <= set(best[0])
+    manifest = json.loads((rd / "train" / "manifest.json").read_text())
+    assert manifest["rs_sft"]["rows"] == len(best) and (rd / "train" / "rs_sft" / "model" / "config.json").is_file()
+    dpo = json.loads((rd / "train" / "metrics.json").read_text())
+    assert dpo["policy"] == str(rd / "train" / "rs_sft" / "model")  # DPO started from the rejection-sampling model

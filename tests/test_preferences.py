@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from start.preferences import PreferenceConfig, QuestionSamples, ScoredSample, build_pairs, reward
+from start.preferences import PreferenceConfig, QuestionSamples, ScoredSample, best_samples, build_pairs, reward
 
 
 def s(text, a=0.5, c=0.5, r=0.5, words=12, sents=2, docs=5, everything=False, cited=True):
@@ -82,3 +82,10 @@ def test_config_is_validated():
         PreferenceConfig(weights={"fluency": 1.0})
     with pytest.raises(ValueError, match="min_margin"):
         PreferenceConfig(min_margin=2.0)
+
+
+def test_best_samples_are_the_best_eligible_answers():
+    hack = s("cite all", a=1.0, c=1.0, r=1.0, everything=True)
+    rows = best_samples([q(hack, s("honest", a=0.7), s("poor", a=0.1), qid="a"), q(hack, qid="b")], CFG)
+    assert [(r["id"], r["prompt"], r["completion"]) for r in rows] == [("a", "prompt", "honest")]
+    assert rows[0]["reward"] == pytest.approx((0.7 + 0.5 + 0.5) / 3)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,11 +26,13 @@ from start.warmup import (
     group_claims,
     group_indices,
     insert_citations,
+    on_topic,
     parse_claims,
     parse_document,
     relabel,
     render_user_message,
     to_alce,
+    topic_words,
     verify,
 )
 from start.warmup.config import AnswerStep, ClaimStep, DocumentStep, GroupStep, RelabelStep, WarmupPrompts
@@ -68,9 +71,16 @@ class ScriptedLM:
         return self.answers[question]
 
     def generate(self, prompts, params, seeds):
-        assert len(prompts) == len(seeds) and params.n == 1
+        """One output per prompt, or ``params.n`` when the scripted answer is a list of candidates."""
+        assert len(prompts) == len(seeds)
         self.calls.append(list(prompts))
-        return [[Generation(self.respond(p), -1.0, 3)] for p in prompts]
+        out = []
+        for p in prompts:
+            texts = self.respond(p)
+            texts = texts if isinstance(texts, list) else [texts] * params.n
+            assert len(texts) == params.n
+            out.append([Generation(t, -1.0, 3) for t in texts])
+        return out
 
 
 @pytest.fixture(scope="module")
@@ -91,10 +101,36 @@ def test_answers_are_generated_in_one_call_and_cleaned(cfg):
     lm = ScriptedLM({"Q one?": "The tower is in F1 [2]. It was built in F2 and", "Q two?": "  ",
                      "Q three?": "No final stop"})
     items = [WarmupItem("a", "Q one?"), WarmupItem("b", "Q two?"), WarmupItem("c", "Q three?")]
-    out, stats = generate_answers(items, lm, cfg.prompts, cfg.answer, seed=0)
+    out, stats = generate_answers(items, lm, cfg.prompts, replace(cfg.answer, require_topic=False), seed=0)
     assert len(lm.calls) == 1 and len(lm.calls[0]) == 3
     assert [it.answer for it in out] == ["The tower is in F1."]  # citation removed, cut sentence dropped
     assert stats.dropped == {"empty_answer": 1, "too_few_sentences": 1} and (stats.n_in, stats.n_out) == (3, 1)
+
+
+def test_topic_is_the_rarest_content_word():
+    questions = ["What is the atomic number of actinium?", "Which atomic number does gold have?",
+                 "What is iron's atomic number?", "Who discovered gold?", "Why?"]
+    assert topic_words(questions) == [frozenset({"actinium"}), frozenset({"gold"}), frozenset({"iron"}),
+                                      frozenset({"discovered"}), frozenset()]
+    assert on_topic("Actinium has 89 protons.", frozenset({"actinium"}))
+    assert not on_topic("Aminoacioxidant is a compound.", frozenset({"actinium"}))
+    assert on_topic("Anything at all.", frozenset())
+
+
+def test_off_topic_answers_are_dropped_and_later_candidates_used(cfg):
+    lm = ScriptedLM({"What is the atomic number of actinium?": ["Aminoacioxidant is a compound.",
+                                                                 "Actinium has atomic number F1."],
+                     "What is the atomic number of gold?": ["It is a metal.", "No stop"],
+                     "What is the atomic number of iron?": ["", "Iron is F2."]})
+    items = [WarmupItem("a", "What is the atomic number of actinium?"),
+             WarmupItem("b", "What is the atomic number of gold?"),
+             WarmupItem("c", "What is the atomic number of iron?")]
+    out, stats = generate_answers(items, lm, cfg.prompts, replace(cfg.answer, candidates=2), seed=0)
+    assert [(it.id, it.answer) for it in out] == [("a", "Actinium has atomic number F1."), ("c", "Iron is F2.")]
+    assert stats.dropped == {"off_topic": 1}  # the first candidate's reason
+    assert stats.counts == {"candidate_off_topic": 2, "candidate_too_few_sentences": 1, "candidate_empty_answer": 1}
+    with pytest.raises(ValueError, match="candidates"):
+        AnswerStep(candidates=0)
 
 
 def test_prompts_go_through_the_chat_template(cfg, tiny_causal_lm):
@@ -293,7 +329,7 @@ QUESTIONS = {
     "Where does the tower stand?": "The tower stands in F1 city. It was built by F2 in F3. Its colour is F9.",
     "Who wrote the book?": "The book was written by F4. It appeared in F5 and F6.",
     "What is the river called?": "",
-    "What is the bad fact?": f"Only {BAD_FACT} is true.",
+    "What is the bad fact?": f"The bad fact is {BAD_FACT}.",
     "Where is the lake?": "The lake lies in F7. It is deep as F8 and F10. It feeds F11 with F12 water.",
 }
 

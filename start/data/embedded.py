@@ -630,7 +630,9 @@ def build_embedded(cfg: BuildConfig | None = None) -> EmbeddedData:
         rows = []
         for item, h in zip(items, hits, strict=True):
             rows.append(_assemble(item, h, corpus, corpus_norm, element_of, series_of, cfg))
-        splits[split] = sorted(rows, key=lambda r: r["id"])
+        rows.sort(key=lambda r: r["id"])
+        _rng(cfg.seed, "order", split).shuffle(rows)  # seeded order: the first N questions are a random sample
+        splits[split] = rows
 
     conflicts = [f.el.name for f in facts.values() if f.el.year and not f.el.ancient and not f.year_ok]
     stats = _stats(splits, split_of, by_number, corpus, drops, conflicts)

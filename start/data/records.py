@@ -66,6 +66,29 @@ class QARecord:
                         self.yes_no, self.reference_answer, self.split, dict(self.meta))
 
 
+def limit_docs(rec: QARecord, max_docs: int) -> QARecord:
+    """At most ``max_docs`` documents, in their original order: the gold ones (``gold_doc_ids``) first kept,
+    then the earliest others. Shorter prompts for small budgets without losing the answer's evidence.
+
+    >>> r = QARecord("q", "Q?", tuple(Document(t, t) for t in "abcd"), meta={"doc_ids": list("abcd"),
+    ...              "gold_doc_ids": ["d"]})
+    >>> [d.title for d in limit_docs(r, 2).docs]
+    ['a', 'd']
+    """
+    if max_docs < 1:
+        raise ValueError(f"data.max_docs must be >= 1, got {max_docs}")
+    if len(rec.docs) <= max_docs:
+        return rec
+    ids = rec.meta.get("doc_ids") or [None] * len(rec.docs)
+    gold = set(map(str, rec.meta.get("gold_doc_ids") or ()))
+    order = [i for i, d in enumerate(ids) if d in gold] + [i for i, d in enumerate(ids) if d not in gold]
+    keep = sorted(order[:max_docs])
+    out = rec.with_docs([rec.docs[i] for i in keep])
+    if rec.meta.get("doc_ids"):
+        out.meta["doc_ids"] = [ids[i] for i in keep]
+    return out
+
+
 def question_id(question: str) -> str:
     """A stable id for a record without one: a short hash of its whitespace-normalised question."""
     return "q-" + hashlib.sha256(" ".join(question.split()).encode("utf-8")).hexdigest()[:16]

@@ -66,11 +66,11 @@ class BuildConfig:
     warmup_ratio: float = field(default=0.06, metadata={"help": "fraction of steps with linear warm-up"})
     epochs: float = field(default=1.0, metadata={"help": "passes over the (sub-sampled) train split"})
     max_train_pairs: int | None = field(
-        default=32000, metadata={"help": "sub-sample train pairs to fit the CPU budget (None: all)"}
+        default=None, metadata={"help": "sub-sample train pairs to fit a CPU budget (None: all)"}
     )
     max_steps: int | None = field(default=None, metadata={"help": "stop after this many steps (pilot runs)"})
     max_train_minutes: float | None = field(
-        default=60.0,
+        default=100.0,
         metadata={
             "help": "wall-clock cap on the training loop; if hit, training stops early (LR not fully decayed) "
             "and start_nli.json records it. Runs that finish under the cap are deterministic"

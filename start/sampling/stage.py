@@ -16,7 +16,7 @@ from start.data import (
     qa_record_to_dict,
     retrieve_docs,
 )
-from start.data.records import QARecord
+from start.data.records import QARecord, limit_docs
 from start.io import read_records
 from start.models import resolve_model
 from start.sampling.backends import BackendConfig, SamplingConfig, make_generator
@@ -44,6 +44,8 @@ def load_questions(data: dict[str, Any]) -> list[QARecord]:
             passages = [Document(str(r.get("title", "")), str(r["text"])) for r in read_records(corpus)]
         retriever = Retriever.build(passages, RetrievalConfig(**data.get("retrieval", {})))
         records = retrieve_docs(records, passages, retriever)
+    if data.get("max_docs"):
+        records = [limit_docs(r, int(data["max_docs"])) for r in records]
     return records
 
 

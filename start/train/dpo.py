@@ -106,6 +106,7 @@ def train_dpo(policy_path: str, pairs_path: str | Path, cfg: DPOTrainConfig, out
     if resume:
         log.info("resuming DPO from %s", resume)
     result = trainer.train(resume_from_checkpoint=resume)
-    write_json(out / "metrics.json", {"train": result.metrics, "log_history": trainer.state.log_history,
+    write_json(out / "metrics.json", {"policy": policy_path, "train": result.metrics,
+                                      "log_history": trainer.state.log_history,
                                       "pairs": len(data), "config": json.loads(json.dumps(asdict(cfg)))})
     return save_model(trainer.model, tokenizer, out / "model")

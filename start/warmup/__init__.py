@@ -22,13 +22,15 @@ from start.warmup.steps import (
     generate_documents,
     group_claims,
     group_indices,
+    on_topic,
     parse_claims,
     parse_document,
+    topic_words,
 )
 
 __all__ = [
     "MemoNLI", "StepStats", "WarmDoc", "WarmupConfig", "WarmupItem", "WarmupPrompts", "check_documents",
     "clean_answer", "decompose_claims", "generate_answers", "generate_documents", "group_claims",
-    "group_indices", "insert_citations", "parse_claims", "parse_document", "relabel", "render_user_message",
-    "sft_row", "to_alce", "verify", "warmup_stage",
+    "group_indices", "insert_citations", "on_topic", "parse_claims", "parse_document", "relabel", "render_user_message",
+    "sft_row", "to_alce", "topic_words", "verify", "warmup_stage",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from start.sampling.backends import SamplingConfig
@@ -28,8 +28,15 @@ class LMStep:
 class AnswerStep(LMStep):
     min_sentences: int = 1  # fewer complete sentences: the answer is dropped ("too_few_sentences")
     max_sentences: int = 5  # longer answers are cut to their first sentences
+    candidates: int = 1  # answers sampled per question; the first one that passes the checks is kept
+    require_topic: bool = True  # the answer must name the question's topic (its rarest content word)
+
+    def sampling(self, seed: int) -> SamplingConfig:
+        return replace(super().sampling(seed), n=self.candidates)
 
     def __post_init__(self):
+        if self.candidates < 1:
+            raise ValueError(f"warmup.answer.candidates must be >= 1, got {self.candidates}")
         super().__post_init__()
         if not 1 <= self.min_sentences <= self.max_sentences:
             raise ValueError(f"warmup.answer needs 1 <= min_sentences <= max_sentences, got "

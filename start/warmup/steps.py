@@ -128,23 +128,77 @@ def clean_answer(text: str, max_sentences: int) -> list[str]:
     return sentences[:max_sentences]
 
 
+# Function words and question words that never name a question's topic.
+_STOPWORDS = frozenset("""
+a an and are as at be been by can could did do does for from had has have how in into is it its many much
+of on or that the their there these this to was were what when where which who whom whose why will with
+would about after before between during under over than then also name named called give list tell
+""".split())
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS and len(w) > 2}
+
+
+def topic_words(questions: Sequence[str]) -> list[frozenset[str]]:
+    """Per question, its topic: the content words that are rarest across ``questions``.
+
+    Words every question of a template shares ("atomic", "number") are common; the subject ("actinium")
+    is rare, so an answer that never names it is about something else. A question without content words
+    gets an empty topic (no check).
+
+    >>> topic_words(["What is the atomic number of gold?", "What is the atomic number of iron?"])
+    [frozenset({'gold'}), frozenset({'iron'})]
+    """
+    words = [_content_words(q) for q in questions]
+    df = Counter(w for ws in words for w in ws)
+    out = []
+    for ws in words:
+        rarest = min((df[w] for w in ws), default=0)
+        out.append(frozenset(w for w in ws if df[w] == rarest))
+    return out
+
+
+def on_topic(answer: str, topic: frozenset[str]) -> bool:
+    """Whether ``answer`` names at least one topic word (always true for an empty topic)."""
+    return not topic or bool(topic & set(_WORD.findall(answer.lower())))
+
+
 def generate_answers(items: Sequence[WarmupItem], generator: Generator, prompts: WarmupPrompts,
                      cfg: AnswerStep, seed: int) -> tuple[list[WarmupItem], StepStats]:
-    """Step 1: an informative answer per question, written without documents and without citations."""
+    """Step 1: an informative answer per question, written without documents and without citations.
+
+    ``cfg.candidates`` answers are sampled per question and the first usable one is kept: it has at least
+    ``min_sentences`` complete sentences and (``require_topic``) names the question's topic, so answers about
+    something else ("Aminoacioxidant." for a question on actinium) never become training data. A dropped
+    question is counted under the reason of its first candidate.
+    """
     stats = StepStats("answer", n_in=len(items))
     texts = [render_user_message(generator.tokenizer, prompts.answer.format(question=it.question),
                                  use_chat_template=prompts.use_chat_template, plain_cue=prompts.plain_cue)
              for it in items]
-    outputs = _generate(generator, texts, cfg, seed, [f"warmup:answer:{it.id}" for it in items])
+    if not texts:
+        return [], stats
+    outputs = generator.generate(texts, cfg.sampling(seed), [derive_seed(seed, f"warmup:answer:{it.id}") for it in items])
+    topics = topic_words([it.question for it in items]) if cfg.require_topic else [frozenset()] * len(items)
     kept = []
-    for it, raw in zip(items, outputs, strict=True):
-        sentences = clean_answer(raw, cfg.max_sentences)
-        if not raw.strip():
-            stats.dropped["empty_answer"] += 1
-        elif len(sentences) < cfg.min_sentences:
-            stats.dropped["too_few_sentences"] += 1
+    for it, candidates, topic in zip(items, outputs, topics, strict=True):
+        reasons = []
+        for cand in candidates:
+            sentences = clean_answer(cand.text, cfg.max_sentences)
+            if not cand.text.strip():
+                reasons.append("empty_answer")
+            elif len(sentences) < cfg.min_sentences:
+                reasons.append("too_few_sentences")
+            elif not on_topic(" ".join(sentences), topic):
+                reasons.append("off_topic")
+            else:
+                kept.append(replace(it, answer=" ".join(sentences)))
+                break
         else:
-            kept.append(replace(it, answer=" ".join(sentences)))
+            stats.dropped[reasons[0] if reasons else "empty_answer"] += 1
+        stats.counts.update(f"candidate_{r}" for r in reasons)
     stats.n_out = len(kept)
     return kept, stats
 
