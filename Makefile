@@ -40,7 +40,10 @@ $(VLLM_STAMP): $(STAMP)
 
 setup-vllm: $(VLLM_STAMP) ## add vLLM's CPU build (optional; GPU users install `vllm` instead)
 
-run: setup ## main job on the embedded default: score the bundled demonstration answers
+run: setup-vllm ## main job: START on the embedded default (warm-up + 2 rounds, ~15 min on 2 cores), prints the report table
+	$(PY) -m start.run $(ARGS)
+
+score-demo: setup ## score the bundled demonstration answers with the offline NLI model
 	$(PY) -m start.score examples/demo_answers.json --out runs/demo/demo_answers.score.json
 
 test: setup ## default test suite (fast; slow tests skipped)
@@ -58,17 +61,17 @@ data: setup ## rebuild the embedded default data set from mendeleev (determinist
 sample: setup ## sample cited answers on the embedded dev split (Hydra overrides: make sample ARGS="sampler.n=8")
 	$(PY) -m start.sample $(ARGS)
 
-pipeline: setup-vllm ## the full START loop (warm-up + 2 rounds) on the embedded default; ARGS for overrides
-	$(PY) -m start.run sampler=vllm $(ARGS)
+cpu-large: setup-vllm ## the larger CPU experiment (every question; about an hour on 2 cores)
+	$(PY) -m start.run experiment=cpu_large $(ARGS)
 
-warmup: setup-vllm ## round 0 only: the model writes its own attributed data, then SFT
-	$(PY) -m start.run sampler=vllm round=0 $(ARGS)
+warmup: setup-vllm ## round 0 only: the model writes its own attributed data, then SFT, then evaluation
+	$(PY) -m start.run round=0 $(ARGS)
 
 round-%: setup-vllm ## one round (e.g. make round-1): sample, score, pairs, DPO, eval
-	$(PY) -m start.run sampler=vllm round=$* $(ARGS)
+	$(PY) -m start.run round=$* $(ARGS)
 
 debug-run: setup ## the whole loop on a few questions with tiny budgets (transformers backend)
-	$(PY) -m start.run debug=tiny $(ARGS)
+	$(PY) -m start.run debug=tiny sampler=transformers $(ARGS)
 
 bench-retrieval: setup ## bm25s vs rank-bm25 index/query time -> bench/retrieval.{json,md}
 	$(PY) scripts/bench_retrieval.py --scale 50
@@ -90,4 +93,4 @@ lint: setup ## ruff
 clean: ## remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache runs
 
-.PHONY: help setup setup-vllm pipeline warmup debug-run data sample bench-retrieval bench-sampler citation-share run test test-all nli-model bench-scorer bench lint clean
+.PHONY: help setup setup-vllm run score-demo cpu-large warmup debug-run data sample bench-retrieval bench-sampler citation-share test test-all nli-model bench-scorer bench lint clean

@@ -9,6 +9,7 @@ percentiles of each statistic, recomputing ``citation_f1`` inside every replicat
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from start.io import atomic_open, write_json
+
+log = logging.getLogger(__name__)
 
 # per-record attribute -> reported metric (0-100 except length)
 PER_RECORD = {"citation_rec": "citation_rec", "citation_prec": "citation_prec", "str_em": "str_em",
@@ -124,6 +127,7 @@ def _plots(rounds: list[tuple[str, dict]], folder: Path) -> list[Path]:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:  # plots are optional (extra "plots")
+        log.warning("matplotlib is not installed (extra 'plots'): the report has no plots")
         return []
     out = []
     xs = [r for r, _ in rounds]
@@ -135,7 +139,7 @@ def _plots(rounds: list[tuple[str, dict]], folder: Path) -> list[Path]:
         v = np.array([p["value"] for _, p in pts])
         lo = v - np.array([p["low"] for _, p in pts])
         hi = np.array([p["high"] for _, p in pts]) - v
-        ax.errorbar([r for r, _ in pts], v, yerr=[lo, hi], marker="o", capsize=4)
+        ax.errorbar([r for r, _ in pts], v, yerr=np.vstack([lo, hi]), marker="o", capsize=4)
         ax.set_xlabel("round")
         ax.set_ylabel(k)
         ax.set_xticks(xs)

@@ -180,7 +180,8 @@ def generate_answers(items: Sequence[WarmupItem], generator: Generator, prompts:
              for it in items]
     if not texts:
         return [], stats
-    outputs = generator.generate(texts, cfg.sampling(seed), [derive_seed(seed, f"warmup:answer:{it.id}") for it in items])
+    seeds = [derive_seed(seed, f"warmup:answer:{it.id}") for it in items]
+    outputs = generator.generate(texts, cfg.sampling(seed), seeds)
     topics = topic_words([it.question for it in items]) if cfg.require_topic else [frozenset()] * len(items)
     kept = []
     for it, candidates, topic in zip(items, outputs, topics, strict=True):
