@@ -20,6 +20,7 @@ def test_default_config_is_the_embedded_cpu_run():
     assert c.model.name == "smollm2-135m-instruct" and c.data.source == "embedded" and c.rounds == 2
     assert c.scorer.nli.model == "default" and c.run_dir == "runs/default"
     assert c.prompt.max_new_tokens == c.sampler.max_new_tokens
+    assert c.sampler.backend.name == "vllm" and c.data.max_docs == 3 and c.prompt.n_demos == 0
 
 
 @pytest.mark.parametrize("override, expected", [
@@ -37,3 +38,5 @@ def test_gpu_experiment_uses_vllm_and_the_reference_nli():
     c = cfg("experiment=gpu_7b")
     assert c.sampler.backend.name == "vllm" and c.scorer.nli.model == "google/t5_xxl_true_nli_mixture"
     assert c.sft.use_lora in (True, False) and c.trainer.lora.enabled
+    assert c.train_questions is None and c.eval_questions is None and c.warmup.limit is None
+    assert c.data.max_docs == 5 and c.prompt.n_demos == 1

@@ -421,7 +421,8 @@ def test_warmup_with_smollm2_and_the_default_nli(tmp_path):
         resolve_model("smollm2-135m-instruct")
     except FileNotFoundError as e:
         pytest.skip(str(e))
-    overrides = ["data.source=embedded", "warmup.limit=3", "warmup.answer.max_new_tokens=48",
+    overrides = ["data.source=embedded", "warmup.limit=8", "warmup.answer.candidates=2",
+                 "warmup.answer.max_new_tokens=48",
                  "warmup.claims.max_new_tokens=64", "warmup.documents.max_new_tokens=48",
                  "warmup.documents.n_distractors=1", "warmup.relabel.min_sentences=1", "sampler.max_new_tokens=64",
                  "model.max_model_len=1024", "sft.max_steps=1", "sft.batch_size=1", "sft.max_length=512",
@@ -430,14 +431,16 @@ def test_warmup_with_smollm2_and_the_default_nli(tmp_path):
         composed = compose(config_name="sample", overrides=["+warmup=default", "+trainer@sft=sft", *overrides])
         cfg = OmegaConf.to_container(composed, resolve=True)
     out = tmp_path / "warmup"
-    try:
-        model_dir = warmup_stage(cfg, out)
-    except RuntimeError as e:  # a 135M model may produce nothing usable from 3 questions: still a valid run
-        assert "no training example" in str(e)
-        stats = json.loads((out / "stats.json").read_text())
-        assert stats["questions"] == 3
-        return
+    model_dir = warmup_stage(cfg, out)  # 8 questions, 2 answer candidates each: some examples survive
+    from datasets import load_dataset
     from transformers import AutoModelForCausalLM
 
     assert AutoModelForCausalLM.from_pretrained(model_dir) is not None
-    assert json.loads((out / "stats.json").read_text())["examples"] >= 1
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["questions"] == 8 and stats["examples"] >= 1
+    rows = list(load_dataset("json", data_files=str(out / "data" / "warmup.jsonl"), split="train"))
+    assert len(rows) == stats["examples"]
+    for r in rows:  # every kept sentence cites, and only documents written for this question
+        assert re.search(r"\[\d+\]", r["completion"])
+        cited = {int(n) - 1 for n in re.findall(r"\[(\d+)\]", r["completion"])}
+        assert not cited & set(r["distractor_positions"])
