@@ -104,6 +104,11 @@ def write_report(run_dir: str | Path, title: str = "START report") -> Path:
     md = [f"# {title}", "", f"Run folder: `{run_dir}`. Values are means over held-out questions with 95% "
           "bootstrap intervals (questions resampled).", "", table, ""]
     md += [f"![{p.stem}]({p.name})" for p in plots]
+    stages = stage_summary(run_dir)
+    if stages:
+        md += ["", "## Stages", "", "| stage | wall time (s) | counts |", "|---|---:|---|"]
+        md += [f"| {s['stage']} | {s['seconds']:.0f} | {_counts(s['counts'])} |" for s in stages]
+        md += [f"| total | {sum(s['seconds'] for s in stages):.0f} | |"]
     with atomic_open(folder / "report.md") as f:
         f.write("\n".join(md) + "\n")
     rows = "".join(
@@ -117,7 +122,25 @@ def write_report(run_dir: str | Path, title: str = "START report") -> Path:
     with atomic_open(folder / "report.html") as f:
         f.write(html)
     write_json(folder / "rounds.json", [{"round": r, **m} for r, m in rounds])
+    write_json(folder / "stages.json", stages)
     return folder
+
+
+def stage_summary(run_dir: str | Path) -> list[dict]:
+    """Every finished stage of a run (manifest path order): its wall time and counts. Stages do not
+    overlap (an evaluation's sampling and scoring have their own manifests), so the times add up."""
+    run_dir = Path(run_dir)
+    out = []
+    for path in sorted(run_dir.rglob("manifest.json")):
+        m = json.loads(path.read_text(encoding="utf-8"))
+        if "wall_seconds" in m:
+            out.append({"stage": str(path.parent.relative_to(run_dir)), "seconds": float(m["wall_seconds"]),
+                        "counts": m.get("counts") or {}})
+    return out
+
+
+def _counts(counts: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items() if not isinstance(v, (dict, list)))
 
 
 def _plots(rounds: list[tuple[str, dict]], folder: Path) -> list[Path]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -56,3 +57,18 @@ def test_report_table_and_plots(tmp_path):
     assert (folder / "citation_f1.png").stat().st_size > 1000 and "citation_f1.png" in md
     assert "<table" in (folder / "report.html").read_text()
     assert markdown_table([]).count("\n") == 1
+
+
+def test_report_lists_stage_times_that_add_up(tmp_path):
+    m = {"citation_f1": {"value": 1.0, "low": 0.0, "high": 2.0}}
+    write_json(tmp_path / "round_0" / "eval" / "metrics.json", {"metrics": m})
+    write_json(tmp_path / "round_0" / "eval" / "manifest.json", {"wall_seconds": 1.5, "counts": {"questions": 3}})
+    write_json(tmp_path / "round_0" / "eval" / "sample" / "manifest.json",
+               {"wall_seconds": 20.0, "counts": {"questions": 3, "nested": {"x": 1}}})
+    write_json(tmp_path / "round_1" / "train" / "manifest.json", {"wall_seconds": 100.25, "counts": {}})
+    folder = write_report(tmp_path)
+    md = (folder / "report.md").read_text()
+    assert "| round_0/eval | 2 | questions 3 |" in md and "| round_0/eval/sample | 20 | questions 3 |" in md
+    assert "| round_1/train | 100 |  |" in md and "| total | 122 | |" in md
+    stages = json.loads((folder / "stages.json").read_text())
+    assert [s["stage"] for s in stages] == ["round_0/eval", "round_0/eval/sample", "round_1/train"]
