@@ -85,7 +85,10 @@ citation-share: setup-vllm ## share of samples with a valid citation, zero- vs o
 bench-scorer: setup ## batched scorer vs the reference one-pair-at-a-time loop -> bench/scorer.{json,md}
 	$(PY) scripts/bench_scorer.py --out bench/scorer.json $(if $(ALCE_DEMOS),--alce-demos $(ALCE_DEMOS))
 
-bench: bench-scorer bench-retrieval bench-sampler ## every benchmark
+bench-run: setup-vllm ## time `make run` from scratch (total and per stage) -> bench/run_default.{json,md}
+	$(PY) scripts/bench_run.py $(ARGS)
+
+bench: bench-scorer bench-retrieval bench-sampler bench-run ## every benchmark
 
 lint: setup ## ruff
 	$(VENV)/bin/ruff check start tests scripts
@@ -93,4 +96,4 @@ lint: setup ## ruff
 clean: ## remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache runs
 
-.PHONY: help setup setup-vllm run score-demo cpu-large warmup debug-run data sample bench-retrieval bench-sampler citation-share test test-all nli-model bench-scorer bench lint clean
+.PHONY: help setup setup-vllm run score-demo cpu-large warmup debug-run data sample bench-retrieval bench-sampler citation-share test test-all nli-model bench-scorer bench-run bench lint clean

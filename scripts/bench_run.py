@@ -1,0 +1,61 @@
+"""Benchmark: wall-clock time of a whole START run (default: `make run`'s embedded default) from scratch.
+
+    python scripts/bench_run.py [--out bench/run_default.json] [hydra overrides ...]
+
+Runs ``python -m start.run`` in a fresh run folder (``runs/bench-<experiment>``, removed first so nothing is
+skipped; the NLI cache is kept, as in a user's second run it would be) and writes the total wall time, every
+stage's wall time and the report's table to ``<out>.json`` and ``<out>.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "run_default.json")
+    parser.add_argument("--name", default="bench-default", help="experiment_name of the timed run")
+    args, overrides = parser.parse_known_args(argv)
+
+    from start.evaluate import collect_rounds, markdown_table, stage_summary
+    from start.io import atomic_open, write_json
+
+    run_dir = ROOT / "runs" / args.name
+    shutil.rmtree(run_dir, ignore_errors=True)
+    cmd = [sys.executable, "-m", "start.run", f"experiment_name={args.name}", *overrides]
+    print("running:", " ".join(cmd), flush=True)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, cwd=ROOT, check=True, env=os.environ.copy())
+    total = time.perf_counter() - t0
+
+    stages = stage_summary(run_dir)
+    rounds = collect_rounds(run_dir)
+    result = {"command": " ".join(cmd[1:]), "wall_seconds": round(total, 1),
+              "stage_seconds_sum": round(sum(s["seconds"] for s in stages), 1), "stages": stages,
+              "rounds": [{"round": r, **m} for r, m in rounds],
+              "machine": f"{platform.machine()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d")}
+    write_json(args.out, result)
+    lines = [f"# Whole-run benchmark: `{result['command']}`", "",
+             f"Machine: {result['machine']}; {result['date']}. **Total wall time: {total / 60:.1f} min** "
+             f"(stages {result['stage_seconds_sum'] / 60:.1f} min; the rest is start-up and the report).", "",
+             markdown_table(rounds), "", "| stage | wall time (s) |", "|---|---:|"]
+    lines += [f"| {s['stage']} | {s['seconds']:.0f} |" for s in stages]
+    with atomic_open(args.out.with_suffix(".md")) as f:
+        f.write("\n".join(lines) + "\n")
+    print(json.dumps({k: result[k] for k in ("wall_seconds", "stage_seconds_sum")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
