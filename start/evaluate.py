@@ -67,6 +67,56 @@ def bootstrap(cols: dict[str, np.ndarray], n_boot: int = 1000, seed: int = 0) ->
             for k, v in point.items()}
 
 
+def paired_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray], n_boot: int = 1000,
+                      seed: int = 0) -> dict[str, dict[str, float]]:
+    """``b - a`` per metric on the same questions (rows aligned), with a 95% interval from resampling
+    questions jointly: tighter than comparing two separate intervals, and the right test of "did it rise"."""
+    n = len(next(iter(a.values())))
+    point_a, point_b = _stats(a, np.arange(n)), _stats(b, np.arange(n))
+    rng = np.random.default_rng(seed)
+    reps: dict[str, list[float]] = defaultdict(list)
+    for _ in range(n_boot):
+        idx = rng.integers(0, n, n)
+        sa, sb = _stats(a, idx), _stats(b, idx)
+        for k in sa.keys() & sb.keys():
+            reps[k].append(sb[k] - sa[k])
+    return {k: {"value": point_b[k] - point_a[k], "low": float(np.percentile(reps[k], 2.5)),
+                "high": float(np.percentile(reps[k], 97.5))} for k in point_a.keys() & point_b.keys() if reps[k]}
+
+
+def _eval_columns(scores: Path) -> tuple[list[str], dict[str, np.ndarray]]:
+    from start.scoring import RecordScore
+
+    records = [RecordScore.from_dict(json.loads(line)) for line in scores.read_text(encoding="utf-8").splitlines()
+               if line.strip()]
+    records.sort(key=lambda r: r.id)
+    qids = sorted({r.id.rsplit("#", 1)[0] for r in records})
+    return qids, per_question(records, lambda i: i.rsplit("#", 1)[0])
+
+
+def round_differences(run_dir: Path, n_boot: int = 1000) -> list[tuple[str, dict]]:
+    """Paired differences between evaluations on the same held-out questions: each round vs the one before,
+    and the last round vs round 0 (the effect of the self-improvement rounds)."""
+    folders = {"base": run_dir / "round_0" / "eval_base"}
+    folders.update({p.parts[-2].split("_")[1]: p for p in
+                    (q.parent for q in run_dir.glob("round_*/eval/metrics.json"))})
+    done = [(k, f / "score" / "scores.jsonl") for k, f in folders.items() if (f / "score" / "scores.jsonl").is_file()]
+    done.sort(key=lambda kv: -1 if kv[0] == "base" else int(kv[0]))
+    labels = [k for k, _ in done]
+    steps = list(zip(labels, labels[1:], strict=False))
+    if "0" in labels and labels[-1] not in ("0", "base") and ("0", labels[-1]) not in steps:
+        steps.append(("0", labels[-1]))
+    cols = dict(done)
+    out = []
+    for a, b in steps:
+        (qa, ca), (qb, cb) = _eval_columns(cols[a]), _eval_columns(cols[b])
+        if qa != qb:
+            log.warning("rounds %s and %s were evaluated on different questions: no paired difference", a, b)
+            continue
+        out.append((f"{a} -> {b}", {"metrics": paired_difference(ca, cb, n_boot=n_boot)}))
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- report
 
 
@@ -104,6 +154,11 @@ def write_report(run_dir: str | Path, title: str = "START report") -> Path:
     md = [f"# {title}", "", f"Run folder: `{run_dir}`. Values are means over held-out questions with 95% "
           "bootstrap intervals (questions resampled).", "", table, ""]
     md += [f"![{p.stem}]({p.name})" for p in plots]
+    diffs = round_differences(run_dir)
+    if diffs:
+        md += ["", "## Paired differences", "", "Change between evaluations on the same questions, with 95% "
+               "intervals from resampling questions jointly (an interval above 0 is a rise).", "",
+               markdown_table(diffs).replace("| round |", "| change |", 1)]
     stages = stage_summary(run_dir)
     if stages:
         md += ["", "## Stages", "", "| stage | wall time (s) | counts |", "|---|---:|---|"]
@@ -123,6 +178,7 @@ def write_report(run_dir: str | Path, title: str = "START report") -> Path:
         f.write(html)
     write_json(folder / "rounds.json", [{"round": r, **m} for r, m in rounds])
     write_json(folder / "stages.json", stages)
+    write_json(folder / "differences.json", [{"change": c, **m} for c, m in diffs])
     return folder
 
 

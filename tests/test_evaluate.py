@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from start.evaluate import bootstrap, markdown_table, per_question, write_report
+from start.evaluate import bootstrap, markdown_table, paired_difference, per_question, write_report
 from start.io import write_json
 
 
@@ -72,3 +72,15 @@ def test_report_lists_stage_times_that_add_up(tmp_path):
     assert "| round_1/train | 100 |  |" in md and "| total | 122 | |" in md
     stages = json.loads((folder / "stages.json").read_text())
     assert [s["stage"] for s in stages] == ["round_0/eval", "round_0/eval/sample", "round_1/train"]
+
+
+def test_paired_difference_resamples_questions_jointly():
+    rng = np.random.default_rng(1)
+    a = {"citation_rec": rng.uniform(0, 1, 50), "citation_prec": rng.uniform(0, 1, 50)}
+    b = {"citation_rec": a["citation_rec"] + 0.1, "citation_prec": a["citation_prec"].copy()}
+    d = paired_difference(a, b, n_boot=200)
+    # the same shift on every question: the paired interval has no width, although each round's own is wide
+    assert d["citation_rec"]["value"] == pytest.approx(10.0)
+    assert d["citation_rec"]["low"] == pytest.approx(10.0) and d["citation_rec"]["high"] == pytest.approx(10.0)
+    assert d["citation_prec"] == {"value": 0.0, "low": 0.0, "high": 0.0}
+    assert d["citation_f1"]["low"] > 0

@@ -44,6 +44,7 @@ def test_rounds_layout_skip_and_resume(tmp_path, tiny_causal_lm, tiny_cross_enco
     assert (rd / "round_2" / "train" / "model" / "config.json").is_file()
     md = (report / "report.md").read_text()
     assert all(f"| {label} |" in md for label in ("base", "0", "1", "2"))
+    assert all(f"| {change} |" in md for change in ("base -> 0", "0 -> 1", "1 -> 2", "0 -> 2"))  # paired
     manifest = json.loads((rd / "round_1" / "sample" / "manifest.json").read_text())
     assert manifest["counts"]["questions"] == 4 and "torch" in manifest["libraries"]
     pairs = [json.loads(x) for x in (rd / "round_1" / "pairs" / "pairs.jsonl").read_text().splitlines()]
