@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="smollm2-135m-instruct")
     ap.add_argument("--questions", type=int, default=16)
     ap.add_argument("--max-new-tokens", type=int, default=128)
-    ap.add_argument("--dtype", default="bfloat16")
+    ap.add_argument("--dtype", default="auto")
     ap.add_argument("--batch-size", type=int, default=16, help="transformers: prompts per generate() call")
     ap.add_argument("--backends", nargs="+", default=["vllm", "transformers"])
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "sampler.json")

@@ -106,6 +106,21 @@ def items(n=10):
             for i in range(n)]
 
 
+def test_backend_dtype_auto_is_float32_on_the_cpu_and_names_are_checked(tiny_causal_lm, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert BackendConfig().torch_dtype() == "float32"
+    assert BackendConfig(dtype="bfloat16").torch_dtype() == "bfloat16"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert BackendConfig().torch_dtype() == "bfloat16"
+    with pytest.raises(ValueError, match="model.dtype"):
+        BackendConfig(dtype="fp8")
+    monkeypatch.undo()
+    gen = TransformersGenerator(str(tiny_causal_lm), BackendConfig(batch_size=2))
+    assert gen.model.dtype == torch.float32
+
+
 def test_sampling_rows_and_citation_parsing(tmp_path):
     out = tmp_path / "samples.jsonl"
     summary = run_sampling(items(4), ScriptedGenerator(), cfg(), SamplingConfig(n=2), out, chunk_size=3)

@@ -70,7 +70,7 @@ def sample_stage(cfg: dict[str, Any], *, model: str | None = None, out_dir: str 
     out = Path(out_dir or cfg["out_dir"])
     seed = cfg["seed"] if seed is None else seed
     smp = dict(cfg["sampler"])
-    backend = BackendConfig(**{**smp.pop("backend"), "dtype": cfg["model"].get("dtype", "bfloat16"),
+    backend = BackendConfig(**{**smp.pop("backend"), "dtype": cfg["model"].get("dtype", "auto"),
                                "max_model_len": cfg["model"]["max_model_len"]})
     chunk_size = int(smp.pop("chunk_size"))
     params = SamplingConfig(**smp, seed=seed)

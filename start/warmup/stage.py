@@ -115,7 +115,7 @@ def warmup_stage(cfg: dict[str, Any], out_dir: str | Path, *, generator: Generat
     prompt_cfg = PromptConfig(**{"max_model_len": cfg["model"].get("max_model_len", 2048), **cfg["prompt"],
                                  "n_demos": 0})
     backend = BackendConfig(**{**cfg.get("sampler", {}).get("backend", {}),
-                               "dtype": cfg["model"].get("dtype", "bfloat16"),
+                               "dtype": cfg["model"].get("dtype", "auto"),
                                "max_model_len": cfg["model"].get("max_model_len", 2048)})
     questions = load_training_questions(cfg["data"], warm.split, warm.limit)
     if not questions:
