@@ -22,6 +22,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what platform knows."""
+    info = Path("/proc/cpuinfo")
+    if info.exists():
+        for line in info.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def cpu_features() -> str:
+    """The vector extensions that decide CPU matmul speed (bf16 runs fast only with avx512_bf16 / amx)."""
+    info = Path("/proc/cpuinfo")
+    flags = next((line.split(":", 1)[1].split() for line in info.read_text().splitlines()
+                  if line.startswith("flags")), []) if info.exists() else []
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+    return " ".join(f for f in wanted if f in flags) or "no avx2"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "run_default.json")
@@ -44,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"command": " ".join(cmd[1:]), "wall_seconds": round(total, 1),
               "stage_seconds_sum": round(sum(s["seconds"] for s in stages), 1), "stages": stages,
               "rounds": [{"round": r, **m} for r, m in rounds],
-              "machine": f"{platform.machine()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d")}
+              "machine": f"{cpu_name()} ({platform.machine()}, {os.cpu_count()} cores; {cpu_features()})", "date": time.strftime("%Y-%m-%d")}
     write_json(args.out, result)
     lines = [f"# Whole-run benchmark: `{result['command']}`", "",
              f"Machine: {result['machine']}; {result['date']}. **Total wall time: {total / 60:.1f} min** "
