@@ -40,7 +40,7 @@ $(VLLM_STAMP): $(STAMP)
 
 setup-vllm: $(VLLM_STAMP) ## add vLLM's CPU build (optional; GPU users install `vllm` instead)
 
-run: setup-vllm ## main job: START on the embedded default (warm-up + 2 rounds, ~15 min on 2 cores), prints the report table
+run: setup-vllm ## main job: START on the embedded default (warm-up + 2 rounds, ~15-20 min on 2 cores), prints the report table
 	$(PY) -m start.run $(ARGS)
 
 score-demo: setup ## score the bundled demonstration answers with the offline NLI model

@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {"command": " ".join(cmd[1:]), "wall_seconds": round(total, 1),
               "stage_seconds_sum": round(sum(s["seconds"] for s in stages), 1), "stages": stages,
               "rounds": [{"round": r, **m} for r, m in rounds],
-              "machine": f"{cpu_name()} ({platform.machine()}, {os.cpu_count()} cores; {cpu_features()})", "date": time.strftime("%Y-%m-%d")}
+              "machine": f"{cpu_name()} ({platform.machine()}, {os.cpu_count()} cores; {cpu_features()})",
+              "date": time.strftime("%Y-%m-%d")}
     write_json(args.out, result)
     lines = [f"# Whole-run benchmark: `{result['command']}`", "",
              f"Machine: {result['machine']}; {result['date']}. **Total wall time: {total / 60:.1f} min** "
