@@ -116,7 +116,7 @@ def test_backend_dtype_auto_is_float32_on_the_cpu_and_names_are_checked(tiny_cau
     assert BackendConfig().torch_dtype() == "bfloat16"
     with pytest.raises(ValueError, match="model.dtype"):
         BackendConfig(dtype="fp8")
-    monkeypatch.undo()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     gen = TransformersGenerator(str(tiny_causal_lm), BackendConfig(batch_size=2))
     assert gen.model.dtype == torch.float32
 
