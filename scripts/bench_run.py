@@ -22,23 +22,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def cpu_name() -> str:
-    """The CPU's model name from /proc/cpuinfo (Linux), else what platform knows."""
+def cpu_description() -> str:
+    """The CPU's model name and the vector extensions that decide CPU matmul speed (bf16 runs fast only with
+    avx512_bf16 / amx), from /proc/cpuinfo on Linux."""
     info = Path("/proc/cpuinfo")
-    if info.exists():
-        for line in info.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
-
-
-def cpu_features() -> str:
-    """The vector extensions that decide CPU matmul speed (bf16 runs fast only with avx512_bf16 / amx)."""
-    info = Path("/proc/cpuinfo")
-    flags = next((line.split(":", 1)[1].split() for line in info.read_text().splitlines()
-                  if line.startswith("flags")), []) if info.exists() else []
-    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
-    return " ".join(f for f in wanted if f in flags) or "no avx2"
+    lines = info.read_text().splitlines() if info.exists() else []
+    fields = {key.strip(): value.strip() for key, value in (line.split(":", 1) for line in lines if ":" in line)}
+    name = fields.get("model name") or platform.processor() or "unknown CPU"
+    flags = fields.get("flags", "").split()
+    wanted = " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags) or "no avx2"
+    return f"{name} ({platform.machine()}, {os.cpu_count()} cores; {wanted})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"command": " ".join(cmd[1:]), "wall_seconds": round(total, 1),
               "stage_seconds_sum": round(sum(s["seconds"] for s in stages), 1), "stages": stages,
               "rounds": [{"round": r, **m} for r, m in rounds],
-              "machine": f"{cpu_name()} ({platform.machine()}, {os.cpu_count()} cores; {cpu_features()})",
+              "machine": cpu_description(),
               "date": time.strftime("%Y-%m-%d")}
     write_json(args.out, result)
     lines = [f"# Whole-run benchmark: `{result['command']}`", "",

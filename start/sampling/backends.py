@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from start.models import resolve_device, resolve_dtype
+
 log = logging.getLogger(__name__)
 
 
@@ -60,7 +62,7 @@ class BackendConfig:
     # "auto": bfloat16 on a GPU, float32 on the CPU (on a CPU without bf16 instructions, vLLM's CPU build
     # sampled 32 prompts x 2 answers of SmolLM2-135M in 356 s in bf16, 84 s in fp32)
     dtype: str = "auto"
-    device: str = "auto"  # transformers only
+    device: str = "auto"  # where transformers runs the model (and what dtype "auto" resolves for)
     batch_size: int = 8  # transformers: prompts per generate() call (each with n samples)
     max_model_len: int = 2048
     # vLLM pass-through (big machines): tensor parallelism, GPU memory share, eager mode, anything else
@@ -78,19 +80,14 @@ class BackendConfig:
             raise ValueError(f"model.dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
 
     def torch_dtype(self) -> str:
-        """The dtype the model runs in: ``dtype``, with "auto" resolved for the machine."""
-        if self.dtype != "auto":
-            return self.dtype
-        import torch
-
-        return "bfloat16" if torch.cuda.is_available() else "float32"
+        """The dtype the model runs in, by name: ``dtype``, with "auto" resolved for the device it runs on."""
+        return str(resolve_dtype(self.dtype, resolve_device(self.device))).removeprefix("torch.")
 
 
 class TransformersGenerator:
     """``model.generate`` with left padding, ``num_return_sequences=n`` and raw-logit log-probabilities."""
 
     def __init__(self, model_path: str, cfg: BackendConfig, *, model=None, tokenizer=None):
-        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.cfg = cfg
@@ -98,9 +95,8 @@ class TransformersGenerator:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
-                              "cpu" if cfg.device == "auto" else cfg.device)
-        self.model = model or AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, cfg.torch_dtype()))
+        device = resolve_device(cfg.device)
+        self.model = model or AutoModelForCausalLM.from_pretrained(model_path, dtype=resolve_dtype(cfg.dtype, device))
         self.model.to(device).eval()
 
     def generate(self, prompts, params, seeds):

@@ -29,6 +29,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from start.models import resolve_device, resolve_dtype
+
 log = logging.getLogger(__name__)
 
 Pair = tuple[str, str]
@@ -104,22 +106,6 @@ def _fingerprint(model_path: str, model, settings: str) -> str:
         h.update(str(getattr(model.config, "_commit_hash", None)).encode())
     h.update(settings.encode())
     return h.hexdigest()[:24]
-
-
-def _device(spec: str):
-    import torch
-
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(spec)
-
-
-def _dtype(spec: str, device):
-    import torch
-
-    if spec == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return getattr(torch, spec)
 
 
 class _HFNLI:
@@ -345,8 +331,8 @@ def load_nli(cfg: NLIConfig | str = "default") -> NLIBackend:
     threshold = float(settings.get("threshold", 0.5))
     if cfg.max_length is None and settings.get("max_length"):
         cfg = NLIConfig(**{**cfg.__dict__, "max_length": int(settings["max_length"])})
-    device = _device(cfg.device)
-    kwargs = {"local_files_only": local_only, "dtype": _dtype(cfg.dtype, device), **cfg.extra}
+    device = resolve_device(cfg.device)
+    kwargs = {"local_files_only": local_only, "dtype": resolve_dtype(cfg.dtype, device), **cfg.extra}
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_only)
     if config.is_encoder_decoder:
         model = AutoModelForSeq2SeqLM.from_pretrained(path, **kwargs)
