@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from start.io import write_json
-from start.train.common import last_checkpoint, save_model
+from start.train import dist
+from start.train.common import last_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ def train_dpo(policy_path: str, pairs_path: str | Path, cfg: DPOTrainConfig, out
     out = Path(out_dir)
     ckpt_dir = out / "checkpoints"
     on_gpu = torch.cuda.is_available() and cfg.device != "cpu"
+    state = dist.state(cpu=not on_gpu)  # one process, or one of several under `accelerate launch`
     data = load_dataset("json", data_files=str(pairs_path), split="train")
     data = data.select_columns(["prompt", "chosen", "rejected"])
     if len(data) == 0:
@@ -103,10 +105,13 @@ def train_dpo(policy_path: str, pairs_path: str | Path, cfg: DPOTrainConfig, out
     trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=data, processing_class=tokenizer,
                          peft_config=peft_config)
     resume = last_checkpoint(ckpt_dir)
-    if resume:
-        log.info("resuming DPO from %s", resume)
+    log.info("DPO on %d pairs from %s (%d process(es))%s", len(data), policy_path, state.num_processes,
+             f"; resuming from {resume}" if resume else "")
     result = trainer.train(resume_from_checkpoint=resume)
-    write_json(out / "metrics.json", {"policy": policy_path, "train": result.metrics,
-                                      "log_history": trainer.state.log_history,
-                                      "pairs": len(data), "config": json.loads(json.dumps(asdict(cfg)))})
-    return save_model(trainer.model, tokenizer, out / "model")
+    if state.is_main_process:
+        write_json(out / "metrics.json", {"policy": policy_path, "train": result.metrics,
+                                          "log_history": trainer.state.log_history, "pairs": len(data),
+                                          "processes": state.num_processes,
+                                          "config": json.loads(json.dumps(asdict(cfg)))})
+        log.info("wrote the training metrics to %s", out / "metrics.json")
+    return dist.save_final_model(trainer, tokenizer, policy_path, out / "model")

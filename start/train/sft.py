@@ -21,7 +21,8 @@ from pathlib import Path
 
 from start.io import read_records, write_json
 from start.stage import fingerprint
-from start.train.common import last_checkpoint, save_model
+from start.train import dist
+from start.train.common import last_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -99,14 +100,18 @@ def _rows(data: str | os.PathLike | Sequence[dict]) -> list[dict[str, str]]:
     return out
 
 
-def _prepare_checkpoints(folder: Path, resume_fp: str) -> str | None:
-    """The checkpoint to resume from, after discarding checkpoints written for another run."""
-    stamp = folder / "fingerprint.json"
-    if folder.is_dir() and (not stamp.is_file() or json.loads(stamp.read_text()).get("fingerprint") != resume_fp):
-        log.warning("%s holds checkpoints of another run (data or settings changed); starting over", folder)
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_json(stamp, {"fingerprint": resume_fp})
+def _prepare_checkpoints(folder: Path, resume_fp: str, state=None) -> str | None:
+    """The checkpoint to resume from, after discarding checkpoints written for another run (by the main
+    process; the others wait for it)."""
+    if state is None or state.is_main_process:
+        stamp = folder / "fingerprint.json"
+        if folder.is_dir() and (not stamp.is_file() or json.loads(stamp.read_text()).get("fingerprint") != resume_fp):
+            log.warning("%s holds checkpoints of another run (data or settings changed); starting over", folder)
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(stamp, {"fingerprint": resume_fp})
+    if state is not None:
+        state.wait_for_everyone()
     return last_checkpoint(folder)
 
 
@@ -139,8 +144,9 @@ def train_sft(data: str | os.PathLike | Sequence[dict], model: str, cfg: SFTSett
     from trl import SFTConfig, SFTTrainer
 
     on_gpu = torch.cuda.is_available()
+    state = dist.state(cpu=not on_gpu)  # one process, or one of several under `accelerate launch`
     ckpt_dir = out / "checkpoints"
-    resume = _prepare_checkpoints(ckpt_dir, resume_fp)
+    resume = _prepare_checkpoints(ckpt_dir, resume_fp, state)
     tokenizer = AutoTokenizer.from_pretrained(model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -165,7 +171,8 @@ def train_sft(data: str | os.PathLike | Sequence[dict], model: str, cfg: SFTSett
         **cfg.extra)
     trainer = SFTTrainer(model=base, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                          peft_config=peft_config)
-    log.info("SFT on %d rows from %s (%s)%s", len(rows), model, "LoRA" if cfg.use_lora else "full fine-tuning",
+    log.info("SFT on %d rows from %s (%s, %d process(es))%s", len(rows), model,
+             "LoRA" if cfg.use_lora else "full fine-tuning", state.num_processes,
              f"; resuming from {resume}" if resume else "")
     result = trainer.train(resume_from_checkpoint=resume)
 
@@ -173,11 +180,14 @@ def train_sft(data: str | os.PathLike | Sequence[dict], model: str, cfg: SFTSett
     curve = [{k: h[k] for k in ("step", "epoch", "loss", "learning_rate", "grad_norm") if k in h}
              for h in history if "loss" in h]
     metrics = {"loss_curve": curve, "train": result.metrics, "global_step": trainer.state.global_step,
-               "resumed_from": resume, "rows": len(rows), "model": model, "settings": settings}
-    write_json(out / "metrics.json", metrics)
+               "resumed_from": resume, "rows": len(rows), "model": model, "settings": settings,
+               "processes": state.num_processes}
+    if state.is_main_process:
+        write_json(out / "metrics.json", metrics)
+        log.info("wrote the training metrics to %s", out / "metrics.json")
 
-    save_model(trainer.model, tokenizer, model_dir, dtype=cfg.save_dtype, info_name=MODEL_INFO,
-               info={"fingerprint": fp, "base_model": model, "rows": len(rows), "settings": settings,
-                     "global_step": trainer.state.global_step})
+    dist.save_final_model(trainer, tokenizer, model, model_dir, dtype=cfg.save_dtype, info_name=MODEL_INFO,
+                          info={"fingerprint": fp, "base_model": model, "rows": len(rows), "settings": settings,
+                                "global_step": trainer.state.global_step})
     log.info("SFT model saved to %s (final loss %s)", model_dir, curve[-1]["loss"] if curve else None)
     return model_dir
