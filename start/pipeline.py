@@ -99,16 +99,18 @@ def train_stage(policy: str, pairs: Path, cfg: dict, out: Path, seed: int) -> Pa
     ``trainer.rs_sft.settings``) on each question's best sample whose reward is >= ``rs_sft.min_reward``
     (``best.jsonl`` next to the pairs), and DPO starts from that model and uses it as the reference.
     """
-    from start.train.dpo import DPOTrainConfig, train_dpo
+    from start.train.dpo import DPOTrainConfig
+    from start.train.launch import run_dpo, split_launch
 
-    trainer = dict(cfg["trainer"])
+    settings, launch = split_launch(cfg["trainer"])  # launch keys: how it runs, not what it computes
+    trainer = dict(settings)
     rs = trainer.pop("rs_sft", None) or {}
     tc = DPOTrainConfig(**{**trainer, "seed": seed})
     inputs = {"pairs": file_hash(pairs), "policy": policy}
     if rs.get("enabled"):
         inputs["best"] = file_hash(pairs.parent / BEST_FILE)
-    fp = fingerprint({"trainer": cfg["trainer"], "seed": seed, **inputs,
-                      "sft": cfg["sft"] if rs.get("enabled") else None})
+    fp = fingerprint({"trainer": settings, "seed": seed, **inputs,
+                      "sft": split_launch(cfg["sft"])[0] if rs.get("enabled") else None})
     if is_done(out, fp):
         log.info("training already complete in %s; skipping", out)
         return out / "model"
@@ -118,7 +120,7 @@ def train_stage(policy: str, pairs: Path, cfg: dict, out: Path, seed: int) -> Pa
     start_from, extra = policy, {}
     if rs.get("enabled"):
         start_from, extra["rs_sft"] = _rejection_sampling_sft(policy, pairs.parent / BEST_FILE, cfg, rs, out, seed)
-    model = train_dpo(start_from, pairs, tc, out)
+    model = run_dpo(start_from, pairs, tc, out, launch=launch)
     metrics = json.loads((out / "metrics.json").read_text())
     run.finish(counts={"pairs": metrics["pairs"]}, extra={"train": metrics["train"], **extra})
     return model
@@ -126,16 +128,18 @@ def train_stage(policy: str, pairs: Path, cfg: dict, out: Path, seed: int) -> Pa
 
 def _rejection_sampling_sft(policy: str, best: Path, cfg: dict, rs: dict, out: Path, seed: int) -> tuple[str, dict]:
     """SFT of ``policy`` on the best samples with reward >= ``rs.min_reward``; the new model and a summary."""
-    from start.train.sft import SFTSettings, train_sft
+    from start.train.launch import run_sft, split_launch
+    from start.train.sft import SFTSettings
 
     rows = [r for r in read_jsonl(best) if r["reward"] >= float(rs.get("min_reward", 0.0))]
     if not rows:
         log.warning("rejection-sampling SFT: no sample reaches reward %s; DPO starts from the policy",
                     rs.get("min_reward"))
         return policy, {"rows": 0}
-    settings = SFTSettings(**{**cfg["sft"], **(rs.get("settings") or {})})
+    sft, launch = split_launch(cfg["sft"])
+    settings = SFTSettings(**{**sft, **(rs.get("settings") or {})})
     log.info("rejection-sampling SFT on %d best samples before DPO", len(rows))
-    model = train_sft(rows, policy, settings, out / "rs_sft", seed=seed)
+    model = run_sft(rows, policy, settings, out / "rs_sft", seed=seed, launch=launch)
     return str(model), {"rows": len(rows), "model": str(model)}
 
 

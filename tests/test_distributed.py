@@ -136,3 +136,22 @@ def test_committed_accelerate_configs_load(name, kind):
         assert c.deepspeed_config["zero3_save_16bit_model"]  # the gathered model is what the main process merges
     if kind == "FSDP":
         assert c.fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"
+
+
+def test_pipeline_runs_dpo_under_accelerate(tmp_path, tiny_causal_lm, tiny_cross_encoder):
+    """One `start.run`-style run whose training stage is launched in 2 processes by the pipeline itself."""
+    from test_pipeline import compose_cfg
+
+    from start.pipeline import run
+
+    launch = _two_processes()
+    args = ",".join(launch.accelerate_args)
+    cfg = compose_cfg(tmp_path, tiny_causal_lm, tiny_cross_encoder, "rounds=1", "eval.base=false",
+                      "trainer.launcher=accelerate", f"trainer.accelerate_config={CPU_DDP}",
+                      f"trainer.accelerate_args=[{args}]")
+    run(cfg)
+    train = tmp_path / "run" / "round_1" / "train"
+    assert json.loads((train / "metrics.json").read_text())["processes"] == 2
+    assert (train / "DONE").is_file() and (tmp_path / "run" / "round_1" / "eval" / "DONE").is_file()
+    manifest = json.loads((train / "manifest.json").read_text())
+    assert manifest["config"]["launcher"] == "accelerate"

@@ -31,7 +31,8 @@ from start.sampling.prompt import PromptConfig, build_prompt
 from start.sampling.sampler import derive_seed
 from start.scoring import AttributionScorer, NLIBackend, NLIConfig, ScorerConfig, load_nli
 from start.stage import StageRun, fingerprint, is_done
-from start.train.sft import SFTSettings, train_sft
+from start.train.launch import run_sft, split_launch
+from start.train.sft import SFTSettings
 from start.warmup.config import WarmupConfig
 from start.warmup.relabel import MemoNLI, check_documents, relabel, verify
 from start.warmup.steps import (
@@ -110,7 +111,8 @@ def warmup_stage(cfg: dict[str, Any], out_dir: str | Path, *, generator: Generat
     out = Path(out_dir)
     seed = int(cfg["seed"])
     warm = WarmupConfig.from_dict(cfg["warmup"])
-    sft = SFTSettings(**cfg["sft"])
+    sft_settings, launch = split_launch(cfg["sft"])
+    sft = SFTSettings(**sft_settings)
     model_spec = cfg["model"]["name"]
     prompt_cfg = PromptConfig(**{"max_model_len": cfg["model"].get("max_model_len", 2048), **cfg["prompt"],
                                  "n_demos": 0})
@@ -184,7 +186,7 @@ def warmup_stage(cfg: dict[str, Any], out_dir: str | Path, *, generator: Generat
     judge.clear()  # the NLI model is not needed for training
     gc.collect()
 
-    trained = train_sft(out / DATA_FILE, model_path, sft, out, seed=derive_seed(seed, "warmup:sft"))
+    trained = run_sft(out / DATA_FILE, model_path, sft, out, seed=derive_seed(seed, "warmup:sft"), launch=launch)
     metrics = json.loads((out / "metrics.json").read_text())
     run.finish(counts={"questions": len(questions), "examples": len(items),
                        "steps": {s["step"]: s["out"] for s in steps.stats}},
