@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 from start.models import resolve_device, resolve_dtype
@@ -54,6 +54,10 @@ class Generator(Protocol):
 
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+EXECUTORS = (None, "mp", "ray", "uni", "external_launcher")
+# Settings that place the work (how many engines, which executor), not what it computes: kept out of stage
+# fingerprints so a run moved to a bigger machine resumes instead of starting over.
+PLACEMENT_KEYS = ("pipeline_parallel_size", "distributed_executor_backend", "data_parallel_size")
 
 
 @dataclass
@@ -66,10 +70,17 @@ class BackendConfig:
     batch_size: int = 8  # transformers: prompts per generate() call (each with n samples)
     max_model_len: int = 2048
     # vLLM pass-through (big machines): tensor parallelism, GPU memory share, eager mode, anything else
-    tensor_parallel_size: int = 1
+    tensor_parallel_size: int = 1  # GPUs one engine splits each layer over (within a node)
     gpu_memory_utilization: float = 0.9
     enforce_eager: bool = True
     vllm_kwargs: dict = field(default_factory=dict)
+    pipeline_parallel_size: int = 1  # vLLM: groups of layers on successive GPUs (or nodes, with Ray)
+    # vLLM's executor: None (its choice: one process per GPU on one node), "mp", or "ray" for an engine that
+    # spans several nodes (start a Ray cluster first; README "Scaling out")
+    distributed_executor_backend: str | None = None
+    # engines run side by side, each on its own tensor_parallel_size x pipeline_parallel_size GPUs, each
+    # sampling every data_parallel_size-th chunk (start.sampling.parallel); the samples are the same
+    data_parallel_size: int = 1
 
     def __post_init__(self):
         if self.name not in ("transformers", "vllm"):
@@ -78,6 +89,23 @@ class BackendConfig:
             raise ValueError(f"backend.batch_size must be >= 1, got {self.batch_size}")
         if self.dtype not in DTYPES:
             raise ValueError(f"model.dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        for name in ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"sampler.backend.{name} must be >= 1, got {getattr(self, name)}")
+        if self.distributed_executor_backend not in EXECUTORS:
+            raise ValueError(f"sampler.backend.distributed_executor_backend must be one of {EXECUTORS}, got "
+                             f"{self.distributed_executor_backend!r}")
+        if self.name == "transformers" and self.tensor_parallel_size * self.pipeline_parallel_size > 1:
+            raise ValueError("tensor_parallel_size / pipeline_parallel_size need the vLLM backend (sampler=vllm); "
+                             "the transformers backend scales with data_parallel_size only")
+
+    @property
+    def gpus_per_engine(self) -> int:
+        return self.tensor_parallel_size * self.pipeline_parallel_size
+
+    def fingerprint_fields(self) -> dict:
+        """The settings that decide what is sampled: where the engines run (and how many) is left out."""
+        return {k: v for k, v in asdict(self).items() if k not in PLACEMENT_KEYS}
 
     def torch_dtype(self) -> str:
         """The dtype the model runs in, by name: ``dtype``, with "auto" resolved for the device it runs on."""
@@ -166,6 +194,10 @@ class VLLMGenerator:
             # sampled token ("CPU Generator does not use offset"): prefill whole prompts instead.
             extra.setdefault("enable_chunked_prefill", False)
             extra.setdefault("max_num_batched_tokens", max(cfg.max_model_len, 8192))
+        if cfg.pipeline_parallel_size > 1:
+            extra.setdefault("pipeline_parallel_size", cfg.pipeline_parallel_size)
+        if cfg.distributed_executor_backend is not None:
+            extra.setdefault("distributed_executor_backend", cfg.distributed_executor_backend)
         self.llm = LLM(model=model_path, dtype=cfg.torch_dtype(), max_model_len=cfg.max_model_len,
                        enforce_eager=cfg.enforce_eager, seed=seed, tensor_parallel_size=cfg.tensor_parallel_size,
                        gpu_memory_utilization=cfg.gpu_memory_utilization, **extra)

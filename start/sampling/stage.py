@@ -20,7 +20,7 @@ from start.data.records import QARecord, limit_docs
 from start.io import read_records
 from start.models import resolve_model
 from start.sampling.backends import BackendConfig, SamplingConfig, make_generator
-from start.sampling.prompt import PromptConfig
+from start.sampling.prompt import run_prompt_config
 from start.sampling.sampler import SampleInput, run_sampling
 from start.stage import StageRun, fingerprint, is_done
 from start.text import Document
@@ -74,14 +74,15 @@ def sample_stage(cfg: dict[str, Any], *, model: str | None = None, out_dir: str 
                                "max_model_len": cfg["model"]["max_model_len"]})
     chunk_size = int(smp.pop("chunk_size"))
     params = SamplingConfig(**smp, seed=seed)
-    prompt = PromptConfig(**cfg["prompt"])
+    prompt = run_prompt_config(cfg)
     records = load_questions(cfg["data"])
-    fp = fingerprint({"model": model, "backend": asdict(backend), "params": asdict(params), "inputs": inputs,
-                      "prompt": asdict(prompt), "chunk_size": chunk_size, "ids": [r.id for r in records]})
+    fp = fingerprint({"model": model, "backend": backend.fingerprint_fields(), "params": asdict(params),
+                      "inputs": inputs, "prompt": asdict(prompt), "chunk_size": chunk_size,
+                      "ids": [r.id for r in records]})
     if is_done(out, fp):
         log.info("sampling already complete in %s; skipping", out)
         return out / "samples.jsonl"
-    if backend.name == "vllm" and isolate:
+    if backend.name == "vllm" and isolate and backend.data_parallel_size == 1:
         # vLLM patches kernels across every loaded module when an engine starts and owns process-wide state;
         # a fresh interpreter per stage keeps it away from what other stages imported and frees its memory.
         ctx = multiprocessing.get_context("spawn")
@@ -92,9 +93,15 @@ def sample_stage(cfg: dict[str, Any], *, model: str | None = None, out_dir: str 
             raise RuntimeError(f"sampling in a child process failed (exit code {child.exitcode}); see the log above")
         return out / "samples.jsonl"
     run = StageRun(out, fp, config=cfg, seed=seed, inputs=inputs or {})
-    generator = make_generator(resolve_model(model), backend, seed=seed)
-    summary = run_sampling([to_sample_input(r) for r in records], generator, prompt, params,
-                           out / "samples.jsonl", chunk_size=chunk_size)
+    items = [to_sample_input(r) for r in records]
+    if backend.data_parallel_size > 1:  # one engine per GPU group, each in a fresh process
+        from start.sampling.parallel import run_data_parallel
+
+        summary = run_data_parallel(items, resolve_model(model), backend, prompt, params, out / "samples.jsonl",
+                                    chunk_size=chunk_size, seed=seed)
+    else:
+        generator = make_generator(resolve_model(model), backend, seed=seed)
+        summary = run_sampling(items, generator, prompt, params, out / "samples.jsonl", chunk_size=chunk_size)
     log.info("sampled %d questions (%d resumed); %.1f%% of samples have a valid citation", summary.rows_written,
              summary.rows_skipped, 100 * summary.share_with_citation)
     run.finish(counts={"questions": len(records), "samples_per_question": params.n,

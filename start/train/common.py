@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,3 +33,22 @@ def save_model(model, tokenizer, target: Path, *, dtype: str | None = None, info
         if info is not None:
             write_json(tmp / info_name, info)
     return target
+
+
+def check_lengths(tokenizer, prompts: Sequence[str], completions: Sequence[Sequence[str]], max_length: int, *,
+                  source: str, setting: str = "trainer.max_length") -> None:
+    """Every prompt + completion (+ EOS) must fit ``max_length`` tokens: TRL would otherwise cut the row
+    from the end, dropping the completion's end and its EOS, and the model would learn to stop nowhere.
+    ``completions`` holds, per row, the completions trained after that prompt (DPO: chosen and rejected)."""
+    def n_tokens(texts):
+        return [len(x) for x in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+    p_len = n_tokens(prompts)
+    c_len = [max(n_tokens(cs)) for cs in completions]
+    too_long = [(i, p, c) for i, (p, c) in enumerate(zip(p_len, c_len, strict=True)) if p + c + 1 > max_length]
+    if too_long:
+        i, p, c = max(too_long, key=lambda t: t[1] + t[2])
+        raise ValueError(
+            f"{source}: {len(too_long)} of {len(p_len)} rows are longer than {setting}={max_length} tokens "
+            f"(longest: row {i + 1}, prompt {p} + completion {c} + EOS); TRL would cut their completions. Raise "
+            f"{setting} (up to the model's context, model.max_model_len) or shorten the prompts (data.max_docs)")

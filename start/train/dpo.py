@@ -17,7 +17,7 @@ from pathlib import Path
 
 from start.io import write_json
 from start.train import dist
-from start.train.common import last_checkpoint
+from start.train.common import check_lengths, last_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +82,8 @@ def train_dpo(policy_path: str, pairs_path: str | Path, cfg: DPOTrainConfig, out
     tokenizer = AutoTokenizer.from_pretrained(policy_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    prompt_len = [len(x) for x in tokenizer(list(data["prompt"]), add_special_tokens=False)["input_ids"]]
-    if all(n >= cfg.max_length for n in prompt_len):
-        raise ValueError(f"{pairs_path}: every prompt is at least trainer.max_length={cfg.max_length} tokens long "
-                         f"(shortest {min(prompt_len)}), so nothing is left to train on; raise trainer.max_length")
+    check_lengths(tokenizer, data["prompt"], list(zip(data["chosen"], data["rejected"], strict=True)),
+                  cfg.max_length, source=str(pairs_path))
     dtype = torch.bfloat16 if on_gpu else torch.float32
     model = AutoModelForCausalLM.from_pretrained(policy_path, dtype=dtype)
     peft_config = None

@@ -22,7 +22,7 @@ from pathlib import Path
 from start.io import read_records, write_json
 from start.stage import fingerprint
 from start.train import dist
-from start.train.common import last_checkpoint
+from start.train.common import check_lengths, last_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class SFTSettings:
     learning_rate: float = 2e-4
     batch_size: int = 4  # per device
     grad_accum: int = 1  # gradient accumulation steps
-    max_length: int = 1024  # tokens of prompt + completion (longer rows are truncated)
+    max_length: int = 1024  # tokens of prompt + completion (a longer row is an error: TRL would cut its end)
     lr_scheduler: str = "cosine"  # any transformers scheduler name ("linear", "constant", ...)
     warmup_steps: float = 0.0  # steps, or a fraction of training when < 1
     weight_decay: float = 0.0
@@ -144,12 +144,15 @@ def train_sft(data: str | os.PathLike | Sequence[dict], model: str, cfg: SFTSett
     from trl import SFTConfig, SFTTrainer
 
     on_gpu = torch.cuda.is_available()
-    state = dist.state(cpu=not on_gpu)  # one process, or one of several under `accelerate launch`
-    ckpt_dir = out / "checkpoints"
-    resume = _prepare_checkpoints(ckpt_dir, resume_fp, state)
     tokenizer = AutoTokenizer.from_pretrained(model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    check_lengths(tokenizer, [r["prompt"] for r in rows], [[r["completion"]] for r in rows], cfg.max_length,
+                  source=f"SFT data {data}" if isinstance(data, str | os.PathLike) else "SFT rows",
+                  setting="sft.max_length")
+    state = dist.state(cpu=not on_gpu)  # one process, or one of several under `accelerate launch`
+    ckpt_dir = out / "checkpoints"
+    resume = _prepare_checkpoints(ckpt_dir, resume_fp, state)
     base = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, cfg.train_dtype))
     peft_config = None
     if cfg.use_lora:

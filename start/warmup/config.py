@@ -115,7 +115,7 @@ class WarmupPrompts:
 @dataclass
 class WarmupConfig:
     prompts: WarmupPrompts
-    split: str = "train"  # questions the model writes its own data for
+    split: str | None = None  # split of the training source the model writes its own data for (None: train_split)
     limit: int | None = None  # first N questions (debugging / small runs)
     answer: AnswerStep = field(default_factory=AnswerStep)
     claims: ClaimStep = field(default_factory=ClaimStep)

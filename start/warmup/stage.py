@@ -27,7 +27,7 @@ from start.data.records import QARecord
 from start.io import read_jsonl, write_json, write_jsonl
 from start.models import resolve_model
 from start.sampling.backends import BackendConfig, Generator, make_generator
-from start.sampling.prompt import PromptConfig, build_prompt
+from start.sampling.prompt import PromptConfig, build_prompt, run_prompt_config
 from start.sampling.sampler import derive_seed
 from start.scoring import AttributionScorer, NLIBackend, NLIConfig, ScorerConfig, load_nli
 from start.stage import StageRun, fingerprint, is_done
@@ -48,9 +48,16 @@ log = logging.getLogger(__name__)
 DATA_FILE = Path("data") / "warmup.jsonl"
 
 
-def load_training_questions(data: dict[str, Any], split: str, limit: int | None) -> list[QARecord]:
-    """Questions of ``split`` from ``data.source`` (their documents are not used: the model writes its own)."""
-    return load_source(data["source"], split, limit)
+def training_source(cfg: dict[str, Any], warm: WarmupConfig) -> tuple[str, str | None]:
+    """Where the warm-up's questions come from: the run's training questions (``train_source``, else
+    ``data.source``) and split (``warmup.split``, else ``train_split``) -- never the held-out ones."""
+    source = cfg.get("train_source") or cfg["data"]["source"]
+    return source, warm.split if warm.split is not None else cfg.get("train_split")
+
+
+def load_training_questions(source: str, split: str | None, limit: int | None) -> list[QARecord]:
+    """Questions of ``split`` from ``source`` (their documents are not used: the model writes its own)."""
+    return load_source(source, split, limit)
 
 
 def _read_items(path: Path) -> list[WarmupItem]:
@@ -85,7 +92,7 @@ class _StepRunner:
 
 
 def sft_row(item: WarmupItem, prompt_cfg: PromptConfig, tokenizer) -> dict[str, Any]:
-    """One training row: the sampler's zero-shot prompt over the generated documents -> the cited answer."""
+    """One training row: the sampler's prompt over the generated documents -> the cited answer."""
     docs = [d.to_document() for d in item.docs]
     built = build_prompt(prompt_cfg, item.question, docs, tokenizer)
     return {"id": item.id, "prompt": built.text, "completion": item.cited_answer, "question": item.question,
@@ -99,10 +106,11 @@ def warmup_stage(cfg: dict[str, Any], out_dir: str | Path, *, generator: Generat
                  nli: NLIBackend | None = None) -> Path:
     """Run (or skip, or resume) the warm-up; return the SFT model folder.
 
-    ``cfg`` holds ``seed``, ``model`` (name, dtype, max_model_len), ``data`` (source), ``prompt`` (the
-    sampler's citation prompt; used zero-shot), ``warmup`` (conf/warmup/default.yaml), ``sft``
-    (conf/trainer/sft.yaml) and optionally ``sampler.backend``. ``generator`` / ``nli`` replace the models
-    built from the config (tests pass stubs); the model named in ``cfg.model.name`` is still the SFT base.
+    ``cfg`` holds ``seed``, ``model`` (name, dtype, max_model_len), ``data`` (source; ``train_source`` /
+    ``train_split`` when set), ``prompt`` (the sampler's citation prompt, used as it is), ``warmup``
+    (conf/warmup/default.yaml), ``sft`` (conf/trainer/sft.yaml) and optionally ``sampler.backend``.
+    ``generator`` / ``nli`` replace the models built from the config (tests pass stubs); the model named in
+    ``cfg.model.name`` is still the SFT base.
     """
     if not isinstance(cfg, dict):  # a Hydra DictConfig
         from omegaconf import OmegaConf
@@ -114,17 +122,18 @@ def warmup_stage(cfg: dict[str, Any], out_dir: str | Path, *, generator: Generat
     sft_settings, launch = split_launch(cfg["sft"])
     sft = SFTSettings(**sft_settings)
     model_spec = cfg["model"]["name"]
-    prompt_cfg = PromptConfig(**{"max_model_len": cfg["model"].get("max_model_len", 2048), **cfg["prompt"],
-                                 "n_demos": 0})
+    prompt_cfg = run_prompt_config(cfg)  # the sampler's prompt, demonstrations included
     backend = BackendConfig(**{**cfg.get("sampler", {}).get("backend", {}),
                                "dtype": cfg["model"].get("dtype", "auto"),
                                "max_model_len": cfg["model"].get("max_model_len", 2048)})
-    questions = load_training_questions(cfg["data"], warm.split, warm.limit)
+    source, split = training_source(cfg, warm)
+    questions = load_training_questions(source, split, warm.limit)
     if not questions:
-        raise ValueError(f"no training questions in split {warm.split!r} of {cfg['data']['source']!r}")
+        raise ValueError(f"no training questions in split {split!r} of {source!r}")
     ids = [(q.id, q.question) for q in questions]
     fp = fingerprint({"model": model_spec, "warmup": warm.to_dict(), "trainer": asdict(sft),
-                      "prompt": asdict(prompt_cfg), "backend": asdict(backend), "seed": seed, "questions": ids,
+                      "prompt": asdict(prompt_cfg), "backend": backend.fingerprint_fields(), "seed": seed,
+                      "questions": ids,
                       "generator": type(generator).__name__ if generator else None,
                       "nli": getattr(nli, "fingerprint", None)})
     model_dir = out / "model"
@@ -132,7 +141,7 @@ def warmup_stage(cfg: dict[str, Any], out_dir: str | Path, *, generator: Generat
         log.info("warm-up already complete in %s; skipping", out)
         return model_dir
     run = StageRun(out, fp, config=cfg, seed=seed, inputs={"questions": fingerprint(ids)})
-    log.info("warm-up on %d %s questions with %s", len(questions), warm.split, model_spec)
+    log.info("warm-up on %d questions of %s (split %s) with %s", len(questions), source, split, model_spec)
 
     model_path = resolve_model(model_spec)
     lm: dict[str, Generator] = {"generator": generator} if generator is not None else {}
