@@ -155,3 +155,53 @@ def test_pipeline_runs_dpo_under_accelerate(tmp_path, tiny_causal_lm, tiny_cross
     assert (train / "DONE").is_file() and (tmp_path / "run" / "round_1" / "eval" / "DONE").is_file()
     manifest = json.loads((train / "manifest.json").read_text())
     assert manifest["config"]["launcher"] == "accelerate"
+
+
+# ------------------------------------------------------------------------------- data-parallel sampling
+
+
+def test_shards_re_form_the_single_engine_chunks():
+    from start.sampling.parallel import shard_items
+
+    items = list(range(11))
+    chunks = [items[i:i + 3] for i in range(0, 11, 3)]
+    shards = [shard_items(items, 3, r, 3) for r in range(3)]
+    rechunked = [s[i:i + 3] for s in shards for i in range(0, len(s), 3)]
+    assert sorted(rechunked) == sorted(chunks) and sorted(sum(shards, [])) == items
+
+
+def test_backend_parallel_settings_are_validated():
+    from start.sampling.backends import BackendConfig
+
+    b = BackendConfig(name="vllm", tensor_parallel_size=2, pipeline_parallel_size=2, data_parallel_size=2,
+                      distributed_executor_backend="ray")
+    assert b.gpus_per_engine == 4
+    assert "data_parallel_size" not in b.fingerprint_fields() and "tensor_parallel_size" in b.fingerprint_fields()
+    with pytest.raises(ValueError, match="vLLM"):
+        BackendConfig(name="transformers", tensor_parallel_size=2)
+    with pytest.raises(ValueError, match="distributed_executor_backend"):
+        BackendConfig(name="vllm", distributed_executor_backend="slurm")
+    with pytest.raises(ValueError, match="data_parallel_size"):
+        BackendConfig(data_parallel_size=0)
+
+
+def test_two_engines_sample_what_one_engine_samples(tiny_causal_lm, tmp_path):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from start.sampling.stage import sample_stage
+
+    def sample(dp: int) -> Path:
+        overrides = [f"model.name={tiny_causal_lm}", "model.dtype=float32", "model.max_model_len=512",
+                     "sampler=transformers", "sampler.n=2", "sampler.max_new_tokens=6", "sampler.chunk_size=2",
+                     "sampler.temperature=1.0", "data.limit=5", "data.max_docs=2", "prompt.n_demos=0",
+                     f"sampler.backend.data_parallel_size={dp}", f"out_dir={tmp_path / f'dp{dp}'}"]
+        with initialize_config_dir(str(CPU_DDP.parents[1]), version_base="1.3"):
+            cfg = OmegaConf.to_container(compose("sample", overrides=overrides), resolve=True)
+        return sample_stage(cfg)
+
+    one, two = sample(1), sample(2)
+    assert one.read_text() == two.read_text() and len(one.read_text().splitlines()) == 5
+    assert not (two.parent / "shards").exists()
+    manifest = json.loads((two.parent / "manifest.json").read_text())
+    assert manifest["counts"]["rows_written"] == 5
