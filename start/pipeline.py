@@ -194,6 +194,10 @@ def run(cfg: dict[str, Any]) -> Path:
     run_dir = Path(cfg["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "config.json", cfg)
+    from start.config_check import config_problems
+
+    for problem in config_problems(cfg):  # every stage's settings are built here: a bad value fails now
+        log.warning("config: %s", problem)
     only_round, only_stage = cfg.get("round"), cfg.get("stage")
     if only_stage is not None and only_stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {only_stage!r}")
