@@ -78,21 +78,27 @@ def format_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def configs_from_args(args: argparse.Namespace):
+    """The scoring rules and the NLI settings the command line asks for (ValueError on a bad value)."""
+    from start.scoring import NLIConfig, ScorerConfig
+
+    cfg = ScorerConfig(at_most_citations=args.at_most_citations, first_line_only=args.first_line_only,
+                       citation_format=args.citation_format, sentence_mode=args.sentence_mode,
+                       support_check=args.support_check, allow_empty_docs=args.allow_empty_docs,
+                       cache=args.cache, cache_dir=args.cache_dir)
+    nli_cfg = NLIConfig(model=args.nli, device=args.device, batch_size=args.batch_size,
+                        max_length=args.max_length, threshold=args.threshold,
+                        entailment_label=args.entailment_label, progress=args.progress,
+                        number_guard=args.number_guard, premise_window_words=args.premise_window_words)
+    return cfg, nli_cfg
+
+
+def run(args: argparse.Namespace, cfg, nli) -> int:
+    """Read, score with ``nli`` (an NLIConfig or a loaded backend) and write; the exit status."""
     from start.io import read_records
-    from start.scoring import AttributionScorer, NLIConfig, ScorerConfig, parse_records
+    from start.scoring import AttributionScorer, parse_records
 
     try:
-        cfg = ScorerConfig(at_most_citations=args.at_most_citations, first_line_only=args.first_line_only,
-                           citation_format=args.citation_format, sentence_mode=args.sentence_mode,
-                           support_check=args.support_check, allow_empty_docs=args.allow_empty_docs,
-                           cache=args.cache, cache_dir=args.cache_dir)
-        nli_cfg = NLIConfig(model=args.nli, device=args.device, batch_size=args.batch_size,
-                            max_length=args.max_length, threshold=args.threshold,
-                            entailment_label=args.entailment_label, progress=args.progress,
-                            number_guard=args.number_guard, premise_window_words=args.premise_window_words)
         records = parse_records(read_records(args.input), path=args.input,
                                 allow_empty_docs=args.allow_empty_docs)
     except (InputError, ValueError) as e:
@@ -104,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or default_out(args.input)
     detail = args.detail or detail_path(out)
     log.info("scoring %d records from %s", len(records), args.input)
-    scorer = AttributionScorer(nli_cfg, cfg)
+    scorer = AttributionScorer(nli, cfg)
     try:
         report = scorer.score(records)
     finally:
@@ -121,6 +127,17 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(metrics))
     print(f"\nmetrics: {out}\ndetail:  {detail}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg, nli_cfg = configs_from_args(args)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return run(args, cfg, nli_cfg)
 
 
 if __name__ == "__main__":

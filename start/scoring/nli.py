@@ -70,7 +70,12 @@ class NLIConfig:
     progress: bool = True
     number_guard: bool | None = None  # None: as stored with the model (start_nli.json), else force on/off
     premise_window_words: int | None = None  # None: as stored with the model; 0: whole premise; N: windows
-    extra: dict = field(default_factory=dict)  # passed to from_pretrained (e.g. revision, device_map)
+    # passed to from_pretrained (e.g. revision). {"device_map": "auto"} spreads one model too big for a GPU
+    # (TRUE T5-11B: 22 GB in bf16) over the visible GPUs, layer by layer; "max_memory" caps each GPU's share
+    extra: dict = field(default_factory=dict)
+    # one replica of the model per device (e.g. ["cuda:0", "cuda:1"]); the batches of every request are spread
+    # over them and the probabilities are the ones one device gives (start.scoring.parallel)
+    devices: list[str] | None = None
 
     def __post_init__(self):
         if self.batch_size < 1:
@@ -81,6 +86,11 @@ class NLIConfig:
             raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
         if self.dtype not in {"auto", "float32", "bfloat16", "float16"}:
             raise ValueError(f"dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}")
+        if self.devices is not None:
+            if not self.devices or "device_map" in self.extra:
+                raise ValueError("devices must name at least one device and cannot be combined with "
+                                 "extra.device_map (one model over several GPUs)")
+            self.devices = [str(d) for d in self.devices]
 
 
 def _resolve_model(spec: str) -> str:
@@ -108,6 +118,17 @@ def _fingerprint(model_path: str, model, settings: str) -> str:
     return h.hexdigest()[:24]
 
 
+@dataclass(frozen=True)
+class BatchPlan:
+    """A request's token ids and its batches (indices into the request), fixed before any forward pass: every
+    batch is the same whichever device or process runs it, so sharded scoring gives identical numbers."""
+
+    ids: list[list[int]]
+    types: list[list[int]] | None
+    truncated: np.ndarray
+    batches: list[np.ndarray]
+
+
 class _HFNLI:
     """Shared machinery: length-sorted batching, per-batch padding, progress bar."""
 
@@ -127,26 +148,36 @@ class _HFNLI:
     def _probs(self, batch) -> np.ndarray:
         raise NotImplementedError
 
-    def predict(self, pairs: Sequence[Pair]) -> NLIPrediction:
+    def plan(self, pairs: Sequence[Pair]) -> BatchPlan:
+        """Tokenise once and cut into length-sorted batches (longest first: fail fast on OOM)."""
+        ids, types, truncated = self._encode(pairs)
+        order = np.argsort([len(x) for x in ids], kind="stable")[::-1]
+        bs = self.cfg.batch_size
+        return BatchPlan(ids, types, truncated, [order[i:i + bs] for i in range(0, len(order), bs)])
+
+    def run_batch(self, plan: BatchPlan, b: int) -> np.ndarray:
+        """P(entailment) of the pairs of batch ``b`` (padded to the batch's longest pair)."""
         import torch
+
+        idx = plan.batches[b]
+        feats = [{"input_ids": plan.ids[i]} | ({"token_type_ids": plan.types[i]} if plan.types else {})
+                 for i in idx]
+        with torch.inference_mode():
+            batch = self.tokenizer.pad(feats, return_tensors="pt").to(self.model.device)
+            return self._probs(batch)
+
+    def predict(self, pairs: Sequence[Pair]) -> NLIPrediction:
         from tqdm.auto import tqdm
 
         if not pairs:
             return NLIPrediction(np.zeros(0), np.zeros(0, dtype=bool))
-        ids, types, truncated = self._encode(pairs)
-        order = np.argsort([len(x) for x in ids], kind="stable")[::-1]  # longest first: fail fast on OOM
+        plan = self.plan(pairs)
         probs = np.zeros(len(pairs), dtype=np.float64)
-        bs = self.cfg.batch_size
-        batches = range(0, len(order), bs)
-        bar = tqdm(batches, desc="NLI", unit="batch", disable=not self.cfg.progress or len(batches) < 2,
-                   leave=False)
-        with torch.inference_mode():
-            for start in bar:
-                idx = order[start:start + bs]
-                feats = [{"input_ids": ids[i]} | ({"token_type_ids": types[i]} if types else {}) for i in idx]
-                batch = self.tokenizer.pad(feats, return_tensors="pt").to(self.model.device)
-                probs[idx] = self._probs(batch)
-        return NLIPrediction(probs, truncated)
+        bar = tqdm(range(len(plan.batches)), desc="NLI", unit="batch", leave=False,
+                   disable=not self.cfg.progress or len(plan.batches) < 2)
+        for b in bar:
+            probs[plan.batches[b]] = self.run_batch(plan, b)
+        return NLIPrediction(probs, plan.truncated)
 
 
 class SequenceClassificationNLI(_HFNLI):
@@ -313,8 +344,12 @@ def entailment_index(id2label: dict, override: str | None = None) -> int:
     return hits[0]
 
 
-def load_nli(cfg: NLIConfig | str = "default") -> NLIBackend:
-    """Load an NLI backend from ``"default"``, a local folder, or a hub name (downloads only then)."""
+def load_nli(cfg: NLIConfig | str = "default", *, wrap=None) -> NLIBackend:
+    """Load an NLI backend from ``"default"``, a local folder, or a hub name (downloads only then).
+
+    ``wrap`` (optional) is applied to the model backend before the premise-window and number-guard wrappers,
+    e.g. to spread its batches over devices or processes (``start.scoring.parallel``).
+    """
     if isinstance(cfg, str):
         cfg = NLIConfig(model=cfg)
     from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoTokenizer
@@ -326,12 +361,14 @@ def load_nli(cfg: NLIConfig | str = "default") -> NLIBackend:
             "or pass --nli with a model folder or hub name"
         )
     local_only = Path(path).is_dir() or os.environ.get("HF_HUB_OFFLINE") == "1"
-    config = AutoConfig.from_pretrained(path, local_files_only=local_only, **cfg.extra)
+    placement = ("device_map", "max_memory", "offload_folder")  # for the weights, not the config
+    config = AutoConfig.from_pretrained(path, local_files_only=local_only,
+                                        **{k: v for k, v in cfg.extra.items() if k not in placement})
     settings = _read_settings(path) if Path(path).is_dir() else {}
     threshold = float(settings.get("threshold", 0.5))
     if cfg.max_length is None and settings.get("max_length"):
         cfg = NLIConfig(**{**cfg.__dict__, "max_length": int(settings["max_length"])})
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.devices[0] if cfg.devices else cfg.device)
     kwargs = {"local_files_only": local_only, "dtype": resolve_dtype(cfg.dtype, device), **cfg.extra}
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_only)
     if config.is_encoder_decoder:
@@ -342,8 +379,16 @@ def load_nli(cfg: NLIConfig | str = "default") -> NLIBackend:
         backend_cls = SequenceClassificationNLI
     if "device_map" not in cfg.extra:
         model.to(device)
-    log.info("loaded NLI model %s (%s) on %s", cfg.model, backend_cls.__name__, device)
+    placed = getattr(model, "hf_device_map", None) or {}  # set when the map spans more than one device
+    where = sorted({str(d) for d in placed.values()}) or cfg.devices or model.device
+    log.info("loaded NLI model %s (%s, %s) on %s", cfg.model, backend_cls.__name__, model.dtype, where)
     backend: NLIBackend = backend_cls(cfg, model, tokenizer, path, threshold)
+    if cfg.devices and len(cfg.devices) > 1:
+        from start.scoring.parallel import DeviceReplicasNLI
+
+        backend = DeviceReplicasNLI.from_backend(backend, cfg.devices)
+    if wrap is not None:
+        backend = wrap(backend)
     words = settings.get("premise_window_words") if cfg.premise_window_words is None else cfg.premise_window_words
     if words:
         backend = PremiseWindowNLI(backend, int(words))
