@@ -39,8 +39,9 @@ def test_two_processes_score_byte_identically_to_one(tmp_path):
     assert main([str(DEMO), "--out", str(tmp_path / "one.json"), *opts]) == 0
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     cmd = [sys.executable, "-m", "accelerate.commands.launch",
-           "--config_file", str(ROOT / "conf" / "accelerate" / "cpu_ddp.yaml"), "--num_processes", "2", "--main_process_port", str(_free_port()), "-m", "start.scoring.parallel",
-           str(DEMO), "--out", str(tmp_path / "two.json"), *opts]
+           "--config_file", str(ROOT / "conf" / "accelerate" / "cpu_ddp.yaml"), "--num_processes", "2",
+           "--main_process_port", str(_free_port()), "-m", "start.scoring.parallel", str(DEMO),
+           "--out", str(tmp_path / "two.json"), *opts]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "two.json").read_bytes() == (tmp_path / "one.json").read_bytes()
