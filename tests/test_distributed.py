@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -111,6 +112,8 @@ def test_launch_settings_are_validated_and_kept_out_of_the_trainer_settings():
     assert cmd[1:] == ["-m", "accelerate.commands.launch", "--config_file", "x.yaml", "--num_processes", "8",
                        "-m", "start.train.launch", "dpo", "spec.json"]
     assert split_launch({"beta": 0.1})[1] == LaunchConfig()
+    slurm = LaunchConfig("accelerate", "x.yaml", launch_prefix=["srun", "--ntasks-per-node=1"])
+    assert accelerate_command("sft", Path("s.json"), slurm)[:3] == ["srun", "--ntasks-per-node=1", sys.executable]
     with pytest.raises(ValueError, match="accelerate_config"):
         LaunchConfig("accelerate")
     with pytest.raises(ValueError, match="launcher"):

@@ -48,6 +48,7 @@ class DPOTrainConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)
     save_steps: int = 50
     logging_steps: int = 5
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass (long sequences, big models)
     seed: int = 0
     device: str = "auto"  # "auto" uses a GPU when there is one
 
@@ -99,6 +100,7 @@ def train_dpo(policy_path: str, pairs_path: str | Path, cfg: DPOTrainConfig, out
         precompute_ref_log_probs=cfg.precompute_ref_log_probs, save_steps=cfg.save_steps,
         logging_steps=cfg.logging_steps, seed=cfg.seed, data_seed=cfg.seed, report_to=[],
         use_cpu=not on_gpu, bf16=on_gpu, save_total_limit=2, disable_tqdm=False,
+        gradient_checkpointing=cfg.gradient_checkpointing,
     )
     trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=data, processing_class=tokenizer,
                          peft_config=peft_config)

@@ -2,11 +2,12 @@
 
 ``python -m start.train.launch sft|dpo SPEC.json`` is the module entry point ``accelerate launch`` starts in
 every process; the spec names the inputs, the settings and the output folder, so the trainers run unchanged.
-The pipeline chooses with three keys of the ``trainer`` / ``sft`` config sections::
+The pipeline chooses with four keys of the ``trainer`` / ``sft`` config sections::
 
     launcher: inprocess | accelerate
     accelerate_config: conf/accelerate/zero3.yaml     # a file of conf/accelerate/ or your own
-    accelerate_args: [--num_processes, "8"]           # further `accelerate launch` flags (multi-node: ...)
+    accelerate_args: [--num_processes, "8"]           # further `accelerate launch` flags
+    launch_prefix: [srun, --ntasks-per-node=1]       # run that command on every node (multi-node)
 
 These keys decide how a stage runs, not what it computes, so they are left out of the stage fingerprints.
 """
@@ -29,7 +30,7 @@ from start.io import write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 LAUNCHERS = ("inprocess", "accelerate")
-LAUNCH_KEYS = ("launcher", "accelerate_config", "accelerate_args")
+LAUNCH_KEYS = ("launcher", "accelerate_config", "accelerate_args", "launch_prefix")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -38,6 +39,9 @@ class LaunchConfig:
     launcher: str = "inprocess"
     accelerate_config: str | None = None  # an `accelerate config` YAML (relative paths: to the working folder)
     accelerate_args: tuple[str, ...] = field(default_factory=tuple)
+    # words before the command, e.g. [srun, --nodes=2, --ntasks-per-node=1, --overlap]: the same
+    # `accelerate launch` on every node of a Slurm allocation (README, "Scaling out")
+    launch_prefix: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self):
         if self.launcher not in LAUNCHERS:
@@ -45,7 +49,8 @@ class LaunchConfig:
         if self.launcher == "accelerate" and not self.accelerate_config:
             raise ValueError("trainer.launcher=accelerate needs trainer.accelerate_config (e.g. "
                              "conf/accelerate/ddp.yaml)")
-        object.__setattr__(self, "accelerate_args", tuple(str(a) for a in self.accelerate_args or ()))
+        for name in ("accelerate_args", "launch_prefix"):
+            object.__setattr__(self, name, tuple(str(a) for a in getattr(self, name) or ()))
 
 
 def split_launch(section: dict[str, Any]) -> tuple[dict[str, Any], LaunchConfig]:
@@ -56,7 +61,8 @@ def split_launch(section: dict[str, Any]) -> tuple[dict[str, Any], LaunchConfig]
 
 def accelerate_command(kind: str, spec: Path, launch: LaunchConfig) -> list[str]:
     """The ``accelerate launch`` command line that runs ``kind`` training from ``spec`` in every process."""
-    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(launch.accelerate_config),
+    return [*launch.launch_prefix, sys.executable, "-m", "accelerate.commands.launch",
+            "--config_file", str(launch.accelerate_config),
             *launch.accelerate_args, "-m", "start.train.launch", kind, str(spec)]
 
 
