@@ -7,7 +7,7 @@ The pipeline chooses with four keys of the ``trainer`` / ``sft`` config sections
     launcher: inprocess | accelerate
     accelerate_config: conf/accelerate/zero3.yaml     # a file of conf/accelerate/ or your own
     accelerate_args: [--num_processes, "8"]           # further `accelerate launch` flags
-    launch_prefix: [srun, --ntasks-per-node=1]       # run that command on every node (multi-node)
+    launch_prefix: [srun, --ntasks-per-node, "1"]    # run that command on every node (multi-node)
 
 These keys decide how a stage runs, not what it computes, so they are left out of the stage fingerprints.
 """
@@ -39,7 +39,7 @@ class LaunchConfig:
     launcher: str = "inprocess"
     accelerate_config: str | None = None  # an `accelerate config` YAML (relative paths: to the working folder)
     accelerate_args: tuple[str, ...] = field(default_factory=tuple)
-    # words before the command, e.g. [srun, --nodes=2, --ntasks-per-node=1, --overlap]: the same
+    # words before the command, e.g. [srun, --overlap, --ntasks-per-node, 1]: the same
     # `accelerate launch` on every node of a Slurm allocation (README, "Scaling out")
     launch_prefix: tuple[str, ...] = field(default_factory=tuple)
 
