@@ -188,23 +188,32 @@ def test_backend_parallel_settings_are_validated():
         BackendConfig(data_parallel_size=0)
 
 
-def test_two_engines_sample_what_one_engine_samples(tiny_causal_lm, tmp_path):
+def _sample(lm: Path, out: Path, sampler: str, dp: int) -> Path:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
     from start.sampling.stage import sample_stage
 
-    def sample(dp: int) -> Path:
-        overrides = [f"model.name={tiny_causal_lm}", "model.dtype=float32", "model.max_model_len=512",
-                     "sampler=transformers", "sampler.n=2", "sampler.max_new_tokens=6", "sampler.chunk_size=2",
-                     "sampler.temperature=1.0", "data.limit=5", "data.max_docs=2", "prompt.n_demos=0",
-                     f"sampler.backend.data_parallel_size={dp}", f"out_dir={tmp_path / f'dp{dp}'}"]
-        with initialize_config_dir(str(CPU_DDP.parents[1]), version_base="1.3"):
-            cfg = OmegaConf.to_container(compose("sample", overrides=overrides), resolve=True)
-        return sample_stage(cfg)
+    overrides = [f"model.name={lm}", "model.dtype=float32", "model.max_model_len=512", f"sampler={sampler}",
+                 "sampler.n=2", "sampler.max_new_tokens=6", "sampler.chunk_size=2", "sampler.temperature=1.0",
+                 "data.limit=5", "data.max_docs=2", "prompt.n_demos=0", f"sampler.backend.data_parallel_size={dp}",
+                 f"out_dir={out / f'{sampler}-dp{dp}'}"]
+    with initialize_config_dir(str(CPU_DDP.parents[1]), version_base="1.3"):
+        cfg = OmegaConf.to_container(compose("sample", overrides=overrides), resolve=True)
+    return sample_stage(cfg)
 
-    one, two = sample(1), sample(2)
+
+def test_two_engines_sample_what_one_engine_samples(tiny_causal_lm, tmp_path):
+    one, two = (_sample(tiny_causal_lm, tmp_path, "transformers", dp) for dp in (1, 2))
     assert one.read_text() == two.read_text() and len(one.read_text().splitlines()) == 5
     assert not (two.parent / "shards").exists()
     manifest = json.loads((two.parent / "manifest.json").read_text())
     assert manifest["counts"]["rows_written"] == 5
+
+
+@pytest.mark.slow
+def test_two_vllm_engines_sample_what_one_samples(tiny_causal_lm, tmp_path):
+    """The same with vLLM's CPU build: two engines in their own processes (~80 s on 2 cores)."""
+    pytest.importorskip("vllm", reason="vLLM is not installed (optional extra: `make setup-vllm`)")
+    one, two = (_sample(tiny_causal_lm, tmp_path, "vllm", dp) for dp in (1, 2))
+    assert one.read_text() == two.read_text() and len(one.read_text().splitlines()) == 5
