@@ -78,6 +78,18 @@ def test_gpu_7b_warms_up_on_its_training_questions_with_the_sampling_prompt():
     assert built["sft"].max_length == built["dpo"].max_length == 4096
 
 
+def test_warmup_split_defaults_to_the_runs_training_split():
+    from start.warmup.config import WarmupConfig
+    from start.warmup.stage import training_source
+
+    warm = WarmupConfig.from_dict(container()["warmup"])
+    assert warm.split is None
+    assert training_source({"data": {"source": "embedded"}}, warm) == ("embedded", "train")  # start.warmup's config
+    assert training_source(container("train_split=dev"), warm) == ("embedded", "dev")
+    assert training_source(container("warmup.split=test"), WarmupConfig.from_dict(
+        container("warmup.split=test")["warmup"])) == ("embedded", "test")
+
+
 @pytest.mark.parametrize("override, message", [
     ("trainer.learning_rate=5e-6", "full fine-tuning rate"),
     ("sft.max_length=1024", "sft.max_length=1024 < model.max_model_len=2048"),

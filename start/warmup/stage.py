@@ -50,9 +50,10 @@ DATA_FILE = Path("data") / "warmup.jsonl"
 
 def training_source(cfg: dict[str, Any], warm: WarmupConfig) -> tuple[str, str | None]:
     """Where the warm-up's questions come from: the run's training questions (``train_source``, else
-    ``data.source``) and split (``warmup.split``, else ``train_split``) -- never the held-out ones."""
+    ``data.source``) and split (``warmup.split``, else the run's ``train_split``; "train" when the config has
+    no such key, as ``python -m start.warmup``'s) -- never the held-out ones."""
     source = cfg.get("train_source") or cfg["data"]["source"]
-    return source, warm.split if warm.split is not None else cfg.get("train_split")
+    return source, warm.split if warm.split is not None else cfg.get("train_split", "train")
 
 
 def load_training_questions(source: str, split: str | None, limit: int | None) -> list[QARecord]:
