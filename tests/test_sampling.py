@@ -127,7 +127,7 @@ def test_sampling_rows_and_citation_parsing(tmp_path):
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert [r["id"] for r in rows] == ["q0", "q1", "q2", "q3"] and summary.rows_written == 4
     s = rows[0]["samples"][0]
-    assert set(s) == {"text", "citations", "token_logprob_sum", "n_tokens"}
+    assert set(s) == {"text", "citations", "token_logprob_sum", "n_tokens", "finish_reason"}
     # citation [3] is out of range for 2 documents and is not counted as valid
     for r in rows:
         for smp in r["samples"]:
