@@ -111,7 +111,7 @@ def _joint_mask(x: dict[str, np.ndarray], y: dict[str, np.ndarray]) -> dict[str,
     return out
 
 
-def _eval_columns(scores: Path) -> tuple[list[str], dict[str, np.ndarray]]:
+def eval_columns(scores: Path) -> tuple[list[str], dict[str, np.ndarray]]:
     from start.scoring import RecordScore
 
     records = [RecordScore.from_dict(json.loads(line)) for line in scores.read_text(encoding="utf-8").splitlines()
@@ -136,7 +136,7 @@ def round_differences(run_dir: Path, n_boot: int = 1000, seed: int = 0) -> list[
     cols = dict(done)
     out = []
     for a, b in steps:
-        (qa, ca), (qb, cb) = _eval_columns(cols[a]), _eval_columns(cols[b])
+        (qa, ca), (qb, cb) = eval_columns(cols[a]), eval_columns(cols[b])
         if qa != qb:
             log.warning("rounds %s and %s were evaluated on different questions: no paired difference", a, b)
             continue

@@ -133,8 +133,8 @@ def test_report_differences_honour_n_boot_and_count_empty_answers_as_zero(tmp_pa
     (diff,) = json.loads((folder / "differences.json").read_text())
     assert diff["change"] == "0 -> 1" and diff["questions"] == 12
     # question 0 is empty in round 1 and counts 0 (not dropped): the paired mean uses all 12 questions
-    a, b = ev._eval_columns(tmp_path / "round_0/eval/score/scores.jsonl")[1], \
-        ev._eval_columns(tmp_path / "round_1/eval/score/scores.jsonl")[1]
+    a, b = ev.eval_columns(tmp_path / "round_0/eval/score/scores.jsonl")[1], \
+        ev.eval_columns(tmp_path / "round_1/eval/score/scores.jsonl")[1]
     assert b["citation_rec"][0] == 0.0
     expected = 100 * (b["citation_rec"].mean() - a["citation_rec"].mean())
     assert diff["metrics"]["citation_rec"]["value"] == pytest.approx(expected)
