@@ -83,6 +83,8 @@ def test_transformers_backend_is_seeded_and_returns_n_samples(tiny_causal_lm):
     for row in a:
         for s in row:
             assert 1 <= s.n_tokens <= 8 and s.token_logprob_sum < 0 and math.isfinite(s.token_logprob_sum)
+            assert s.finish_reason == "stop" or (s.finish_reason == "length" and s.n_tokens == 8)
+    assert any(s.finish_reason == "length" for row in a for s in row)  # a random model rarely stops by itself
 
 
 class ScriptedGenerator:
