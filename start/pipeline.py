@@ -4,6 +4,7 @@
       round_0/warmup/            synthetic attributed data + SFT model (policy 0)
       round_0/eval_base/ eval/   the base model and policy 0 on the held-out split
       round_r/sample/ score/ pairs/ train/ eval/     r = 1..R
+      round_r/questions.json     the round's training questions (a seeded slice, disjoint across rounds)
       report/                    table and plots across rounds
 
 Each stage writes a manifest and a ``DONE`` marker last, and is skipped when the marker records the same
