@@ -237,6 +237,9 @@ def eval_stage(policy: str, cfg: dict, out: Path, seed: int, upstream: str, *, s
     fp = fingerprint({"scores": file_hash(scores), "n_boot": cfg["eval"]["n_boot"], "seed": seed})
     if is_done(out, fp):
         return out / "metrics.json"
+    owner = out / ".fingerprint"  # the folder also holds its sampling and scoring stages, finished just now:
+    if owner.is_file() and owner.read_text().strip() != fp:  # only the evaluation's own files are stale, and
+        owner.unlink()  # StageRun would clear the whole folder
     run = StageRun(out, fp, config=cfg["eval"], seed=seed, inputs={"scores": file_hash(scores)})
     records = [RecordScore.from_dict(d) for d in read_jsonl(scores)]
     cols = per_question(records, lambda i: i.rsplit("#", 1)[0])
