@@ -124,10 +124,12 @@ def ablation(rows: list[tuple[str, Path, str]], full: str = "full method") -> di
         folders[name] = run_dir
         scores = _warmup_scores(run_dir) if which == "warmup" else _last_scores(run_dir)
         qids, cols[name] = eval_columns(scores)
-        n_boot = _n_boot(run_dir)
-        out.append({"row": name, "run_dir": _rel(run_dir), "evaluation": _rel(scores.parent.parent),
-                    "questions": len(qids), "metrics": _pick(bootstrap(cols[name], n_boot=n_boot, seed=0)),
-                    "qids": qids})
+        evaluation = scores.parent.parent
+        metrics = evaluation / "metrics.json"  # the run's own intervals; recomputed only when it is missing
+        m = json.loads(metrics.read_text())["metrics"] if metrics.is_file() else \
+            bootstrap(cols[name], n_boot=_n_boot(run_dir), seed=0)
+        out.append({"row": name, "run_dir": _rel(run_dir), "evaluation": _rel(evaluation), "questions": len(qids),
+                    "metrics": _pick(m), "qids": qids})
     ref = next((r for r in out if r["row"] == full), None)
     for r in out:
         if ref is not None and r is not ref:

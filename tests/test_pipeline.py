@@ -102,6 +102,13 @@ def test_rounds_layout_skip_and_resume(tmp_path, tiny_causal_lm, tiny_cross_enco
                                                               "round_2/eval/sample/DONE", "round_2/eval/score/DONE"}
     assert json.loads((rd / "round_2" / "eval" / "metrics.json").read_text()) == json.loads(final)
 
+    # other bootstrap settings re-run only the evaluations' statistics; their sampling and scoring stay
+    run(compose_cfg(tmp_path, tiny_causal_lm, tiny_cross_encoder, "eval.n_boot=40"))
+    after = markers(rd)
+    assert {k for k in after if after[k] != again[k]} == {f"round_{r}/{e}/DONE" for r in (0, 1, 2)
+                                                         for e in ("eval",)} | {"round_0/eval_base/DONE"}
+    assert (rd / "round_2" / "eval" / "score" / "scores.jsonl").is_file()
+
 
 def test_one_piece_needs_its_inputs(tmp_path, tiny_causal_lm, tiny_cross_encoder):
     cfg = compose_cfg(tmp_path, tiny_causal_lm, tiny_cross_encoder, "round=1", "stage=pairs")
