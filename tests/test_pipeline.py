@@ -163,3 +163,23 @@ def test_a_round_without_pairs_passes_the_policy_through(tmp_path, tiny_causal_l
     manifest = json.loads((tmp_path / "train" / "manifest.json").read_text())
     assert manifest["counts"]["pairs"] == 0 and manifest["dpo"] == "skipped: no preference pairs"
     assert not (tmp_path / "train" / "model").exists()
+
+
+def test_rejection_sampling_only_trains_no_dpo(tmp_path, tiny_causal_lm, tiny_cross_encoder):
+    from start.io import write_jsonl
+    from start.pipeline import train_stage, trained_policy
+
+    cfg = compose_cfg(tmp_path, tiny_causal_lm, tiny_cross_encoder, "trainer.rs_sft.enabled=true",
+                      "trainer.rs_sft.only=true", "trainer.rs_sft.min_reward=0.0", "sft.max_steps=1", "sft.lora_r=4",
+                      "sft.lora_alpha=8", "sft.max_length=640")
+    pair = {"id": "q", "prompt": "<user> the tower </s> <assistant>", "chosen": "it was built in 1889 .",
+            "rejected": "paris .", "signal": "attributability", "kind": "overall", "margin": 0.5,
+            "chosen_scores": {}, "rejected_scores": {}}
+    write_jsonl(tmp_path / "pairs" / "pairs.jsonl", [pair])
+    write_jsonl(tmp_path / "pairs" / "best.jsonl", [{"id": "q", "prompt": pair["prompt"], "completion": pair["chosen"],
+                                                     "reward": 0.8}])
+    out = train_stage(str(tiny_causal_lm), tmp_path / "pairs" / "pairs.jsonl", cfg, tmp_path / "train", seed=0)
+    assert out == tmp_path / "train" / "rs_sft" / "model" == trained_policy(tmp_path / "train")
+    manifest = json.loads((tmp_path / "train" / "manifest.json").read_text())
+    assert manifest["dpo"] == "skipped: trainer.rs_sft.only" and manifest["rs_sft"]["rows"] == 1
+    assert not (tmp_path / "train" / "model").exists() and (out / "config.json").is_file()

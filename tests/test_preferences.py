@@ -102,7 +102,7 @@ def test_best_samples_are_the_best_eligible_answers():
 
 # -- samples scored by the real scorer (stub NLI: a sentence is entailed when its F<n> facts are in the premise)
 
-def scored_questions(*questions, first_line_only=True, max_new_tokens=None):
+def scored_questions(*questions, first_line_only=True, max_new_tokens=None, distractors=()):
     """``questions``: (docs, [sample text or (text, finish_reason, n_tokens)], gold fields) -> QuestionSamples
     built through ``question_samples`` from the scorer's RecordScores."""
     from conftest import StubNLI
@@ -118,7 +118,8 @@ def scored_questions(*questions, first_line_only=True, max_new_tokens=None):
             text, reason, n = (x, "stop", 10) if isinstance(x, str) else x
             smp.append({"text": text, "n_tokens": n} | ({"finish_reason": reason} if reason else {}))
         rows.append({"id": f"q{k}", "question": "which facts hold?", "prompt": f"prompt {k}", "samples": smp,
-                     "docs": [{"title": f"d{i + 1}", "text": f"Fact {t} is stated here."} for i, t in enumerate(docs)],
+                     "docs": [{"title": f"d{i + 1}", "text": f"Fact {t} is stated here."}
+                              | ({"distractor": True} if i + 1 in distractors else {}) for i, t in enumerate(docs)],
                      **gold})
     scorer = AttributionScorer(StubNLI(), ScorerConfig(cache=False, first_line_only=first_line_only))
     report = scorer.score(expand_for_scoring(rows))
@@ -210,7 +211,9 @@ def test_every_pair_keeps_the_invariants(seed):
         docs = DOCS3 if k % 2 else DOCS5
         samples = [(_random_answer(rng, len(docs)), rng.choice(["stop", "stop", "length"]), 10) for _ in range(5)]
         questions.append((docs, samples, golds[k % len(golds)]))
-    qs = scored_questions(*questions)
+    qs = scored_questions(*questions, distractors=(4, 5) if seed % 2 else ())  # marked as in the new data set
+    if seed % 2:
+        assert any(x.signals["robustness"] not in (None, 0.0, 1.0) for q in qs for x in q.samples)
     for cfg in (PreferenceConfig(), PreferenceConfig(min_margin=0.0, signal_margin=0.0, close_tolerance=1.0,
                                                      min_attributability=0.0, max_pairs_per_question=6,
                                                      require_citation=False, min_words=0),
