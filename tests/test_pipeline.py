@@ -183,3 +183,13 @@ def test_rejection_sampling_only_trains_no_dpo(tmp_path, tiny_causal_lm, tiny_cr
     manifest = json.loads((tmp_path / "train" / "manifest.json").read_text())
     assert manifest["dpo"] == "skipped: trainer.rs_sft.only" and manifest["rs_sft"]["rows"] == 1
     assert not (tmp_path / "train" / "model").exists() and (out / "config.json").is_file()
+
+
+def test_a_slice_of_named_questions_is_loaded_in_its_order():
+    from start.sampling.stage import load_questions
+
+    pool = [r.id for r in load_questions({"source": "embedded", "split": "train", "limit": 5})]
+    picked = load_questions({"source": "embedded", "split": "train", "limit": 2, "ids": pool[::-2]})
+    assert [r.id for r in picked] == pool[::-2]  # ids win over limit
+    with pytest.raises(ValueError, match="data.ids: 1 id"):
+        load_questions({"source": "embedded", "split": "train", "ids": [pool[0], "no-such-question"]})
