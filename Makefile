@@ -64,6 +64,9 @@ sample: setup ## sample cited answers on the embedded dev split (Hydra overrides
 cpu-large: setup-vllm ## the larger CPU experiment (every question; about an hour on 2 cores)
 	$(PY) -m start.run experiment=cpu_large $(ARGS)
 
+experiment-seeds: setup-vllm ## START over 3 seeds + ablation rows, resumable (runs/seeds/) -> bench/start_seeds.{json,md}, bench/start_ablation.json
+	$(PY) scripts/experiment_seeds.py $(ARGS)
+
 warmup: setup-vllm ## round 0 only: the model writes its own attributed data, then SFT, then evaluation
 	$(PY) -m start.run round=0 $(ARGS)
 
@@ -96,4 +99,4 @@ lint: setup ## ruff
 clean: ## remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache runs
 
-.PHONY: help setup setup-vllm run score-demo cpu-large warmup debug-run data sample bench-retrieval bench-sampler citation-share test test-all nli-model bench-scorer bench-run bench lint clean
+.PHONY: help setup setup-vllm run score-demo cpu-large experiment-seeds warmup debug-run data sample bench-retrieval bench-sampler citation-share test test-all nli-model bench-scorer bench-run bench lint clean

@@ -2,8 +2,12 @@
 
 A question's value of a metric is the mean over its samples; the data-set value is the mean over
 questions (``citation_f1`` is the harmonic mean of the data-set recall and precision, as in the scorer).
+An empty answer counts 0 in citation recall and precision (the scorer leaves it out of its own means, as
+the reference does; here a policy must not gain by saying nothing), and evaluations count them.
 Intervals resample questions with replacement (``n_boot`` times, seeded) and take the 2.5th and 97.5th
-percentiles of each statistic, recomputing ``citation_f1`` inside every replicate.
+percentiles of each statistic, recomputing ``citation_f1`` inside every replicate. Paired differences
+compare two evaluations on exactly the same questions: a metric not measurable for a question in either
+evaluation is left out of both.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ PER_RECORD = {"citation_rec": "citation_rec", "citation_prec": "citation_prec", 
               "str_hit": "str_hit", "claims_nli": "claims_nli", "comprehensiveness": "comprehensiveness",
               "robustness": "robustness", "length": "length"}
 REPORT_METRICS = ("citation_rec", "citation_prec", "citation_f1", "str_em", "comprehensiveness", "length")
+EMPTY_IS_ZERO = ("citation_rec", "citation_prec")  # None only for an empty answer: it cites nothing
 
 
 def per_question(records: Sequence, question_of) -> dict[str, np.ndarray]:
@@ -36,6 +41,8 @@ def per_question(records: Sequence, question_of) -> dict[str, np.ndarray]:
     for rs in groups.values():
         for attr, name in PER_RECORD.items():
             vals = [getattr(r, attr) for r in rs]
+            if attr in EMPTY_IS_ZERO:
+                vals = [0.0 if v is None else v for v in vals]
             vals = [float(v) for v in vals if v is not None]
             out[name].append(float(np.mean(vals)) if vals else np.nan)
     return {k: np.array(v) for k, v in out.items()}
@@ -70,8 +77,14 @@ def bootstrap(cols: dict[str, np.ndarray], n_boot: int = 1000, seed: int = 0) ->
 def paired_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray], n_boot: int = 1000,
                       seed: int = 0) -> dict[str, dict[str, float]]:
     """``b - a`` per metric on the same questions (rows aligned), with a 95% interval from resampling
-    questions jointly: tighter than comparing two separate intervals, and the right test of "did it rise"."""
+    questions jointly: tighter than comparing two separate intervals, and the right test of "did it rise".
+    A question whose value is NaN in either evaluation is left out of that metric on both sides (citation
+    recall and precision together, since F1 combines them), so every difference compares the same questions.
+    """
     n = len(next(iter(a.values())))
+    if any(len(v) != n for v in (*a.values(), *b.values())):
+        raise ValueError("paired_difference needs the same questions in both evaluations (rows aligned)")
+    a, b = _joint_mask(a, b), _joint_mask(b, a)
     point_a, point_b = _stats(a, np.arange(n)), _stats(b, np.arange(n))
     rng = np.random.default_rng(seed)
     reps: dict[str, list[float]] = defaultdict(list)
@@ -84,17 +97,31 @@ def paired_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray], n_boot
                 "high": float(np.percentile(reps[k], 97.5))} for k in point_a.keys() & point_b.keys() if reps[k]}
 
 
-def _eval_columns(scores: Path) -> tuple[list[str], dict[str, np.ndarray]]:
+def _joint_mask(x: dict[str, np.ndarray], y: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``x`` with NaN wherever ``x`` or ``y`` has none for the metric (or its F1 partner)."""
+    out = {}
+    for k, col in x.items():
+        group = EMPTY_IS_ZERO if k in EMPTY_IS_ZERO else (k,)
+        bad = np.zeros(len(col), dtype=bool)
+        for g in group:
+            for src in (x, y):
+                if g in src:
+                    bad |= np.isnan(src[g])
+        out[k] = np.where(bad, np.nan, col)
+    return out
+
+
+def eval_columns(scores: Path) -> tuple[list[str], dict[str, np.ndarray]]:
     from start.scoring import RecordScore
 
     records = [RecordScore.from_dict(json.loads(line)) for line in scores.read_text(encoding="utf-8").splitlines()
                if line.strip()]
-    records.sort(key=lambda r: r.id)
-    qids = sorted({r.id.rsplit("#", 1)[0] for r in records})
+    records.sort(key=lambda r: (r.id.rsplit("#", 1)[0], int(r.id.rsplit("#", 1)[1]) if "#" in r.id else 0))
+    qids = list(dict.fromkeys(r.id.rsplit("#", 1)[0] for r in records))  # per_question's row order
     return qids, per_question(records, lambda i: i.rsplit("#", 1)[0])
 
 
-def round_differences(run_dir: Path, n_boot: int = 1000) -> list[tuple[str, dict]]:
+def round_differences(run_dir: Path, n_boot: int = 1000, seed: int = 0) -> list[tuple[str, dict]]:
     """Paired differences between evaluations on the same held-out questions: each round vs the one before,
     and the last round vs round 0 (the effect of the self-improvement rounds)."""
     folders = {"base": run_dir / "round_0" / "eval_base"}
@@ -109,11 +136,12 @@ def round_differences(run_dir: Path, n_boot: int = 1000) -> list[tuple[str, dict
     cols = dict(done)
     out = []
     for a, b in steps:
-        (qa, ca), (qb, cb) = _eval_columns(cols[a]), _eval_columns(cols[b])
+        (qa, ca), (qb, cb) = eval_columns(cols[a]), eval_columns(cols[b])
         if qa != qb:
             log.warning("rounds %s and %s were evaluated on different questions: no paired difference", a, b)
             continue
-        out.append((f"{a} -> {b}", {"metrics": paired_difference(ca, cb, n_boot=n_boot)}))
+        out.append((f"{a} -> {b}", {"questions": len(qa),
+                                    "metrics": paired_difference(ca, cb, n_boot=n_boot, seed=seed)}))
     return out
 
 
@@ -143,18 +171,66 @@ def markdown_table(rounds: list[tuple[str, dict]], metrics: Sequence[str] = REPO
     return "\n".join(lines)
 
 
-def write_report(run_dir: str | Path, title: str = "START report") -> Path:
-    """``report/`` with a Markdown and an HTML table across rounds and one plot per metric."""
+def round_training(run_dir: str | Path) -> list[dict]:
+    """What each round trained on: its training questions (and how many an earlier round had), samples per
+    question, preference pairs by kind, questions with a pair, and where comprehensiveness came from."""
+    run_dir = Path(run_dir)
+    out = []
+    for rd in sorted(run_dir.glob("round_*"), key=lambda p: int(p.name.split("_")[1])):
+        if rd.name == "round_0":
+            continue
+        row: dict = {"round": int(rd.name.split("_")[1])}
+        if (rd / "questions.json").is_file():
+            q = json.loads((rd / "questions.json").read_text())
+            row.update(questions=len(q["ids"]), pool=q["pool"], reused=q["reused"])
+        sample = rd / "sample" / "manifest.json"
+        if sample.is_file():
+            counts = json.loads(sample.read_text()).get("counts", {})
+            row.update(questions=counts.get("questions", row.get("questions")),
+                       samples_per_question=counts.get("samples_per_question"))
+        stats = rd / "pairs" / "stats.json"
+        if stats.is_file():
+            st = json.loads(stats.read_text())
+            mode = (st.get("comprehensiveness") or {}).get("setting", "gold_answers")  # older runs: gold answers
+            row.update(pairs=st["pairs"], by_kind=st.get("by_kind", {}),
+                       questions_with_pairs=st["questions_with_pairs"], comprehensiveness=mode)
+        out.append(row)
+    return out
+
+
+def _training_table(rows: list[dict]) -> str:
+    lines = ["| round | questions (reused) | samples / question | pairs (overall / fine-grained) | questions with "
+             "pairs | comprehensiveness |", "|---|---:|---:|---:|---:|---|"]
+    for t in rows:
+        kinds = t.get("by_kind", {})
+        lines.append(f"| {t['round']} | {t.get('questions', '-')} ({t.get('reused', '-')}) | "
+                     f"{t.get('samples_per_question', '-')} | {t.get('pairs', '-')} ({kinds.get('overall', 0)} / "
+                     f"{kinds.get('fine_grained', 0)}) | {t.get('questions_with_pairs', '-')} | "
+                     f"{t.get('comprehensiveness', '-')} |")
+    return "\n".join(lines)
+
+
+def write_report(run_dir: str | Path, title: str = "START report", *, n_boot: int = 1000, seed: int = 0) -> Path:
+    """``report/`` with a Markdown and an HTML table across rounds and one plot per metric; paired
+    differences with ``n_boot`` replicates; what each round trained on."""
     run_dir = Path(run_dir)
     rounds = collect_rounds(run_dir)
     folder = run_dir / "report"
     folder.mkdir(parents=True, exist_ok=True)
     table = markdown_table(rounds)
     plots = _plots(rounds, folder)
+    empties = ", ".join(f"{r} {m['empty_answers']}/{m['samples']}" for r, m in rounds if "empty_answers" in m)
     md = [f"# {title}", "", f"Run folder: `{run_dir}`. Values are means over held-out questions with 95% "
-          "bootstrap intervals (questions resampled).", "", table, ""]
+          "bootstrap intervals (questions resampled); empty answers count 0 in the citation metrics"
+          + (f" (empty answers: {empties})" if empties else "") + ".", "", table, ""]
     md += [f"![{p.stem}]({p.name})" for p in plots]
-    diffs = round_differences(run_dir)
+    training = round_training(run_dir)
+    if training:
+        md += ["", "## Rounds", "", "Training questions per round (seeded slices, disjoint while the training "
+               "pool lasts; reused: questions an earlier round had), samples per question, preference pairs and "
+               "where the rounds' comprehensiveness came from (consensus: label-free; gold_answers: the data set's "
+               "gold answers).", "", _training_table(training)]
+    diffs = round_differences(run_dir, n_boot=n_boot, seed=seed)
     if diffs:
         md += ["", "## Paired differences", "", "Change between evaluations on the same questions, with 95% "
                "intervals from resampling questions jointly (an interval above 0 is a rise).", "",
@@ -179,6 +255,7 @@ def write_report(run_dir: str | Path, title: str = "START report") -> Path:
     write_json(folder / "rounds.json", [{"round": r, **m} for r, m in rounds])
     write_json(folder / "stages.json", stages)
     write_json(folder / "differences.json", [{"change": c, **m} for c, m in diffs])
+    write_json(folder / "training.json", training)
     return folder
 
 

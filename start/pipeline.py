@@ -4,6 +4,7 @@
       round_0/warmup/            synthetic attributed data + SFT model (policy 0)
       round_0/eval_base/ eval/   the base model and policy 0 on the held-out split
       round_r/sample/ score/ pairs/ train/ eval/     r = 1..R
+      round_r/questions.json     the round's training questions (a seeded slice, disjoint across rounds)
       report/                    table and plots across rounds
 
 Each stage writes a manifest and a ``DONE`` marker last, and is skipped when the marker records the same
@@ -17,6 +18,9 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import random
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +33,7 @@ STAGES = ("warmup", "sample", "score", "pairs", "train", "eval", "report")
 ROUND_STAGES = ("sample", "score", "pairs", "train", "eval")
 NEEDS = {"sample": set(), "score": {"sample"}, "pairs": {"sample", "score"}, "train": {"pairs"}, "eval": {"train"}}
 BEST_FILE = "best.jsonl"  # each question's best eligible sample (rejection-sampling SFT data)
+PASSTHROUGH = "passthrough.json"  # a training stage that trained nothing names the policy it passed on
 OUTPUTS = {"sample": "samples.jsonl", "score": "scores.jsonl", "pairs": "pairs.jsonl", "train": "model",
            "eval": "metrics.json"}
 
@@ -46,43 +51,110 @@ def _with_data(cfg: dict, which: str) -> dict:
     return c
 
 
+def _train_pool(cfg: dict) -> list[str]:
+    """The ids of every training question (``train_split`` of ``train_source`` or ``data.source``)."""
+    from start.data import load_source
+
+    data = _with_data(cfg, "train")["data"]
+    return [r.id for r in load_source(data["source"], data.get("split"), None)]
+
+
+def round_questions(pool: Sequence[str], per_round: int | None, rounds: int, seed: int) -> list[dict]:
+    """Each round's training questions: a seeded shuffle of the pool cut into consecutive slices of
+    ``per_round`` (null: the whole pool), so rounds see disjoint questions while the pool lasts; after that
+    the slices wrap around the shuffled pool. Per round: ``round``, ``ids``, ``pool`` (its size), ``offset``
+    (where the slice starts in the shuffled pool) and ``reused`` (ids an earlier round already had)."""
+    if not pool:
+        raise ValueError("the training split has no questions")
+    if len(set(pool)) != len(pool):
+        raise ValueError("training question ids must be unique")
+    n = len(pool) if per_round is None else int(per_round)
+    if n < 1:
+        raise ValueError(f"train_questions must be >= 1 or null, got {per_round}")
+    order = list(pool)
+    random.Random(seed).shuffle(order)
+    n = min(n, len(order))
+    seen: set[str] = set()
+    out = []
+    for r in range(1, rounds + 1):
+        offset = (r - 1) * n % len(order)
+        ids = [order[(offset + k) % len(order)] for k in range(n)]
+        out.append({"round": r, "ids": ids, "pool": len(order), "offset": offset,
+                    "reused": sum(i in seen for i in ids)})
+        seen.update(ids)
+    return out
+
+
 # ------------------------------------------------------------------------------------------- stages
 
 
-def score_stage(samples: Path, cfg: dict, out: Path, *, scorer=None) -> Path:
-    """Score every sample (one ALCE record per sample) -> ``scores.jsonl`` + ``metrics.json``."""
-    from start.scoring import AttributionScorer, NLIConfig, ScorerConfig
+def score_stage(samples: Path, cfg: dict, out: Path, *, scorer=None, labels: str = "gold_answers") -> Path:
+    """Score every sample (one ALCE record per sample) -> ``scores.jsonl`` + ``metrics.json``.
 
+    ``labels`` says where comprehensiveness comes from: ``gold_answers`` (the data set's gold fields, as
+    the evaluation uses them) or ``consensus`` (label-free, for the rounds: the gold fields are removed
+    before scoring and comprehensiveness is the share of the question's consensus claims an answer
+    covers, ``start.scoring.consensus``; the claims go to ``consensus.jsonl``).
+    """
+    from start.sampling.stage import GOLD_FIELDS
+    from start.scoring import AttributionScorer, NLIConfig, ScorerConfig, aggregate, consensus_comprehensiveness
+
+    if labels not in ("gold_answers", "consensus"):
+        raise ValueError(f"labels must be 'gold_answers' or 'consensus', got {labels!r}")
     sc = cfg["scorer"]
-    fp = fingerprint({"scorer": sc, "samples": file_hash(samples)})
+    share = float(cfg["preference"]["consensus_share"]) if labels == "consensus" else None
+    settings = {"scorer": sc} | ({"labels": labels, "consensus_share": share} if labels == "consensus" else {})
+    fp = fingerprint({**settings, "samples": file_hash(samples)})
     if is_done(out, fp):
         log.info("scores already complete in %s; skipping", out)
         return out / "scores.jsonl"
-    run = StageRun(out, fp, config=sc, seed=0, inputs={"samples": file_hash(samples)})
+    run = StageRun(out, fp, config=settings, seed=0, inputs={"samples": file_hash(samples)})
     scorer = scorer or AttributionScorer(NLIConfig(**sc["nli"]), ScorerConfig(**sc["rules"]))
     records = expand_for_scoring(read_jsonl(samples))
+    extra = {"comprehensiveness": labels}
+    if labels == "consensus":
+        records = [{k: v for k, v in r.items() if k not in GOLD_FIELDS} for r in records]
     report = scorer.score(records)
+    if labels == "consensus":
+        cons = consensus_comprehensiveness(scorer, records, min_share=share)
+        for r in report.records:
+            r.comprehensiveness, r.comprehensiveness_source = cons.comprehensiveness[r.id], "consensus"
+        report.metrics = aggregate(report.records)
+        write_jsonl(out / "consensus.jsonl", ({"id": q, "claims": c} for q, c in cons.claims.items()))
+        extra["consensus"] = cons.stats
+        log.info("consensus claims: %d of %d candidates (%d questions without any)", cons.stats["consensus_claims"],
+                 cons.stats["candidate_claims"], cons.stats["questions_without_consensus"])
     write_jsonl(out / "scores.jsonl", (r.to_dict() for r in report.records))
     write_json(out / "metrics.json", report.metrics)
     run.finish(counts={"samples": len(records), **{k: report.stats[k] for k in ("unique_pairs", "cache_hits")}},
-               extra={"metrics": report.metrics})
+               extra={"metrics": report.metrics, **extra})
     return out / "scores.jsonl"
 
 
 def pairs_stage(samples: Path, scores: Path, cfg: dict, out: Path) -> Path:
-    """Fine-grained preference pairs -> ``pairs.jsonl`` (a ``datasets`` JSON file) + ``stats.json``."""
+    """Fine-grained preference pairs -> ``pairs.jsonl`` (a ``datasets`` JSON file) + ``stats.json``.
+
+    Each sample's text is cut as the scorer read it (``scorer.rules.first_line_only``), so the pairs train
+    exactly the scored text; samples that hit ``sampler.max_new_tokens`` there are never chosen.
+    """
     from start.preferences import PreferenceConfig, best_samples, build_pairs, question_samples
     from start.scoring import RecordScore
 
     pc = PreferenceConfig(**cfg["preference"])
-    fp = fingerprint({"preference": cfg["preference"], "scores": file_hash(scores)})
+    first_line = bool(cfg["scorer"]["rules"].get("first_line_only", True))
+    limit = int(cfg["sampler"]["max_new_tokens"])
+    inputs = {"samples": file_hash(samples), "scores": file_hash(scores)}
+    fp = fingerprint({"preference": cfg["preference"], "first_line_only": first_line, "max_new_tokens": limit,
+                      **inputs})
     if is_done(out, fp):
         log.info("pairs already complete in %s; skipping", out)
         return out / "pairs.jsonl"
-    run = StageRun(out, fp, config=cfg["preference"], seed=0, inputs={"scores": file_hash(scores)})
+    run = StageRun(out, fp, config=cfg["preference"], seed=0, inputs=inputs)
     by_id = {d["id"]: RecordScore.from_dict(d) for d in read_jsonl(scores)}
-    questions = question_samples(read_jsonl(samples), by_id)
+    questions = question_samples(read_jsonl(samples), by_id, first_line_only=first_line, max_new_tokens=limit)
     pairs, stats = build_pairs(questions, pc)
+    sources = Counter(str(s.comprehensiveness_source) for s in by_id.values())
+    stats["comprehensiveness"] = {"setting": pc.comprehensiveness, "sources": dict(sources)}
     write_jsonl(out / "pairs.jsonl", (p.to_row() for p in pairs))
     write_jsonl(out / BEST_FILE, best_samples(questions, pc))
     write_json(out / "stats.json", stats)
@@ -93,11 +165,13 @@ def pairs_stage(samples: Path, scores: Path, cfg: dict, out: Path) -> Path:
 
 
 def train_stage(policy: str, pairs: Path, cfg: dict, out: Path, seed: int) -> Path:
-    """DPO from ``policy`` with ``policy`` as reference -> ``model/``.
+    """DPO from ``policy`` with ``policy`` as reference -> ``model/``; returns the new policy.
 
     With ``trainer.rs_sft.enabled``, the policy is first fine-tuned (SFT settings ``sft`` updated by
     ``trainer.rs_sft.settings``) on each question's best sample whose reward is >= ``rs_sft.min_reward``
-    (``best.jsonl`` next to the pairs), and DPO starts from that model and uses it as the reference.
+    (``best.jsonl`` next to the pairs), and DPO starts from that model and uses it as the reference;
+    ``rs_sft.only`` stops there (no DPO: the rejection-sampling ablation). A round without preference pairs
+    trains no DPO either: the policy passes through unchanged (``passthrough.json`` names it).
     """
     from start.train.dpo import DPOTrainConfig
     from start.train.launch import run_dpo, split_launch
@@ -113,17 +187,28 @@ def train_stage(policy: str, pairs: Path, cfg: dict, out: Path, seed: int) -> Pa
                       "sft": split_launch(cfg["sft"])[0] if rs.get("enabled") else None})
     if is_done(out, fp):
         log.info("training already complete in %s; skipping", out)
-        return out / "model"
+        return trained_policy(out)
     run = StageRun(out, fp, config=cfg["trainer"], seed=seed, inputs=inputs)
-    if not read_jsonl(pairs):
-        raise RuntimeError(f"{pairs}: no preference pairs; lower preference.min_margin or sample more answers")
+    n_pairs = len(read_jsonl(pairs))
     start_from, extra = policy, {}
     if rs.get("enabled"):
         start_from, extra["rs_sft"] = _rejection_sampling_sft(policy, pairs.parent / BEST_FILE, cfg, rs, out, seed)
+    if not n_pairs or rs.get("enabled") and rs.get("only"):
+        why = "trainer.rs_sft.only" if n_pairs else "no preference pairs"
+        log.warning("round without DPO (%s): the policy is %s", why, start_from)
+        write_json(out / PASSTHROUGH, {"policy": start_from, "why": why})
+        run.finish(counts={"pairs": n_pairs}, extra={"dpo": f"skipped: {why}", **extra})
+        return Path(start_from)
     model = run_dpo(start_from, pairs, tc, out, launch=launch)
     metrics = json.loads((out / "metrics.json").read_text())
     run.finish(counts={"pairs": metrics["pairs"]}, extra={"train": metrics["train"], **extra})
     return model
+
+
+def trained_policy(folder: Path) -> Path:
+    """The policy a finished training stage left: its ``model/``, or the one it passed through."""
+    passed = folder / PASSTHROUGH
+    return Path(json.loads(passed.read_text())["policy"]) if passed.is_file() else folder / "model"
 
 
 def _rejection_sampling_sft(policy: str, best: Path, cfg: dict, rs: dict, out: Path, seed: int) -> tuple[str, dict]:
@@ -156,12 +241,17 @@ def eval_stage(policy: str, cfg: dict, out: Path, seed: int, upstream: str, *, s
     fp = fingerprint({"scores": file_hash(scores), "n_boot": cfg["eval"]["n_boot"], "seed": seed})
     if is_done(out, fp):
         return out / "metrics.json"
+    owner = out / ".fingerprint"  # the folder also holds its sampling and scoring stages, finished just now:
+    if owner.is_file() and owner.read_text().strip() != fp:  # only the evaluation's own files are stale, and
+        owner.unlink()  # StageRun would clear the whole folder
     run = StageRun(out, fp, config=cfg["eval"], seed=seed, inputs={"scores": file_hash(scores)})
     records = [RecordScore.from_dict(d) for d in read_jsonl(scores)]
     cols = per_question(records, lambda i: i.rsplit("#", 1)[0])
     metrics = bootstrap(cols, n_boot=cfg["eval"]["n_boot"], seed=seed)
-    write_json(out / "metrics.json", {"policy": policy, "questions": len(cols["length"]), "metrics": metrics})
-    run.finish(counts={"questions": len(cols["length"]), "samples": len(records)})
+    empty = sum(r.n_sentences == 0 for r in records)  # they count 0 in the citation metrics
+    write_json(out / "metrics.json", {"policy": policy, "questions": len(cols["length"]), "samples": len(records),
+                                      "empty_answers": empty, "metrics": metrics})
+    run.finish(counts={"questions": len(cols["length"]), "samples": len(records), "empty_answers": empty})
     return out / "metrics.json"
 
 
@@ -225,6 +315,7 @@ def run(cfg: dict[str, Any]) -> Path:
         if active(0, "eval"):
             eval_stage(policy, cfg, r0 / "eval", eval_seed, policy_fp, scorer=scorer)
         last = int(cfg["rounds"]) if only_round is None else int(only_round)
+        slices = None  # each round's training questions, computed when a round samples
         for r in range(1, last + 1):
             rd = run_dir / f"round_{r}"
             runs = {st for st in ROUND_STAGES if active(r, st)}
@@ -235,13 +326,26 @@ def run(cfg: dict[str, Any]) -> Path:
             for st in ROUND_STAGES:
                 if st in loads:
                     out[st] = _existing(rd / st, OUTPUTS[st], r, st)
+                    if st == "train":
+                        out[st] = trained_policy(rd / st)
                 elif st == "sample" and st in runs:
                     from start.sampling.stage import sample_stage
 
-                    out[st] = sample_stage(_with_data(cfg, "train"), model=policy, out_dir=rd / "sample",
+                    if slices is None:
+                        slices = round_questions(_train_pool(cfg), cfg.get("train_questions"), int(cfg["rounds"]),
+                                                 derive_seed(seed, "train-questions"))
+                    write_json(rd / "questions.json", slices[r - 1])
+                    if slices[r - 1]["reused"]:
+                        log.warning("round %d: the training pool (%d questions) is used up; %d of its %d questions "
+                                    "were sampled in an earlier round", r, slices[r - 1]["pool"],
+                                    slices[r - 1]["reused"], len(slices[r - 1]["ids"]))
+                    tcfg = _with_data(cfg, "train")
+                    tcfg["data"]["ids"], tcfg["data"]["limit"] = slices[r - 1]["ids"], None
+                    out[st] = sample_stage(tcfg, model=policy, out_dir=rd / "sample",
                                            seed=derive_seed(seed, f"sample{r}"), inputs={"policy": policy_fp})
                 elif st == "score" and st in runs:
-                    out[st] = score_stage(out["sample"], cfg, rd / "score", scorer=scorer)
+                    out[st] = score_stage(out["sample"], cfg, rd / "score", scorer=scorer,
+                                          labels=cfg["preference"]["comprehensiveness"])
                 elif st == "pairs" and st in runs:
                     out[st] = pairs_stage(out["sample"], out["score"], cfg, rd / "pairs")
                 elif st == "train" and st in runs:
@@ -255,4 +359,5 @@ def run(cfg: dict[str, Any]) -> Path:
         scorer.close()
     from start.evaluate import write_report
 
-    return write_report(run_dir, title=f"START: {cfg.get('experiment_name', 'run')}")
+    return write_report(run_dir, title=f"START: {cfg.get('experiment_name', 'run')}", n_boot=int(cfg["eval"]["n_boot"]),
+                        seed=eval_seed)

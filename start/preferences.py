@@ -1,25 +1,38 @@
 """Fine-grained preference pairs from scored samples.
 
 Every sample of a question gets three signals in [0, 1] from the attribution scorer:
-``attributability`` (citation F1), ``comprehensiveness`` (share of the required information covered) and
-``robustness`` (1 - mean of the distractor-citation and unsupported-sentence rates). Its reward is their
-weighted mean over the signals that exist for the question (weights in config).
+``attributability`` (citation F1), ``comprehensiveness`` (share of the required information covered: by
+default the claims the question's own samples agree on, ``start.scoring.consensus``; with
+``comprehensiveness: gold_answers`` the data set's gold answers) and ``robustness`` (1 - mean of the
+distractor-citation and unsupported-sentence rates). Its reward is their weighted mean over the signals
+that exist for the question (weights in config).
 
-Guards against reward hacking make a sample *ineligible as chosen* (it can still be rejected):
+What is scored is what is trained: a sample's text is cut the way the scorer reads it (its first line with
+``first_line_only``, as ``start.text.clean_output`` does), and that text is both the reward's input and the
+DPO completion.
+
+Guards make a sample *ineligible as chosen* (it can still be rejected):
 * ``empty``: no sentence at all;
+* ``cut_at_max_tokens``: generation stopped at ``max_new_tokens`` inside the trained text (TRL would append
+  an end-of-sequence token and teach the model to stop mid-sentence); a sample that hit the limit on a
+  later line, which the scorer and the trainer never see, is not cut;
 * ``too_short``: fewer than ``min_words`` words (an answer can be perfectly cited by saying nothing);
 * ``cites_everything``: every sentence cites every document (when there are >= ``cite_all_min_docs``
-  documents), which games citation recall;
-* ``no_citation``: the answer cites nothing (optional, on by default: START teaches attribution).
+  documents), which games citation recall; all in-range citations count, not only the ones scored;
+* ``no_citation``: the answer cites no existing document (optional, on by default: START teaches
+  attribution);
+* ``below_min_attributability``: its attributability is below ``min_attributability``.
 
-Pairs per question, each tagged with the signal that separates it:
+Pairs per question, each tagged with the signal that separates it. In every pair the chosen side is
+eligible, its attributability is >= the rejected side's and its reward is strictly higher, so no pair
+rewards an answer for being less attributable than the one it beats:
 1. ``overall``: chosen = the eligible sample with the highest reward, rejected = the lowest-reward
-   sample, kept when the reward margin is >= ``min_margin``; tagged with the signal whose difference
-   contributes most to the margin.
+   sample it may be preferred to, kept when the reward margin is >= ``min_margin``; tagged with the
+   signal whose difference contributes most to the margin.
 2. ``fine-grained``: for each signal, the pair with the largest difference in that signal (>=
    ``signal_margin``) among pairs whose *other* signals are within ``close_tolerance`` of each other --
-   the pairs that teach one skill at a time. The chosen side must be eligible.
-Identical texts never form a pair, and a (chosen, rejected) pair is kept once.
+   the pairs that teach one skill at a time.
+Identical texts never form a pair, and two texts form at most one pair (in either order).
 """
 
 from __future__ import annotations
@@ -29,7 +42,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import permutations
 
+from start.text import clean_output
+
 SIGNALS = ("attributability", "comprehensiveness", "robustness")
+COMPREHENSIVENESS = ("consensus", "gold_answers")
 
 
 @dataclass
@@ -44,6 +60,11 @@ class PreferenceConfig:
     min_words: int = 5
     cite_all_min_docs: int = 3
     require_citation: bool = True
+    min_attributability: float = 0.5  # floor on the chosen side's attributability (citation F1)
+    # where the rounds' comprehensiveness comes from: "consensus" (label-free: claims the question's samples
+    # agree on and a document entails) or "gold_answers" (the data set's gold answers: human labels)
+    comprehensiveness: str = "consensus"
+    consensus_share: float = 0.5  # a consensus claim is entailed by at least this share of the other samples
 
     def __post_init__(self):
         unknown = set(self.weights) - set(SIGNALS)
@@ -51,22 +72,26 @@ class PreferenceConfig:
             raise ValueError(f"preference.weights has unknown signals {sorted(unknown)}; known: {SIGNALS}")
         if any(w < 0 for w in self.weights.values()) or not any(self.weights.values()):
             raise ValueError("preference.weights must be >= 0 and not all 0")
-        for name in ("min_margin", "signal_margin", "close_tolerance"):
+        for name in ("min_margin", "signal_margin", "close_tolerance", "min_attributability", "consensus_share"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"preference.{name} must be in [0, 1], got {getattr(self, name)}")
         if self.max_pairs_per_question < 1:
             raise ValueError("preference.max_pairs_per_question must be >= 1")
+        if self.comprehensiveness not in COMPREHENSIVENESS:
+            raise ValueError(f"preference.comprehensiveness must be one of {COMPREHENSIVENESS}, "
+                             f"got {self.comprehensiveness!r}")
 
 
 @dataclass(frozen=True)
 class ScoredSample:
-    text: str
+    text: str  # what the scorer scored, and what is trained
     signals: dict[str, float | None]  # SIGNALS -> value in [0, 1], None when not measurable
     n_words: int
     n_sentences: int
     n_docs: int
-    cites_everything: bool
-    has_citation: bool
+    cites_everything: bool  # every sentence cites every document (in-range citations, all of them)
+    has_citation: bool  # some sentence cites an existing document
+    cut_at_limit: bool = False  # generation hit max_new_tokens inside ``text``
 
 
 @dataclass(frozen=True)
@@ -89,12 +114,16 @@ def ineligibility(s: ScoredSample, cfg: PreferenceConfig) -> str | None:
     """Why a sample may not be chosen, or None."""
     if s.n_sentences == 0:
         return "empty"
+    if s.cut_at_limit:
+        return "cut_at_max_tokens"
     if s.n_words < cfg.min_words:
         return "too_short"
     if s.cites_everything and s.n_docs >= cfg.cite_all_min_docs:
         return "cites_everything"
     if cfg.require_citation and not s.has_citation:
         return "no_citation"
+    if _sig(s, "attributability") < cfg.min_attributability:
+        return "below_min_attributability"
     return None
 
 
@@ -111,7 +140,7 @@ class Pair:
     rejected: str
     signal: str  # which signal separates the pair
     kind: str  # "overall" or "fine_grained"
-    margin: float  # reward margin
+    margin: float  # reward margin (> 0)
     chosen_scores: dict
     rejected_scores: dict
 
@@ -129,30 +158,36 @@ def _pairs_for_question(q: QuestionSamples, cfg: PreferenceConfig) -> tuple[list
     if not eligible:
         return [], "no_eligible_chosen"
     kept: list[Pair] = []
-    seen: set[tuple[str, str]] = set()
+    seen: set[frozenset[str]] = set()
+
+    def may_prefer(i: int, j: int) -> bool:
+        return (i in eligible and smp[i].text != smp[j].text and rewards[i] > rewards[j]
+                and _sig(smp[i], "attributability") >= _sig(smp[j], "attributability"))
 
     def add(i: int, j: int, signal: str, kind: str) -> None:
-        key = (smp[i].text, smp[j].text)
-        if key in seen or key[0] == key[1] or len(kept) >= cfg.max_pairs_per_question:
+        key = frozenset((smp[i].text, smp[j].text))
+        if key in seen or len(kept) >= cfg.max_pairs_per_question:
             return
         seen.add(key)
         kept.append(Pair(q.id, q.prompt, smp[i].text, smp[j].text, signal, kind, rewards[i] - rewards[j],
                          {**smp[i].signals, "reward": rewards[i]}, {**smp[j].signals, "reward": rewards[j]}))
 
     best = max(eligible, key=lambda i: (rewards[i], -i))
-    worst = min((i for i in range(len(smp)) if smp[i].text != smp[best].text), key=lambda i: (rewards[i], i))
-    if rewards[best] - rewards[worst] >= cfg.min_margin:
-        contrib = {k: cfg.weights.get(k, 0.0) * (_sig(smp[best], k) - _sig(smp[worst], k)) for k in SIGNALS}
-        add(best, worst, max(contrib, key=contrib.get), "overall")
+    below = [j for j in range(len(smp)) if may_prefer(best, j)]
+    if below:
+        worst = min(below, key=lambda j: (rewards[j], j))
+        if rewards[best] - rewards[worst] >= cfg.min_margin:
+            contrib = {k: cfg.weights.get(k, 0.0) * (_sig(smp[best], k) - _sig(smp[worst], k)) for k in SIGNALS}
+            add(best, worst, max(contrib, key=contrib.get), "overall")
     if cfg.fine_grained:
         for k in SIGNALS:
             others = [o for o in SIGNALS if o != k]
             candidates = [
                 (i, j) for i, j in permutations(range(len(smp)), 2)
-                if i in eligible and smp[i].signals.get(k) is not None and smp[j].signals.get(k) is not None
+                if may_prefer(i, j) and smp[i].signals.get(k) is not None and smp[j].signals.get(k) is not None
                 and _sig(smp[i], k) - _sig(smp[j], k) >= cfg.signal_margin
                 and all(abs(_sig(smp[i], o) - _sig(smp[j], o)) <= cfg.close_tolerance for o in others)
-                and (smp[i].text, smp[j].text) not in seen  # prefer a pair not kept yet
+                and frozenset((smp[i].text, smp[j].text)) not in seen  # prefer a pair not kept yet
             ]
             if candidates:
                 i, j = max(candidates, key=lambda p: (_sig(smp[p[0]], k) - _sig(smp[p[1]], k), -p[0]))
@@ -171,12 +206,15 @@ def build_pairs(questions: Sequence[QuestionSamples], cfg: PreferenceConfig) -> 
         if why:
             dropped[why] += 1
     margins = [p.margin for p in pairs]
+    chosen_attr = [p.chosen_scores.get("attributability") or 0.0 for p in pairs]
     stats = {
-        "questions": len(questions), "pairs": len(pairs),
+        "questions": len(questions), "samples": sum(len(q.samples) for q in questions), "pairs": len(pairs),
         "questions_with_pairs": len({p.id for p in pairs}),
         "by_kind": dict(Counter(p.kind for p in pairs)), "by_signal": dict(Counter(p.signal for p in pairs)),
         "margin_mean": sum(margins) / len(margins) if margins else None,
         "margin_min": min(margins) if margins else None,
+        "chosen_attributability_mean": sum(chosen_attr) / len(chosen_attr) if chosen_attr else None,
+        "min_attributability": cfg.min_attributability,
         "questions_dropped": dict(dropped), "samples_ineligible_as_chosen": dict(ineligible),
     }
     return pairs, stats
@@ -201,17 +239,35 @@ def signals_of(score) -> dict[str, float | None]:
             "comprehensiveness": score.comprehensiveness, "robustness": score.robustness}
 
 
-def question_samples(rows: Sequence[dict], scores: dict) -> list[QuestionSamples]:
-    """Join sampled rows (``samples.jsonl``) with per-sample scores keyed ``<row id>#<k>``."""
+def hit_token_limit(sample: dict, max_new_tokens: int | None) -> bool:
+    """Whether generation of a sampled answer stopped at the token limit: its ``finish_reason`` when the
+    sampler recorded one, else (rows of older runs) its token count against ``max_new_tokens``."""
+    if "finish_reason" in sample:
+        return sample["finish_reason"] == "length"
+    return max_new_tokens is not None and int(sample.get("n_tokens", 0)) >= max_new_tokens
+
+
+def question_samples(rows: Sequence[dict], scores: dict, *, first_line_only: bool = True,
+                     max_new_tokens: int | None = None) -> list[QuestionSamples]:
+    """Join sampled rows (``samples.jsonl``) with per-sample scores keyed ``<row id>#<k>``.
+
+    ``first_line_only`` must be the scorer's setting: each sample's text is cut the way the scorer read it,
+    so the trained text is the scored text.
+    """
     out = []
     for r in rows:
         n_docs = len(r["docs"])
         items = []
         for k, s in enumerate(r["samples"]):
-            sc = scores[f"{r['id']}#{k}"]
-            everything = bool(sc.sentences) and all(len(set(x.used)) >= n_docs for x in sc.sentences)
-            items.append(ScoredSample(text=s["text"], signals=signals_of(sc), n_words=sc.length,
-                                      n_sentences=sc.n_sentences, n_docs=n_docs, cites_everything=everything,
-                                      has_citation=any(x.citations for x in sc.sentences)))
+            key = f"{r['id']}#{k}"
+            if key not in scores:
+                raise KeyError(f"no score for sample {key}: the scores do not belong to these samples")
+            sc = scores[key]
+            text, line_cut = clean_output(s["text"], first_line_only=first_line_only)
+            cited = [{c for c in x.citations if 1 <= c <= n_docs} for x in sc.sentences]
+            items.append(ScoredSample(
+                text=text, signals=signals_of(sc), n_words=sc.length, n_sentences=sc.n_sentences, n_docs=n_docs,
+                cites_everything=bool(cited) and all(len(c) >= n_docs for c in cited),
+                has_citation=any(cited), cut_at_limit=hit_token_limit(s, max_new_tokens) and not line_cut))
         out.append(QuestionSamples(r["id"], r["prompt"], tuple(items)))
     return out

@@ -17,11 +17,12 @@ def rec(rid, rec_, prec, em=None, length=10):
                            comprehensiveness=em, robustness=None, length=length)
 
 
-def test_per_question_means_over_samples():
-    cols = per_question([rec("a#0", 1.0, 0.5, 1.0), rec("a#1", 0.0, 0.5, 0.0), rec("b#0", None, None)],
-                        lambda i: i.split("#")[0])
-    assert cols["citation_rec"][0] == 0.5 and np.isnan(cols["citation_rec"][1])
-    assert cols["length"].tolist() == [10.0, 10.0]
+def test_per_question_means_over_samples_with_empty_answers_as_zero():
+    cols = per_question([rec("a#0", 1.0, 0.5, 1.0), rec("a#1", 0.0, 0.5, 0.0), rec("b#0", None, None),
+                         rec("c#0", 1.0, 1.0), rec("c#1", None, None, length=0)], lambda i: i.split("#")[0])
+    assert cols["citation_rec"].tolist() == [0.5, 0.0, 0.5] and cols["citation_prec"].tolist() == [0.5, 0.0, 0.5]
+    assert np.isnan(cols["str_em"][1])  # not a citation metric: not measurable, not 0
+    assert cols["length"].tolist() == [10.0, 10.0, 5.0]
 
 
 def test_bootstrap_interval_contains_the_point_and_narrows_with_more_questions():
@@ -84,3 +85,57 @@ def test_paired_difference_resamples_questions_jointly():
     assert d["citation_rec"]["low"] == pytest.approx(10.0) and d["citation_rec"]["high"] == pytest.approx(10.0)
     assert d["citation_prec"] == {"value": 0.0, "low": 0.0, "high": 0.0}
     assert d["citation_f1"]["low"] > 0
+
+
+def test_paired_difference_compares_the_same_questions():
+    a = {"citation_rec": np.array([1.0, 0.0, 1.0, 0.0]), "citation_prec": np.ones(4),
+         "comprehensiveness": np.array([1.0, np.nan, 0.0, 0.0])}
+    b = {"citation_rec": np.ones(4), "citation_prec": np.ones(4),
+         "comprehensiveness": np.array([np.nan, 1.0, 1.0, 1.0])}
+    d = paired_difference(a, b, n_boot=200, seed=3)
+    # comprehensiveness on the questions measurable in both (the last two): 0 -> 100, not 33.3 -> 100
+    assert d["comprehensiveness"] == {"value": 100.0, "low": 100.0, "high": 100.0}
+    assert d["citation_rec"]["value"] == pytest.approx(50.0)
+    with pytest.raises(ValueError, match="same questions"):
+        paired_difference(a, {k: v[:3] for k, v in b.items()})
+
+
+def _scores(folder, values, empty=()):
+    from start.io import write_jsonl
+
+    rows = []
+    for q, v in enumerate(values):
+        for k in range(2):
+            blank = (q, k) in empty
+            rows.append({"id": f"q{q}#{k}", "n_sentences": 0 if blank else 1, "citation_rec": None if blank else v,
+                         "citation_prec": None if blank else v, "citation_f1": None if blank else v,
+                         "n_citations": 1, "comprehensiveness": v, "comprehensiveness_source": "short_answers",
+                         "distractor_citation_rate": None, "unsupported_sentence_rate": None, "robustness": None,
+                         "length": 3, "str_em": v})
+    write_jsonl(folder / "score" / "scores.jsonl", rows)
+
+
+def test_report_differences_honour_n_boot_and_count_empty_answers_as_zero(tmp_path, monkeypatch):
+    import start.evaluate as ev
+
+    rng = np.random.default_rng(0)
+    for r, shift in ((0, 0.0), (1, 0.3)):
+        folder = tmp_path / f"round_{r}" / "eval"
+        _scores(folder, np.clip(rng.random(12) * 0.5 + shift, 0, 1), empty={(0, 0), (0, 1)} if r == 1 else ())
+        m = {k: {"value": 1.0, "low": 0.0, "high": 2.0} for k in ("citation_rec", "citation_prec", "citation_f1")}
+        write_json(folder / "metrics.json", {"metrics": m, "samples": 24, "empty_answers": 2 * r})
+    calls = []
+    real = ev.paired_difference
+    monkeypatch.setattr(ev, "paired_difference", lambda a, b, n_boot, seed: calls.append(n_boot) or real(a, b,
+                                                                                                      n_boot, seed))
+    folder = write_report(tmp_path, n_boot=77, seed=5)
+    assert calls == [77]
+    (diff,) = json.loads((folder / "differences.json").read_text())
+    assert diff["change"] == "0 -> 1" and diff["questions"] == 12
+    # question 0 is empty in round 1 and counts 0 (not dropped): the paired mean uses all 12 questions
+    a, b = ev.eval_columns(tmp_path / "round_0/eval/score/scores.jsonl")[1], \
+        ev.eval_columns(tmp_path / "round_1/eval/score/scores.jsonl")[1]
+    assert b["citation_rec"][0] == 0.0
+    expected = 100 * (b["citation_rec"].mean() - a["citation_rec"].mean())
+    assert diff["metrics"]["citation_rec"]["value"] == pytest.approx(expected)
+    assert "(empty answers: 0 0/24, 1 2/24)" in (folder / "report.md").read_text()

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from start.preferences import PreferenceConfig, QuestionSamples, ScoredSample, best_samples, build_pairs, reward
+from start.preferences import (
+    PreferenceConfig,
+    QuestionSamples,
+    ScoredSample,
+    best_samples,
+    build_pairs,
+    ineligibility,
+    reward,
+)
 
 
 def s(text, a=0.5, c=0.5, r=0.5, words=12, sents=2, docs=5, everything=False, cited=True):
@@ -52,7 +60,8 @@ def test_guards_keep_hacks_from_being_chosen():
              s("uncited", a=1.0, c=1.0, r=1.0, cited=False)]
     pairs, stats = build_pairs([q(*hacks, s("honest", a=0.7, c=0.7, r=0.7), s("poor", a=0.1, c=0.1, r=0.1))], cfg)
     assert [(p.chosen, p.rejected) for p in pairs] == [("honest", "poor")]
-    assert stats["samples_ineligible_as_chosen"] == {"cites_everything": 1, "too_short": 1, "no_citation": 1}
+    assert stats["samples_ineligible_as_chosen"] == {"cites_everything": 1, "too_short": 1, "no_citation": 1,
+                                                     "below_min_attributability": 1}  # "poor"
     # with only hacks, the question gives no pair
     _, stats = build_pairs([q(*hacks)], cfg)
     assert stats["questions_dropped"] == {"no_eligible_chosen": 1}
@@ -89,3 +98,137 @@ def test_best_samples_are_the_best_eligible_answers():
     rows = best_samples([q(hack, s("honest", a=0.7), s("poor", a=0.1), qid="a"), q(hack, qid="b")], CFG)
     assert [(r["id"], r["prompt"], r["completion"]) for r in rows] == [("a", "prompt", "honest")]
     assert rows[0]["reward"] == pytest.approx((0.7 + 0.5 + 0.5) / 3)
+
+
+# -- samples scored by the real scorer (stub NLI: a sentence is entailed when its F<n> facts are in the premise)
+
+def scored_questions(*questions, first_line_only=True, max_new_tokens=None, distractors=()):
+    """``questions``: (docs, [sample text or (text, finish_reason, n_tokens)], gold fields) -> QuestionSamples
+    built through ``question_samples`` from the scorer's RecordScores."""
+    from conftest import StubNLI
+
+    from start.preferences import question_samples
+    from start.sampling.sampler import expand_for_scoring
+    from start.scoring import AttributionScorer, ScorerConfig
+
+    rows = []
+    for k, (docs, samples, gold) in enumerate(questions):
+        smp = []
+        for x in samples:
+            text, reason, n = (x, "stop", 10) if isinstance(x, str) else x
+            smp.append({"text": text, "n_tokens": n} | ({"finish_reason": reason} if reason else {}))
+        rows.append({"id": f"q{k}", "question": "which facts hold?", "prompt": f"prompt {k}", "samples": smp,
+                     "docs": [{"title": f"d{i + 1}", "text": f"Fact {t} is stated here."}
+                              | ({"distractor": True} if i + 1 in distractors else {}) for i, t in enumerate(docs)],
+                     **gold})
+    scorer = AttributionScorer(StubNLI(), ScorerConfig(cache=False, first_line_only=first_line_only))
+    report = scorer.score(expand_for_scoring(rows))
+    return question_samples(rows, {r.id: r for r in report.records}, first_line_only=first_line_only,
+                            max_new_tokens=max_new_tokens)
+
+
+DOCS3, DOCS5 = ("F1", "F2", "F3"), ("F1", "F2", "F3", "F4", "F5")
+
+
+@pytest.mark.parametrize("docs", [DOCS3, DOCS5])
+def test_cites_everything_counts_every_in_range_citation(docs):
+    all_ids = "".join(f"[{i + 1}]" for i in range(len(docs)))
+    (qs,) = scored_questions((docs, [f"F1 and F2 and F3 all hold true {all_ids}.",
+                                     "F1 and F2 and F3 all hold true [1][2][3].",
+                                     f"F1 holds in this text {all_ids}[9]."], {}))
+    everything = [x.cites_everything for x in qs.samples]
+    # with 5 documents only the first sample cites them all (the scorer uses 3 of them); the third's [9] is ignored
+    assert everything == ([True, True, True] if len(docs) == 3 else [True, False, True])
+    assert ineligibility(qs.samples[0], PreferenceConfig()) == "cites_everything"
+
+
+def test_out_of_range_citations_are_not_citations():
+    (qs,) = scored_questions((DOCS3, ["F1 holds in this text [7].", "F1 holds in this text [1].", "F1 holds."], {}))
+    assert [x.has_citation for x in qs.samples] == [False, True, False]
+    assert ineligibility(qs.samples[0], PreferenceConfig()) == "no_citation"
+
+
+def test_trained_text_is_the_scored_text():
+    two_lines = "F1 holds in this text [1].\nF7 is made up and [2] never checked"
+    (qs,) = scored_questions((DOCS3, [two_lines, "F1 holds in this text [2]."], {}))
+    assert qs.samples[0].text == "F1 holds in this text [1]." and qs.samples[0].signals["attributability"] == 1.0
+    pairs, _ = build_pairs([qs], PreferenceConfig(fine_grained=False))
+    assert [(p.chosen, p.rejected) for p in pairs] == [("F1 holds in this text [1].", "F1 holds in this text [2].")]
+    (whole,) = scored_questions((DOCS3, [two_lines], {}), first_line_only=False)
+    assert whole.samples[0].text == two_lines
+
+
+def test_samples_cut_at_max_new_tokens_are_never_chosen():
+    cut = ("F1 holds in this text [1] and then it", "length", 16)
+    old_row_cut = ("F1 holds in this text [1]. F2 holds", None, 16)  # no finish_reason: n_tokens decides
+    later_line_cut = ("F1 holds in this text [1].\nF2 holds and then", "length", 16)
+    (qs,) = scored_questions((DOCS3, [cut, old_row_cut, later_line_cut, "F1 holds in this text [3]."], {}),
+                             max_new_tokens=16)
+    cfg = PreferenceConfig(fine_grained=False)
+    assert [ineligibility(x, cfg) for x in qs.samples] == ["cut_at_max_tokens", "cut_at_max_tokens", None,
+                                                           "below_min_attributability"]
+    pairs, stats = build_pairs([qs], cfg)
+    assert [p.chosen for p in pairs] == ["F1 holds in this text [1]."]  # the complete first line of the third
+    assert stats["samples_ineligible_as_chosen"]["cut_at_max_tokens"] == 2
+
+
+def test_no_pair_prefers_a_less_attributable_answer():
+    gold = {"qa_pairs": [{"short_answers": ["F2"]}]}
+    # "F2 [1]" is correct but its citation supports nothing; "F1 [1]" is attributable but wrong
+    half = "The answer is F1 as stated [1]. It is F3 too [1]."  # attributability 0.5, comprehensiveness 0
+    (qs,) = scored_questions((DOCS3, ["The answer is F2 as stated [1].", "The answer is F1 as stated [1].",
+                                      "The answer is F2 as stated [2].", half], gold))
+    assert [x.signals["attributability"] for x in qs.samples] == [0.0, 1.0, 1.0, 0.5]
+    assert [x.signals["comprehensiveness"] for x in qs.samples] == [1.0, 0.0, 1.0, 0.0]
+    cfg = PreferenceConfig(weights={"attributability": 1.0, "comprehensiveness": 1.0}, min_margin=0.0,
+                           signal_margin=0.5, close_tolerance=1.0, min_attributability=0.0)
+    # the first answer's reward (0.5) beats the last one's (0.25), but it is less attributable
+    assert reward(qs.samples[0], cfg) > reward(qs.samples[3], cfg)
+    pairs, _ = build_pairs([qs], PreferenceConfig(**{**cfg.__dict__, "max_pairs_per_question": 10}))
+    assert pairs and all(p.chosen != "The answer is F2 as stated [1]." for p in pairs)
+    assert ("The answer is F2 as stated [2].", "The answer is F2 as stated [1].") in [(p.chosen, p.rejected)
+                                                                                        for p in pairs]
+
+
+def _random_answer(rng, n_docs):
+    sents = []
+    for _ in range(rng.randint(0, 3)):
+        facts = " and ".join(f"F{rng.randint(1, 7)}" for _ in range(rng.randint(1, 2)))
+        cites = "".join(f"[{rng.randint(1, n_docs + 2)}]" for _ in range(rng.choice([0, 1, 1, 2, 3, 5])))
+        sents.append(f"{facts} holds in this text {cites}.")
+    return " ".join(sents)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_every_pair_keeps_the_invariants(seed):
+    import random
+
+    rng = random.Random(seed)
+    golds = [{}, {"qa_pairs": [{"short_answers": ["F1"]}, {"short_answers": ["F3"]}]},
+             {"claims": ["F2 holds.", "F4 holds."]}, {"qa_pairs": [{"short_answers": ["F2"]}], "claims": ["F1 x."]}]
+    questions = []
+    for k in range(12):
+        docs = DOCS3 if k % 2 else DOCS5
+        samples = [(_random_answer(rng, len(docs)), rng.choice(["stop", "stop", "length"]), 10) for _ in range(5)]
+        questions.append((docs, samples, golds[k % len(golds)]))
+    qs = scored_questions(*questions, distractors=(4, 5) if seed % 2 else ())  # marked as in the new data set
+    if seed % 2:
+        assert any(x.signals["robustness"] not in (None, 0.0, 1.0) for q in qs for x in q.samples)
+    for cfg in (PreferenceConfig(), PreferenceConfig(min_margin=0.0, signal_margin=0.0, close_tolerance=1.0,
+                                                     min_attributability=0.0, max_pairs_per_question=6,
+                                                     require_citation=False, min_words=0),
+                PreferenceConfig(weights={"comprehensiveness": 1.0, "robustness": 1.0}, min_margin=0.0,
+                                 signal_margin=0.0, close_tolerance=1.0, min_attributability=0.3)):
+        pairs, stats = build_pairs(qs, cfg)
+        by_text = {(q.id, x.text): x for q in qs for x in q.samples}
+        keys = [(p.id, frozenset((p.chosen, p.rejected))) for p in pairs]
+        assert len(keys) == len(set(keys))  # (A, B) and (B, A) never both
+        for p in pairs:
+            chosen, rejected = by_text[(p.id, p.chosen)], by_text[(p.id, p.rejected)]
+            assert ineligibility(chosen, cfg) is None and not chosen.cut_at_limit
+            a_c, a_r = chosen.signals["attributability"], rejected.signals["attributability"]
+            assert a_c >= a_r and a_c >= cfg.min_attributability
+            assert reward(chosen, cfg) > reward(rejected, cfg) and p.margin > 0
+        assert stats["pairs"] == len(pairs)
+    assert build_pairs(qs, PreferenceConfig(min_margin=0.0, signal_margin=0.0, close_tolerance=1.0,
+                                            min_attributability=0.0))[0]  # the loose setting does give pairs

@@ -83,6 +83,8 @@ def test_transformers_backend_is_seeded_and_returns_n_samples(tiny_causal_lm):
     for row in a:
         for s in row:
             assert 1 <= s.n_tokens <= 8 and s.token_logprob_sum < 0 and math.isfinite(s.token_logprob_sum)
+            assert s.finish_reason == "stop" or (s.finish_reason == "length" and s.n_tokens == 8)
+    assert any(s.finish_reason == "length" for row in a for s in row)  # a random model rarely stops by itself
 
 
 class ScriptedGenerator:
@@ -127,7 +129,7 @@ def test_sampling_rows_and_citation_parsing(tmp_path):
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert [r["id"] for r in rows] == ["q0", "q1", "q2", "q3"] and summary.rows_written == 4
     s = rows[0]["samples"][0]
-    assert set(s) == {"text", "citations", "token_logprob_sum", "n_tokens"}
+    assert set(s) == {"text", "citations", "token_logprob_sum", "n_tokens", "finish_reason"}
     # citation [3] is out of range for 2 documents and is not counted as valid
     for r in rows:
         for smp in r["samples"]:

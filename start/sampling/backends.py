@@ -1,7 +1,8 @@
 """Generation backends behind one interface: vLLM (GPU, or the CPU build) and a transformers fallback.
 
 Both take the whole prompt list in one call and return ``n`` samples per prompt, each with the sum of
-its tokens' log-probabilities under the model (raw logits, before temperature / top-p). Seeds are given
+its tokens' log-probabilities under the model (raw logits, before temperature / top-p), its token count
+and whether it ended by itself or at ``max_new_tokens`` (``finish_reason`` "stop" / "length"). Seeds are given
 per prompt: vLLM honours them per request; transformers cannot seed rows of one batch separately, so it
 seeds each call with the first prompt's seed -- the sampler calls it on fixed chunks, so a run gives the
 same samples whenever it is repeated or resumed with the same configuration.
@@ -44,6 +45,7 @@ class Generation:
     text: str
     token_logprob_sum: float
     n_tokens: int
+    finish_reason: str = "stop"  # "stop": the model ended the answer; "length": it hit max_new_tokens
 
 
 class Generator(Protocol):
@@ -152,9 +154,11 @@ class TransformersGenerator:
                 for j in range(params.n):
                     k = i * params.n + j
                     ids = new[k].tolist()
-                    length = next((t + 1 for t, tok in enumerate(ids) if tok in eos), len(ids))
+                    stop = next((t + 1 for t, tok in enumerate(ids) if tok in eos), None)
+                    length = len(ids) if stop is None else stop
                     text = self.tokenizer.decode(ids[:length], skip_special_tokens=True)
-                    row.append(Generation(text.strip(), float(logp[k, :length].sum()), length))
+                    row.append(Generation(text.strip(), float(logp[k, :length].sum()), length,
+                                          "length" if stop is None else "stop"))
                 out.append(row)
         return out
 
@@ -209,7 +213,8 @@ class VLLMGenerator:
         sps = [SamplingParams(n=params.n, temperature=params.temperature, top_p=params.top_p,
                               max_tokens=params.max_new_tokens, seed=s, logprobs=0) for s in seeds]
         results = self.llm.generate(list(prompts), sps, use_tqdm=False)
-        return [[Generation(o.text.strip(), float(o.cumulative_logprob or 0.0), len(o.token_ids))
+        return [[Generation(o.text.strip(), float(o.cumulative_logprob or 0.0), len(o.token_ids),
+                            "length" if o.finish_reason == "length" else "stop")
                  for o in r.outputs] for r in results]
 
 

@@ -1,8 +1,9 @@
 """The sampling stage: N cited answers per question, written as resumable JSON Lines.
 
 Rows: ``{id, question, docs, prompt, n_truncated_docs, samples: [{text, citations, token_logprob_sum,
-n_tokens}]}`` plus the record's gold fields (``qa_pairs``, ``answer``, ``claims``, ``answers``) so the
-scorer can read the file directly. Questions are processed in fixed chunks (in input order); a chunk's
+n_tokens, finish_reason}]}`` (``finish_reason``: "stop", or "length" when generation hit
+``max_new_tokens``) plus the record's gold fields (``qa_pairs``, ``answer``, ``claims``, ``answers``) so
+the scorer can read the file directly. Questions are processed in fixed chunks (in input order); a chunk's
 rows are appended with one write and an fsync, and its seed is derived from the stage seed and the
 chunk's first id. An interrupted run therefore resumes at the first incomplete chunk and produces the
 same rows as an uninterrupted one: a torn last line is cut off, rows of an incomplete chunk are dropped
@@ -105,7 +106,8 @@ def run_sampling(items: Sequence[SampleInput], generator: Generator, prompt_cfg:
             lines = []
             for it, p, g in zip(chunk, prompts, gens, strict=True):
                 samples = [{"text": s.text, "citations": _valid_citations(s.text, len(it.docs)),
-                            "token_logprob_sum": s.token_logprob_sum, "n_tokens": s.n_tokens} for s in g]
+                            "token_logprob_sum": s.token_logprob_sum, "n_tokens": s.n_tokens,
+                            "finish_reason": s.finish_reason} for s in g]
                 with_cite += sum(bool(s["citations"]) for s in samples)
                 n_samples += len(samples)
                 truncated += p.n_truncated_docs

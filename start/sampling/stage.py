@@ -30,9 +30,19 @@ GOLD_FIELDS = ("qa_pairs", "answer", "claims", "answers")
 
 
 def load_questions(data: dict[str, Any]) -> list[QARecord]:
-    """Questions of ``data.split`` from ``data.source``; those without documents get BM25 passages."""
-    limit = data.get("limit")
-    records = load_source(data["source"], data.get("split"), None if limit is None else int(limit))
+    """Questions of ``data.split`` from ``data.source``; those without documents get BM25 passages.
+
+    ``data.ids`` (optional, set by the pipeline for a round's slice) keeps those questions, in that order.
+    """
+    limit, ids = data.get("limit"), data.get("ids")
+    records = load_source(data["source"], data.get("split"), None if limit is None or ids else int(limit))
+    if ids:
+        by_id = {r.id: r for r in records}
+        missing = [i for i in ids if i not in by_id]
+        if missing:
+            raise ValueError(f"data.ids: {len(missing)} id(s) not in {data['source']} split {data.get('split')}: "
+                             f"{', '.join(missing[:5])}")
+        records = [by_id[i] for i in ids]
     if any(not r.docs for r in records):
         corpus = data.get("corpus")
         if corpus is None:

@@ -413,6 +413,20 @@ class AttributionScorer:
         recs = parse_records(read_records(path), path=path, allow_empty_docs=self.config.allow_empty_docs)
         return self.score(recs, **kw)
 
+    def entailment(self, pairs: Sequence[Pair], stats: dict | None = None) -> list[float]:
+        """P(entailment) of (premise, hypothesis) pairs through this scorer's backend and cache: duplicates
+        asked once, known pairs read from the cache, the rest in one batched call. ``stats`` (optional)
+        collects ``unique_pairs``, ``cache_hits``, ``model_pairs`` and ``model_seconds``."""
+        stats = {} if stats is None else stats
+        for k in ("unique_pairs", "cache_hits", "model_pairs"):
+            stats.setdefault(k, 0)
+        stats.setdefault("model_seconds", 0.0)
+        known: dict[Pair, tuple[float, bool]] = {}
+        unique = sorted(set(pairs))
+        if unique:
+            self._resolve(unique, known, stats)
+        return [known[p][0] for p in pairs]
+
     def close(self) -> None:
         if self._cache is not None:
             self._cache.close()

@@ -1,0 +1,229 @@
+"""The START experiment: the loop over several seeds, and the paper's ablation rows on one seed.
+
+    python scripts/experiment_seeds.py [--seeds 0 1 2] [--ablation-seed 0] [--rs-sft] [--tiny] [--dry-run]
+                                       [--no-run] [--runs runs/seeds] [--out bench] [hydra overrides ...]
+
+Every run is a normal ``python -m start.run`` in its own run folder under ``--runs``, so re-running this
+script skips every finished stage and resumes an interrupted one. Runs:
+
+* ``seed<S>`` for every seed: the full method (warm-up, rounds with overall and fine-grained pairs); the
+  seed changes sampling, warm-up grouping and the rounds' question slices;
+* ``overall-seed<A>``: rounds with overall pairs only (``preference.fine_grained=false``);
+* ``rs-sft-seed<A>`` (``--rs-sft``): rejection-sampling SFT on each question's best sample, no DPO.
+
+"Warm-up only" is round 0 of ``seed<A>`` (the same warm-up with the same seed), and "full method" is
+``seed<A>`` itself. Extra arguments are Hydra overrides for every run (e.g. ``rounds=3``); ``--tiny``
+adds ``debug=tiny sampler=transformers`` (minutes, for checking the harness, not for numbers).
+
+Then it writes ``<out>/start_seeds.json`` (per seed: ``seed``, ``base``, ``warmup``, ``rounds`` with
+citation_rec / citation_prec / citation_f1 / comprehensiveness / str_em as [value, low, high] 95%
+intervals, ``round0_to_last`` paired differences, and what each round trained on),
+``<out>/start_ablation.json`` (the rows, each row's last evaluation, and the paired difference of the
+full method minus each other row on the same held-out questions) and ``<out>/start_seeds.md`` (both
+tables). ``--dry-run`` prints the commands and runs nothing; ``--no-run`` only aggregates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+METRICS = ("citation_rec", "citation_prec", "citation_f1", "comprehensiveness", "str_em")
+CHANGE = ("citation_f1", "comprehensiveness")
+TINY = ("debug=tiny", "sampler=transformers")
+
+
+def plan_runs(seeds: list[int], ablation_seed: int, runs: Path, overrides: list[str], *, rs_sft: bool = False,
+              tiny: bool = False) -> list[dict]:
+    """The runs to do, in order: name, run folder and the ``start.run`` overrides of each."""
+    base = [*(TINY if tiny else ()), *overrides]
+    order = [ablation_seed] + [s for s in seeds if s != ablation_seed] if ablation_seed in seeds else seeds
+    out = [{"name": f"seed{s}", "seed": s, "row": "full method" if s == ablation_seed else None, "extra": []}
+           for s in order]
+    out.append({"name": f"overall-seed{ablation_seed}", "seed": ablation_seed, "row": "overall pairs only",
+                "extra": ["preference.fine_grained=false"]})
+    if rs_sft:
+        out.append({"name": f"rs-sft-seed{ablation_seed}", "seed": ablation_seed,
+                    "row": "rejection-sampling SFT only",
+                    "extra": ["trainer.rs_sft.enabled=true", "trainer.rs_sft.only=true"]})
+    for r in out:
+        r["run_dir"] = runs / r["name"]
+        r["overrides"] = [*base, *r["extra"], f"seed={r['seed']}", f"run_dir={r['run_dir']}",
+                          f"experiment_name={r['name']}"]
+    return out
+
+
+def _triple(m: dict, k: str) -> list[float] | None:
+    return [m[k]["value"], m[k]["low"], m[k]["high"]] if k in m else None
+
+
+def _pick(metrics: dict) -> dict:
+    return {k: _triple(metrics, k) for k in METRICS if k in metrics}
+
+
+def _rel(path: Path) -> str:
+    """A path as committed files hold it: relative to the project root when it is inside."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def summarize_run(run_dir: Path) -> dict:
+    """One finished run's report: base, warm-up (round 0), every round, round 0 -> last round."""
+    report = run_dir / "report"
+    if not (report / "rounds.json").is_file():
+        raise FileNotFoundError(f"{run_dir}: no report/rounds.json; the run has not finished")
+    evals = {str(r["round"]): r for r in json.loads((report / "rounds.json").read_text())}
+    diffs = {d["change"]: d for d in json.loads((report / "differences.json").read_text())} \
+        if (report / "differences.json").is_file() else {}
+    training = json.loads((report / "training.json").read_text()) if (report / "training.json").is_file() else []
+    rounds = sorted(int(k) for k in evals if k.isdigit() and int(k) >= 1)
+    last = rounds[-1] if rounds else None
+    change = diffs.get(f"0 -> {last}", {}).get("metrics", {})
+    return {
+        "run_dir": _rel(run_dir),
+        "base": _pick(evals["base"]["metrics"]) if "base" in evals else None,
+        "warmup": _pick(evals["0"]["metrics"]) if "0" in evals else None,
+        "rounds": [{"round": r, **_pick(evals[str(r)]["metrics"]),
+                    "empty_answers": evals[str(r)].get("empty_answers")} for r in rounds],
+        "round0_to_last": {k: _triple(change, k) for k in CHANGE if k in change},
+        "training": training,
+    }
+
+
+def _last_scores(run_dir: Path) -> Path:
+    evals = sorted(run_dir.glob("round_*/eval/score/scores.jsonl"), key=lambda p: int(p.parts[-4].split("_")[1]))
+    if not evals:
+        raise FileNotFoundError(f"{run_dir}: no evaluation")
+    return evals[-1]
+
+
+def _warmup_scores(run_dir: Path) -> Path:
+    return run_dir / "round_0" / "eval" / "score" / "scores.jsonl"
+
+
+def _n_boot(run_dir: Path) -> int:
+    cfg = run_dir / "config.json"
+    return int(json.loads(cfg.read_text())["eval"]["n_boot"]) if cfg.is_file() else 1000
+
+
+def ablation(rows: list[tuple[str, Path, str]], full: str = "full method") -> dict:
+    """Ablation rows: (row name, run folder, "warmup" or "last") -> each row's evaluation and the paired
+    difference full method minus the row, on the same held-out questions."""
+    from start.evaluate import bootstrap, eval_columns, paired_difference
+
+    cols, folders = {}, {}
+    out = []
+    for name, run_dir, which in rows:
+        folders[name] = run_dir
+        scores = _warmup_scores(run_dir) if which == "warmup" else _last_scores(run_dir)
+        qids, cols[name] = eval_columns(scores)
+        evaluation = scores.parent.parent
+        metrics = evaluation / "metrics.json"  # the run's own intervals; recomputed only when it is missing
+        m = json.loads(metrics.read_text())["metrics"] if metrics.is_file() else \
+            bootstrap(cols[name], n_boot=_n_boot(run_dir), seed=0)
+        out.append({"row": name, "run_dir": _rel(run_dir), "evaluation": _rel(evaluation), "questions": len(qids),
+                    "metrics": _pick(m), "qids": qids})
+    ref = next((r for r in out if r["row"] == full), None)
+    for r in out:
+        if ref is not None and r is not ref:
+            if r["qids"] != ref["qids"]:
+                raise ValueError(f"ablation row {r['row']!r} was evaluated on other questions than {full!r}")
+            d = paired_difference(cols[r["row"]], cols[full], n_boot=_n_boot(folders[full]), seed=0)
+            r["full_minus_row"] = {k: _triple(d, k) for k in CHANGE if k in d}
+    for r in out:
+        del r["qids"]
+    return {"rows": out}
+
+
+def _cell(v: list[float] | None) -> str:
+    return "-" if v is None else f"{v[0]:.1f} [{v[1]:.1f}, {v[2]:.1f}]"
+
+
+def markdown(seeds: list[dict], abl: dict) -> str:
+    lines = ["## START over seeds", "", "Held-out citation F1 / comprehensiveness (95% intervals over questions); "
+             "round 0 -> last: paired difference on the same questions.", "",
+             "| seed | base F1 | warm-up F1 | " + " | ".join(f"round {r['round']} F1" for r in seeds[0]["rounds"])
+             + " | F1 round 0 -> last | comprehensiveness round 0 -> last | pairs per round |",
+             "|---|" + "---:|" * (4 + len(seeds[0]["rounds"])) + "---|"] if seeds else ["## START over seeds", ""]
+    for s in seeds:
+        pairs = ", ".join(str(t.get("pairs", "-")) for t in s["training"])
+        lines.append(f"| {s['seed']} | {_cell((s['base'] or {}).get('citation_f1'))} | "
+                     f"{_cell((s['warmup'] or {}).get('citation_f1'))} | "
+                     + " | ".join(_cell(r.get("citation_f1")) for r in s["rounds"])
+                     + f" | {_cell(s['round0_to_last'].get('citation_f1'))} | "
+                     f"{_cell(s['round0_to_last'].get('comprehensiveness'))} | {pairs} |")
+    lines += ["", "## Ablation", "", "| row | citation F1 | comprehensiveness | str_em | full method - row: F1 |",
+              "|---|---:|---:|---:|---:|"]
+    for r in abl.get("rows", []):
+        m = r["metrics"]
+        lines.append(f"| {r['row']} | {_cell(m.get('citation_f1'))} | {_cell(m.get('comprehensiveness'))} | "
+                     f"{_cell(m.get('str_em'))} | {_cell((r.get('full_minus_row') or {}).get('citation_f1'))} |")
+    return "\n".join(lines) + "\n"
+
+
+def aggregate(runs: list[dict], out: Path, ablation_seed: int, argv: list[str]) -> tuple[dict, dict]:
+    """Write ``start_seeds.json``, ``start_ablation.json`` and ``start_seeds.md`` from finished runs."""
+    from start.io import atomic_open, write_json
+
+    seeds = [{"seed": r["seed"], **summarize_run(r["run_dir"])} for r in runs if r["name"].startswith("seed")]
+    seeds.sort(key=lambda s: s["seed"])
+    rises = [s["seed"] for s in seeds if (s["round0_to_last"].get("citation_f1") or [0, 0, 0])[1] > 0]
+    seeds_doc = {"command": " ".join(argv), "seeds": seeds, "seeds_with_citation_f1_rise": rises}
+    full = next(r for r in runs if r["row"] == "full method")
+    rows = [("warm-up only", full["run_dir"], "warmup")]
+    rows += [(r["row"], r["run_dir"], "last") for r in runs if r["row"] and r["row"] != "full method"]
+    rows.insert(2 if len(rows) > 1 else 1, ("full method", full["run_dir"], "last"))
+    abl = {"seed": ablation_seed, "command": " ".join(argv), **ablation(rows)}
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "start_seeds.json", seeds_doc)
+    write_json(out / "start_ablation.json", abl)
+    with atomic_open(out / "start_seeds.md") as f:
+        f.write(f"# START: seeds and ablation\n\nCommand: `{seeds_doc['command']}`\n\n" + markdown(seeds, abl))
+    return seeds_doc, abl
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--ablation-seed", type=int, default=None, help="default: the first seed")
+    parser.add_argument("--rs-sft", action="store_true", help="add the rejection-sampling-SFT-only row")
+    parser.add_argument("--tiny", action="store_true", help="debug=tiny sampler=transformers: check the harness")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    parser.add_argument("--no-run", action="store_true", help="only aggregate finished runs")
+    parser.add_argument("--runs", type=Path, default=Path("runs") / "seeds")
+    parser.add_argument("--out", type=Path, default=Path("bench"))
+    args, overrides = parser.parse_known_args(argv)
+    unknown = [o for o in overrides if o.startswith("--")]
+    if unknown:
+        parser.error(f"unknown options {unknown} (Hydra overrides are key=value)")
+    a_seed = args.seeds[0] if args.ablation_seed is None else args.ablation_seed
+    runs = plan_runs(args.seeds, a_seed, args.runs, overrides, rs_sft=args.rs_sft, tiny=args.tiny)
+    for r in runs:
+        cmd = [sys.executable, "-m", "start.run", *r["overrides"]]
+        print(f"[{r['name']}]", " ".join(cmd[1:]), flush=True)
+        if not (args.dry_run or args.no_run):
+            done = subprocess.run(cmd, cwd=ROOT, env=os.environ.copy())
+            if done.returncode:
+                print(f"run {r['name']} failed (exit {done.returncode}); re-run this script to resume it",
+                      file=sys.stderr)
+                return done.returncode
+    if args.dry_run:
+        return 0
+    seeds_doc, _ = aggregate(runs, args.out, a_seed, ["scripts/experiment_seeds.py", *argv])
+    print((args.out / "start_seeds.md").read_text())
+    print(f"citation F1 rose from round 0 to the last round (paired 95% interval above 0) in seeds "
+          f"{seeds_doc['seeds_with_citation_f1_rise'] or 'none'} of {[s['seed'] for s in seeds_doc['seeds']]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    raise SystemExit(main())

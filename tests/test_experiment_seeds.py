@@ -1,0 +1,113 @@
+"""The seeds/ablation harness (scripts/experiment_seeds.py): its plan of runs and its aggregation, on fake
+run folders whose reports come from the real report writer."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from start.evaluate import write_report
+from start.io import write_json, write_jsonl
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+import experiment_seeds as harness  # noqa: E402
+
+
+def fake_eval(folder: Path, f1: np.ndarray, comp: np.ndarray) -> None:
+    """An evaluation of len(f1) questions x 2 samples, every sample scoring the question's value."""
+    rows = []
+    for q, (v, c) in enumerate(zip(f1, comp, strict=True)):
+        for k in range(2):
+            rows.append({"id": f"q{q:02d}#{k}", "n_sentences": 1, "citation_rec": v, "citation_prec": v,
+                         "citation_f1": v, "n_citations": 1, "comprehensiveness": c,
+                         "comprehensiveness_source": "short_answers", "distractor_citation_rate": None,
+                         "unsupported_sentence_rate": None, "robustness": None, "length": 4, "str_em": c})
+    write_jsonl(folder / "score" / "scores.jsonl", rows)
+    from start.evaluate import bootstrap, eval_columns
+
+    _, cols = eval_columns(folder / "score" / "scores.jsonl")
+    write_json(folder / "metrics.json", {"questions": len(f1), "samples": 2 * len(f1), "empty_answers": 0,
+                                         "metrics": bootstrap(cols, n_boot=50)})
+
+
+def fake_run(run_dir: Path, gains: list[float], seed: int, pairs: list[int]) -> None:
+    rng = np.random.default_rng(seed)
+    f1 = rng.uniform(0.0, 0.5, 16)
+    comp = rng.uniform(0.0, 0.5, 16)
+    write_json(run_dir / "config.json", {"eval": {"n_boot": 60}})
+    fake_eval(run_dir / "round_0" / "eval_base", f1 * 0, comp)
+    fake_eval(run_dir / "round_0" / "eval", f1, comp)
+    for r, g in enumerate(gains, start=1):
+        fake_eval(run_dir / f"round_{r}" / "eval", np.clip(f1 + g, 0, 1), np.clip(comp + g / 2, 0, 1))
+        write_json(run_dir / f"round_{r}" / "questions.json", {"ids": [f"t{r}{i}" for i in range(4)], "pool": 8,
+                                                               "offset": 4 * (r - 1), "reused": 0})
+        write_json(run_dir / f"round_{r}" / "pairs" / "stats.json",
+                   {"pairs": pairs[r - 1], "by_kind": {"overall": pairs[r - 1]}, "questions_with_pairs": 1,
+                    "comprehensiveness": {"setting": "consensus"}})
+    write_report(run_dir, n_boot=60)
+
+
+def test_plan_names_every_run_and_its_overrides(tmp_path):
+    runs = harness.plan_runs([0, 1, 2], 1, tmp_path, ["rounds=3"], rs_sft=True, tiny=True)
+    assert [r["name"] for r in runs] == ["seed1", "seed0", "seed2", "overall-seed1", "rs-sft-seed1"]
+    assert [r["row"] for r in runs] == ["full method", None, None, "overall pairs only",
+                                        "rejection-sampling SFT only"]
+    o = runs[3]["overrides"]
+    assert o[:3] == ["debug=tiny", "sampler=transformers", "rounds=3"] and "preference.fine_grained=false" in o
+    assert f"run_dir={tmp_path / 'overall-seed1'}" in o and "seed=1" in o
+    assert "trainer.rs_sft.only=true" in runs[4]["overrides"]
+
+
+def test_dry_run_prints_commands_and_runs_nothing(tmp_path, capsys):
+    assert harness.main(["--dry-run", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "bench"),
+                         "rounds=1"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("-m start.run") == 4 and "rounds=1" in printed
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "bench").exists()
+
+
+def test_aggregation_of_finished_runs(tmp_path):
+    runs_dir = tmp_path / "runs"
+    fake_run(runs_dir / "seed0", [0.1, 0.2], seed=0, pairs=[5, 3])
+    fake_run(runs_dir / "seed1", [0.0, 0.0], seed=1, pairs=[2, 0])
+    fake_run(runs_dir / "seed2", [0.05, 0.3], seed=2, pairs=[4, 4])
+    fake_run(runs_dir / "overall-seed0", [0.05, 0.05], seed=0, pairs=[6, 6])
+    out = tmp_path / "bench"
+    assert harness.main(["--no-run", "--runs", str(runs_dir), "--out", str(out)]) == 0
+
+    seeds = json.loads((out / "start_seeds.json").read_text())
+    assert [s["seed"] for s in seeds["seeds"]] == [0, 1, 2]
+    s0 = seeds["seeds"][0]
+    assert set(s0) >= {"seed", "base", "warmup", "rounds", "round0_to_last"}
+    assert [r["round"] for r in s0["rounds"]] == [1, 2]
+    for m in ("citation_rec", "citation_prec", "citation_f1", "comprehensiveness", "str_em"):
+        lo_hi = s0["rounds"][1][m]
+        assert len(lo_hi) == 3 and lo_hi[1] <= lo_hi[0] <= lo_hi[2]
+    # a constant shift of +0.2 on every question: the paired difference is exactly +20 points
+    assert s0["round0_to_last"]["citation_f1"] == pytest.approx([20.0, 20.0, 20.0])
+    assert s0["round0_to_last"]["comprehensiveness"] == pytest.approx([10.0, 10.0, 10.0])
+    assert seeds["seeds"][1]["round0_to_last"]["citation_f1"] == [0.0, 0.0, 0.0]
+    assert seeds["seeds_with_citation_f1_rise"] == [0, 2]
+    assert [t["pairs"] for t in s0["training"]] == [5, 3]
+
+    abl = json.loads((out / "start_ablation.json").read_text())
+    assert abl["seed"] == 0
+    assert [r["row"] for r in abl["rows"]] == ["warm-up only", "overall pairs only", "full method"]
+    rows = {r["row"]: r for r in abl["rows"]}
+    assert rows["full method"]["metrics"]["citation_f1"][0] == pytest.approx(s0["rounds"][1]["citation_f1"][0])
+    assert rows["warm-up only"]["metrics"]["citation_f1"][0] == pytest.approx(s0["warmup"]["citation_f1"][0])
+    assert rows["overall pairs only"]["full_minus_row"]["citation_f1"] == pytest.approx([15.0, 15.0, 15.0])
+    assert "full_minus_row" not in rows["full method"]
+    assert harness._rel(harness.ROOT / "runs" / "seeds" / "seed0") == "runs/seeds/seed0"  # committed: relative
+    md = (out / "start_seeds.md").read_text()
+    assert "| 0 |" in md and "| overall pairs only |" in md and "20.0 [20.0, 20.0]" in md
+
+
+def test_unfinished_run_is_named(tmp_path):
+    (tmp_path / "runs" / "seed0").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="seed0: no report"):
+        harness.main(["--no-run", "--seeds", "0", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "b")])
