@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,19 @@ def _scorer(cfg: dict):
     return AttributionScorer(NLIConfig(**cfg["scorer"]["nli"]), ScorerConfig(**cfg["scorer"]["rules"]))
 
 
+@contextmanager
+def _using(scorer, cfg: dict):
+    """The given scorer, or one built from the config and closed afterwards."""
+    if scorer is not None:
+        yield scorer
+        return
+    own = _scorer(cfg)
+    try:
+        yield own
+    finally:
+        own.close()
+
+
 def eval_stage(policy: str, cfg: dict, out: Path, seed: int, upstream: str, *, scorer=None) -> Path:
     """Sample the held-out split (eval sampler settings), score, bootstrap, attribution margin (the answers
     re-cited with each constant position, :mod:`start.shortcuts`) -> ``metrics.json``."""
@@ -163,14 +177,9 @@ def eval_stage(policy: str, cfg: dict, out: Path, seed: int, upstream: str, *, s
     records = [RecordScore.from_dict(d) for d in read_jsonl(scores)]
     cols = per_question(records, lambda i: i.rsplit("#", 1)[0])
     metrics = bootstrap(cols, n_boot=cfg["eval"]["n_boot"], seed=seed)
-    own = scorer is None
-    scorer = scorer or _scorer(cfg)
-    try:
-        margin = attribution_margin(expand_for_scoring(read_jsonl(samples)), cols, scorer,
-                                    n_boot=cfg["eval"]["n_boot"], seed=seed)
-    finally:
-        if own:
-            scorer.close()
+    with _using(scorer, cfg) as sc:
+        margin = attribution_margin(expand_for_scoring(read_jsonl(samples)), cols, sc, n_boot=cfg["eval"]["n_boot"],
+                                    seed=seed)
     metrics["attribution_margin"] = {k: margin[k] for k in ("value", "low", "high")}
     write_json(out / "metrics.json", {"policy": policy, "questions": len(cols["length"]), "metrics": metrics,
                                       "constant_citation": {k: margin[k] for k in ("best_constant", "constant_f1")}})
@@ -190,13 +199,8 @@ def baselines_stage(cfg: dict, out: Path, *, scorer=None) -> Path:
     if is_done(out, fp):
         return out / "metrics.json"
     run = StageRun(out, fp, config=cfg["eval"], seed=0, inputs={"questions": fingerprint(rows)})
-    own = scorer is None
-    scorer = scorer or _scorer(cfg)
-    try:
-        baselines = constant_baselines(rows, scorer, n_boot=cfg["eval"]["n_boot"])
-    finally:
-        if own:
-            scorer.close()
+    with _using(scorer, cfg) as sc:
+        baselines = constant_baselines(rows, sc, n_boot=cfg["eval"]["n_boot"])
     best = best_baseline(baselines)
     write_json(out / "metrics.json", {"questions": len(rows), "best": best, "baselines": baselines})
     run.finish(counts={"questions": len(rows), "baselines": len(baselines)}, extra={"best": best})

@@ -143,3 +143,30 @@ def test_baselines_stage_writes_once(tmp_path, scorer, monkeypatch):
     assert data["questions"] == 2 and data["best"] == COPY_FIRST and "[3]" in data["baselines"]
     baselines_stage(cfg, tmp_path / "b", scorer=scorer)
     assert (tmp_path / "b" / "DONE").exists() and len(calls) == 2  # loaded again, but not scored again
+
+
+def test_sample_rows_keep_the_distractor_marks(tmp_path):
+    from start.sampling.backends import Generation, SamplingConfig
+    from start.sampling.prompt import PromptConfig
+    from start.sampling.sampler import SampleInput, run_sampling
+    from start.text import Document
+
+    class Words:
+        chat_template = None
+
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": text.split()}
+
+    class Generator:
+        tokenizer = Words()
+
+        def generate(self, prompts, params, seeds):
+            return [[Generation("Alpha holds F1 [1].", -1.0, 5)] for _ in prompts]
+
+    docs = (Document("A", "Alpha holds F1."), Document("C", "Gamma.", distractor=True))
+    out = tmp_path / "samples.jsonl"
+    run_sampling([SampleInput("q", "Q?", docs, {})], Generator(), PromptConfig(instruction="cite", max_model_len=512,
+                 max_new_tokens=16), SamplingConfig(n=1), out)
+    [row] = [json.loads(x) for x in out.read_text().splitlines()]
+    assert row["docs"] == [{"title": "A", "text": "Alpha holds F1."}, {"title": "C", "text": "Gamma.",
+                                                                        "distractor": True}]
