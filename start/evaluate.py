@@ -152,7 +152,7 @@ def write_report(run_dir: str | Path, title: str = "START report") -> Path:
     rounds = collect_rounds(run_dir)
     folder = run_dir / "report"
     folder.mkdir(parents=True, exist_ok=True)
-    baseline = _baseline_row(run_dir)
+    baseline = baseline_row(run_dir)
     table = markdown_table(rounds + baseline)
     plots = _plots(rounds, folder)
     md = [f"# {title}", "", f"Run folder: `{run_dir}`. Values are means over held-out questions with 95% "
@@ -169,7 +169,8 @@ def write_report(run_dir: str | Path, title: str = "START report") -> Path:
     if diffs:
         md += ["", "## Paired differences", "", "Change between evaluations on the same questions, with 95% "
                "intervals from resampling questions jointly (an interval above 0 is a rise).", "",
-               markdown_table(diffs).replace("| round |", "| change |", 1)]
+               markdown_table(diffs, [k for k in REPORT_METRICS if k != "attribution_margin"]).replace(
+                   "| round |", "| change |", 1)]
     stages = stage_summary(run_dir)
     if stages:
         md += ["", "## Stages", "", "| stage | wall time (s) | counts |", "|---|---:|---|"]
@@ -193,7 +194,8 @@ def write_report(run_dir: str | Path, title: str = "START report") -> Path:
     return folder
 
 
-def _baseline_row(run_dir: Path) -> list[tuple[str, dict]]:
+def baseline_row(run_dir: Path) -> list[tuple[str, dict]]:
+    """The report row of the run's best constant baseline (none before the baselines stage ran)."""
     path = run_dir / BASELINES
     if not path.is_file():
         return []
