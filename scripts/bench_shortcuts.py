@@ -82,7 +82,9 @@ def markdown(res: dict, c: dict) -> str:
         "## Constant baselines", "",
         "`[k]`: the reference answer with every sentence citing document k; `cite-all`: every sentence cites "
         "every document; `copy-first-sentence`: the first sentence of each document with its citation. A "
-        "trained policy has to beat the best of them.", "",
+        "trained policy has to beat the best of them. The `[k]` rows are the position habit with the right "
+        "content; copying is attributable by construction (every sentence is its own document's) but answers "
+        "little, hence its low comprehensiveness.", "",
         "| baseline | " + " | ".join(METRICS) + " |", "|---|" + "---:|" * len(METRICS)]
     for name, m in res["constant_baselines"].items():
         best = " **(best)**" if name == c["best_constant"] else ""
