@@ -112,7 +112,9 @@ def attribution_margin(samples: Sequence[dict[str, Any]], written: dict[str, np.
     n_docs = max((len(r["docs"]) for r in samples), default=0)
     constant: dict[int, dict[str, np.ndarray]] = {}
     for k in range(1, n_docs + 1):
-        report = scorer.score([{**r, "output": recite(r["output"], k)} for r in samples])
+        # Only the citation metrics are needed: no gold fields, so no comprehensiveness pairs are judged.
+        report = scorer.score([{"id": r["id"], "question": r["question"], "docs": r["docs"],
+                                "output": recite(r["output"], k)} for r in samples])
         constant[k] = per_question(report.records, _question_of)
     n = len(written["citation_rec"])
     if not constant or n == 0:
