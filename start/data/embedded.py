@@ -10,18 +10,25 @@ Wikipedia passages, plus one "facts" passage rendered from the structured fields
 position in the table, discoverers, year and place of discovery, name origin, melting and boiling points),
 as an encyclopedia infobox would read in prose. Every passage is titled with the element name.
 
-Questions (``train/dev/test.jsonl``, ALCE layout): template questions with several phrasings each, single-
-passage ones (who discovered X, when, where, what is X used for, which element has atomic number N or
-symbol S, ...) and two-passage ones (who discovered X and what is it used for; which was discovered first,
-X or Y). Each record holds 5 documents: its gold passages and distractors (BM25 hits for the question plus
-passages from elements of the same series), none of which contains a gold short answer, in a seeded random
-order; ``gold_doc_ids`` names the gold passages. Elements, not questions, are split between train, dev and
-test, so test questions are about elements never seen in training.
+Questions (``train/dev/test.jsonl``, ALCE layout): template questions with several phrasings each. Short
+factual ones need one passage (who discovered X, when, where, what is X used for, which element has atomic
+number N or symbol S, ...). The others need two or three passages and several sentences: a fact and a use
+of one element, the long-form discovery (who, when, where) and uses of an element, comparisons of two
+elements (discoveries, uses, years, atomic numbers) and "which of these three was discovered first". They
+carry ELI5-style ``claims`` (one fact per sentence, each entailed by a gold passage under the bundled NLI
+model, checked when building: :func:`verify_claims`) besides ASQA-style ``qa_pairs``. Each record holds 5
+documents: its gold passages and distractors from its own split (BM25 hits for the question plus passages
+from elements of the same series), none of which contains a gold short answer and each marked
+``"distractor": true``, in a seeded random order; ``gold_doc_ids`` names the gold passages. Elements, not
+questions, are split between train, dev and test, so test questions (and their distractors) are about
+elements never seen in training.
 
 Quality gates (a question failing one is dropped and counted): every alias of every short answer occurs in
 the gold passages (ALCE normalisation); no alias occurs in the question itself (ALCE's answer check is a
-substring test, which a question echo would pass); a two-passage question is not answerable from one of its
-gold passages; a discovery-year question is dropped when the element's prose names another discovery year.
+substring test, which a question echo would pass); a multi-passage question is not answerable from one of
+its gold passages (by its short answers, and by its claims); at least two claims survive the NLI check and
+every gold passage entails one of them; a discovery-year question is dropped when the element's prose
+names another discovery year.
 """
 
 from __future__ import annotations
