@@ -185,7 +185,9 @@ def write_report(run_dir: str | Path, title: str = "START report") -> Path:
             for k in REPORT_METRICS) + "</tr>" for r, m in rounds + baseline)
     html = (f"<!doctype html><meta charset='utf-8'><title>{title}</title><h1>{title}</h1>"
             "<table border=1 cellpadding=4><tr><th>round</th>" + "".join(f"<th>{k}</th>" for k in REPORT_METRICS)
-            + f"</tr>{rows}</table>" + "".join(f"<p><img src='{p.name}'></p>" for p in plots))
+            + f"</tr>{rows}</table>" + "".join(f"<p><img src='{p.name}'></p>" for p in plots)
+            + ("<h2>Cited positions</h2><p><img src='cited_positions.png'></p>"
+               if (folder / "cited_positions.png").is_file() else ""))
     with atomic_open(folder / "report.html") as f:
         f.write(html)
     write_json(folder / "rounds.json", [{"round": r, **m} for r, m in rounds])
