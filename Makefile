@@ -91,7 +91,10 @@ bench-scorer: setup ## batched scorer vs the reference one-pair-at-a-time loop -
 bench-run: setup-vllm ## time `make run` from scratch (total and per stage) -> bench/run_default.{json,md}
 	$(PY) scripts/bench_run.py $(ARGS)
 
-bench: bench-scorer bench-retrieval bench-sampler bench-run ## every benchmark
+bench-shortcuts: setup ## gold positions + constant-citation baselines on the default held-out prompts -> bench/shortcuts.{json,md}
+	$(PY) scripts/bench_shortcuts.py $(ARGS)
+
+bench: bench-scorer bench-retrieval bench-sampler bench-shortcuts bench-run ## every benchmark
 
 lint: setup ## ruff
 	$(VENV)/bin/ruff check start tests scripts
@@ -99,4 +102,4 @@ lint: setup ## ruff
 clean: ## remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache runs
 
-.PHONY: help setup setup-vllm run score-demo cpu-large experiment-seeds warmup debug-run data sample bench-retrieval bench-sampler citation-share test test-all nli-model bench-scorer bench-run bench lint clean
+.PHONY: help setup setup-vllm run score-demo cpu-large experiment-seeds warmup debug-run data sample bench-retrieval bench-sampler citation-share test test-all nli-model bench-scorer bench-shortcuts bench-run bench lint clean

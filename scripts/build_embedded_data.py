@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
                       max_words=args.max_words)
     data = build_embedded(cfg)
     manifest = write_embedded(data, args.out, source=source_info(args.db), config=cfg)
-    summary = {k: manifest[k] for k in ("questions", "elements", "two_doc_questions", "two_doc_share",
-                                        "dropped", "corpus")}
+    summary = {k: manifest[k] for k in ("questions", "elements", "two_doc_questions", "two_doc_share", "needs_docs",
+                                        "multi_doc_claims_share", "templates", "claims", "dropped", "corpus")}
     log.info("wrote %s\n%s", args.out, json.dumps(summary, indent=2))
     return 0
 

@@ -28,7 +28,10 @@ log = logging.getLogger(__name__)
 PER_RECORD = {"citation_rec": "citation_rec", "citation_prec": "citation_prec", "str_em": "str_em",
               "str_hit": "str_hit", "claims_nli": "claims_nli", "comprehensiveness": "comprehensiveness",
               "robustness": "robustness", "length": "length"}
-REPORT_METRICS = ("citation_rec", "citation_prec", "citation_f1", "str_em", "comprehensiveness", "length")
+REPORT_METRICS = ("citation_rec", "citation_prec", "citation_f1", "attribution_margin", "str_em", "comprehensiveness",
+                  "length")
+BASELINES = Path("round_0") / "baselines" / "metrics.json"  # the constant baselines of the run (pipeline)
+N_EXAMPLES = 3  # held-out questions whose answers the report shows in every round
 EMPTY_IS_ZERO = ("citation_rec", "citation_prec")  # None only for an empty answer: it cites nothing
 
 
@@ -217,12 +220,18 @@ def write_report(run_dir: str | Path, title: str = "START report", *, n_boot: in
     rounds = collect_rounds(run_dir)
     folder = run_dir / "report"
     folder.mkdir(parents=True, exist_ok=True)
-    table = markdown_table(rounds)
+    baseline = baseline_row(run_dir)
+    table = markdown_table(rounds + baseline)
     plots = _plots(rounds, folder)
     empties = ", ".join(f"{r} {m['empty_answers']}/{m['samples']}" for r, m in rounds if "empty_answers" in m)
     md = [f"# {title}", "", f"Run folder: `{run_dir}`. Values are means over held-out questions with 95% "
           "bootstrap intervals (questions resampled); empty answers count 0 in the citation metrics"
-          + (f" (empty answers: {empties})" if empties else "") + ".", "", table, ""]
+          + (f" (empty answers: {empties})" if empties else "") + ". `attribution_margin`: citation F1 as "
+          "written minus the best of the same answers re-cited with one fixed position [k] (a position "
+          "habit has a margin near 0). The best constant baseline is the best of: the reference answer "
+          "citing a fixed [k], citing every document, copying each document's first sentence with its "
+          "citation (`start.shortcuts`).",
+          "", table, ""]
     md += [f"![{p.stem}]({p.name})" for p in plots]
     training = round_training(run_dir)
     if training:
@@ -230,11 +239,15 @@ def write_report(run_dir: str | Path, title: str = "START report", *, n_boot: in
                "pool lasts; reused: questions an earlier round had), samples per question, preference pairs and "
                "where the rounds' comprehensiveness came from (consensus: label-free; gold_answers: the data set's "
                "gold answers).", "", _training_table(training)]
+    evals = eval_folders(run_dir)
+    md += cited_positions_section(evals, folder)
+    md += examples_section(evals)
     diffs = round_differences(run_dir, n_boot=n_boot, seed=seed)
     if diffs:
         md += ["", "## Paired differences", "", "Change between evaluations on the same questions, with 95% "
                "intervals from resampling questions jointly (an interval above 0 is a rise).", "",
-               markdown_table(diffs).replace("| round |", "| change |", 1)]
+               markdown_table(diffs, [k for k in REPORT_METRICS if k != "attribution_margin"]).replace(
+                   "| round |", "| change |", 1)]
     stages = stage_summary(run_dir)
     if stages:
         md += ["", "## Stages", "", "| stage | wall time (s) | counts |", "|---|---:|---|"]
@@ -246,10 +259,12 @@ def write_report(run_dir: str | Path, title: str = "START report", *, n_boot: in
         f"<tr><td>{r}</td>" + "".join(
             f"<td>{m['metrics'][k]['value']:.1f} <small>[{m['metrics'][k]['low']:.1f}, "
             f"{m['metrics'][k]['high']:.1f}]</small></td>" if k in m["metrics"] else "<td>-</td>"
-            for k in REPORT_METRICS) + "</tr>" for r, m in rounds)
+            for k in REPORT_METRICS) + "</tr>" for r, m in rounds + baseline)
     html = (f"<!doctype html><meta charset='utf-8'><title>{title}</title><h1>{title}</h1>"
             "<table border=1 cellpadding=4><tr><th>round</th>" + "".join(f"<th>{k}</th>" for k in REPORT_METRICS)
-            + f"</tr>{rows}</table>" + "".join(f"<p><img src='{p.name}'></p>" for p in plots))
+            + f"</tr>{rows}</table>" + "".join(f"<p><img src='{p.name}'></p>" for p in plots)
+            + ("<h2>Cited positions</h2><p><img src='cited_positions.png'></p>"
+               if (folder / "cited_positions.png").is_file() else ""))
     with atomic_open(folder / "report.html") as f:
         f.write(html)
     write_json(folder / "rounds.json", [{"round": r, **m} for r, m in rounds])
@@ -257,6 +272,101 @@ def write_report(run_dir: str | Path, title: str = "START report", *, n_boot: in
     write_json(folder / "differences.json", [{"change": c, **m} for c, m in diffs])
     write_json(folder / "training.json", training)
     return folder
+
+
+def baseline_row(run_dir: Path) -> list[tuple[str, dict]]:
+    """The report row of the run's best constant baseline (none before the baselines stage ran)."""
+    path = run_dir / BASELINES
+    if not path.is_file():
+        return []
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return [(f"best constant baseline ({data['best']})", data["baselines"][data["best"]])]
+
+
+def eval_folders(run_dir: Path) -> list[tuple[str, Path]]:
+    """(label, folder) of every evaluation with scores: ``base``, then rounds 0..R."""
+    out = [("base", run_dir / "round_0" / "eval_base")]
+    out += sorted(((p.parts[-2].split("_")[1], p) for p in run_dir.glob("round_*/eval")), key=lambda x: int(x[0]))
+    return [(label, f) for label, f in out if (f / "score" / "scores.jsonl").is_file()]
+
+
+def _scores(folder: Path) -> list:
+    from start.scoring import RecordScore
+
+    return [RecordScore.from_dict(json.loads(line)) for line in
+            (folder / "score" / "scores.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _samples(folder: Path) -> list[dict]:
+    path = folder / "sample" / "samples.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def cited_positions_section(evals: list[tuple[str, Path]], folder: Path) -> list[str]:
+    """Markdown (table + plot) of how often each document position is cited, per evaluation."""
+    from start.shortcuts import cited_positions
+
+    if not evals:
+        return []
+    n = max((len(r["docs"]) for _, f in evals for r in _samples(f)), default=0)
+    if n == 0:
+        return []
+    counts = {label: cited_positions(_scores(f), n) for label, f in evals}
+    md = ["", "## Cited positions", "", "Share of the citations of held-out answers that point at each document "
+          "position (a policy with a position habit piles up on one column).", "",
+          "| round | " + " | ".join(f"[{k}]" for k in range(1, n + 1)) + " | citations |",
+          "|---|" + "---:|" * (n + 1)]
+    for label, c in counts.items():
+        total = sum(c)
+        md.append(f"| {label} | " + " | ".join(f"{100 * x / total:.0f}%" if total else "-" for x in c)
+                  + f" | {total} |")
+    plot = _positions_plot(counts, folder)
+    if plot:
+        md += ["", f"![{plot.stem}]({plot.name})"]
+    return md
+
+
+def examples_section(evals: list[tuple[str, Path]]) -> list[str]:
+    """The first answer to the same held-out questions in every evaluation, with each sentence's support
+    and each citation's relevance (from the scorer's per-sentence detail)."""
+    if not evals:
+        return []
+    rows = {r["id"]: r for r in _samples(evals[0][1])}
+    # Questions with claims (long-form, several documents) first, in the evaluation's order.
+    chosen = sorted(rows, key=lambda q: (not rows[q].get("claims"), list(rows).index(q)))[:N_EXAMPLES]
+    if not chosen:
+        return []
+    md = ["", "## Example answers", "", "Sample 0 of the same held-out questions in every round. A sentence is "
+          "marked supported (✓) when its citations entail it, unsupported (✗) otherwise; each citation "
+          "is marked relevant (+) or not (-), and `d` when it points at a distractor document."]
+    scored = {label: {s.id: s for s in _scores(f)} for label, f in evals}
+    for q in chosen:
+        row = rows[q]
+        docs = ", ".join(f"[{i}] {d['title']}{' (distractor)' if d.get('distractor') else ''}"
+                         for i, d in enumerate(row["docs"], 1))
+        md += ["", f"**{row['question']}** (`{q}`)  ", f"Documents: {docs}"]
+        for label, by_id in scored.items():
+            s = by_id.get(f"{q}#0")
+            md.append(f"- *{label}*: " + (_render_answer(s, row["docs"]) if s else "(not evaluated)"))
+    return md
+
+
+def _render_answer(score, docs: Sequence[dict]) -> str:
+    if not score.sentences:
+        return "(empty answer)"
+    parts = []
+    for sent in score.sentences:
+        marks = []
+        for j, c in enumerate(sent.citations):
+            used = j < len(sent.used) and sent.status == "ok"
+            rel = "+" if used and sent.relevant and sent.relevant[j] else "-"
+            dis = "d" if 1 <= c <= len(docs) and docs[c - 1].get("distractor") else ""
+            marks.append(f"[{c}{rel}{dis}]")
+        parts.append(f"{'✓' if sent.supported else '✗'} {sent.target} {''.join(marks) or '(no citation)'}")
+        parts[-1] = parts[-1].replace("|", "\\|")
+    return " / ".join(parts)
 
 
 def stage_summary(run_dir: str | Path) -> list[dict]:
@@ -274,6 +384,33 @@ def stage_summary(run_dir: str | Path) -> list[dict]:
 
 def _counts(counts: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in counts.items() if not isinstance(v, (dict, list)))
+
+
+def _positions_plot(counts: dict[str, list[int]], folder: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    n = max(len(c) for c in counts.values())
+    width = 0.8 / max(1, len(counts))
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    for j, (label, c) in enumerate(counts.items()):
+        total = sum(c) or 1
+        ax.bar(np.arange(1, n + 1) + (j - (len(counts) - 1) / 2) * width, [100 * x / total for x in c],
+               width=width, label=label)
+    ax.set_xticks(range(1, n + 1), [f"[{k}]" for k in range(1, n + 1)])
+    ax.set_xlabel("cited document position")
+    ax.set_ylabel("% of citations")
+    ax.legend(title="round", fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    path = folder / "cited_positions.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def _plots(rounds: list[tuple[str, dict]], folder: Path) -> list[Path]:

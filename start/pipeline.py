@@ -21,6 +21,7 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,7 @@ def score_stage(samples: Path, cfg: dict, out: Path, *, scorer=None, labels: str
     covers, ``start.scoring.consensus``; the claims go to ``consensus.jsonl``).
     """
     from start.sampling.stage import GOLD_FIELDS
-    from start.scoring import AttributionScorer, NLIConfig, ScorerConfig, aggregate, consensus_comprehensiveness
+    from start.scoring import aggregate, consensus_comprehensiveness
 
     if labels not in ("gold_answers", "consensus"):
         raise ValueError(f"labels must be 'gold_answers' or 'consensus', got {labels!r}")
@@ -109,7 +110,7 @@ def score_stage(samples: Path, cfg: dict, out: Path, *, scorer=None, labels: str
         log.info("scores already complete in %s; skipping", out)
         return out / "scores.jsonl"
     run = StageRun(out, fp, config=settings, seed=0, inputs={"samples": file_hash(samples)})
-    scorer = scorer or AttributionScorer(NLIConfig(**sc["nli"]), ScorerConfig(**sc["rules"]))
+    scorer = scorer or _scorer(cfg)
     records = expand_for_scoring(read_jsonl(samples))
     extra = {"comprehensiveness": labels}
     if labels == "consensus":
@@ -228,17 +229,39 @@ def _rejection_sampling_sft(policy: str, best: Path, cfg: dict, rs: dict, out: P
     return str(model), {"rows": len(rows), "model": str(model)}
 
 
+def _scorer(cfg: dict):
+    from start.scoring import AttributionScorer, NLIConfig, ScorerConfig
+
+    return AttributionScorer(NLIConfig(**cfg["scorer"]["nli"]), ScorerConfig(**cfg["scorer"]["rules"]))
+
+
+@contextmanager
+def _using(scorer, cfg: dict):
+    """The given scorer, or one built from the config and closed afterwards."""
+    if scorer is not None:
+        yield scorer
+        return
+    own = _scorer(cfg)
+    try:
+        yield own
+    finally:
+        own.close()
+
+
 def eval_stage(policy: str, cfg: dict, out: Path, seed: int, upstream: str, *, scorer=None) -> Path:
-    """Sample the held-out split (eval sampler settings), score, bootstrap -> ``metrics.json``."""
+    """Sample the held-out split (eval sampler settings), score, bootstrap, attribution margin (the answers
+    re-cited with each constant position, :mod:`start.shortcuts`) -> ``metrics.json``."""
     from start.evaluate import bootstrap, per_question
     from start.sampling.stage import sample_stage
     from start.scoring import RecordScore
+    from start.shortcuts import attribution_margin
 
     ecfg = _with_data(cfg, "eval")
     ecfg["sampler"] = {**ecfg["sampler"], **cfg["eval"]["sampler"]}
     samples = sample_stage(ecfg, model=policy, out_dir=out / "sample", seed=seed, inputs={"policy": upstream})
     scores = score_stage(samples, cfg, out / "score", scorer=scorer)
-    fp = fingerprint({"scores": file_hash(scores), "n_boot": cfg["eval"]["n_boot"], "seed": seed})
+    fp = fingerprint({"scores": file_hash(scores), "n_boot": cfg["eval"]["n_boot"], "seed": seed,
+                      "scorer": cfg["scorer"], "margin": 1})
     if is_done(out, fp):
         return out / "metrics.json"
     owner = out / ".fingerprint"  # the folder also holds its sampling and scoring stages, finished just now:
@@ -248,10 +271,35 @@ def eval_stage(policy: str, cfg: dict, out: Path, seed: int, upstream: str, *, s
     records = [RecordScore.from_dict(d) for d in read_jsonl(scores)]
     cols = per_question(records, lambda i: i.rsplit("#", 1)[0])
     metrics = bootstrap(cols, n_boot=cfg["eval"]["n_boot"], seed=seed)
+    with _using(scorer, cfg) as sc:
+        margin = attribution_margin(expand_for_scoring(read_jsonl(samples)), cols, sc, n_boot=cfg["eval"]["n_boot"],
+                                    seed=seed)
+    metrics["attribution_margin"] = {k: margin[k] for k in ("value", "low", "high")}
     empty = sum(r.n_sentences == 0 for r in records)  # they count 0 in the citation metrics
     write_json(out / "metrics.json", {"policy": policy, "questions": len(cols["length"]), "samples": len(records),
-                                      "empty_answers": empty, "metrics": metrics})
+                                      "empty_answers": empty, "metrics": metrics,
+                                      "constant_citation": {k: margin[k] for k in ("best_constant", "constant_f1")}})
     run.finish(counts={"questions": len(cols["length"]), "samples": len(records), "empty_answers": empty})
+    return out / "metrics.json"
+
+
+def baselines_stage(cfg: dict, out: Path, *, scorer=None) -> Path:
+    """The constant baselines (cite a fixed position, cite all, copy first sentences) on the held-out
+    prompts, scored once per run -> ``metrics.json`` (the report's "best constant baseline" row)."""
+    from start.data import qa_record_to_dict
+    from start.sampling.stage import load_questions
+    from start.shortcuts import best_baseline, constant_baselines
+
+    rows = [qa_record_to_dict(r) for r in load_questions(_with_data(cfg, "eval")["data"])]
+    fp = fingerprint({"rows": rows, "scorer": cfg["scorer"], "n_boot": cfg["eval"]["n_boot"]})
+    if is_done(out, fp):
+        return out / "metrics.json"
+    run = StageRun(out, fp, config=cfg["eval"], seed=0, inputs={"questions": fingerprint(rows)})
+    with _using(scorer, cfg) as sc:
+        baselines = constant_baselines(rows, sc, n_boot=cfg["eval"]["n_boot"])
+    best = best_baseline(baselines)
+    write_json(out / "metrics.json", {"questions": len(rows), "best": best, "baselines": baselines})
+    run.finish(counts={"questions": len(rows), "baselines": len(baselines)}, extra={"best": best})
     return out / "metrics.json"
 
 
@@ -299,11 +347,11 @@ def run(cfg: dict[str, Any]) -> Path:
     def active(r: int, stage: str) -> bool:
         return (only_round is None or only_round == r) and (only_stage is None or only_stage == stage)
 
-    from start.scoring import AttributionScorer, NLIConfig, ScorerConfig
-
-    scorer = AttributionScorer(NLIConfig(**cfg["scorer"]["nli"]), ScorerConfig(**cfg["scorer"]["rules"]))
+    scorer = _scorer(cfg)
     try:
         r0 = run_dir / "round_0"
+        if active(0, "eval"):
+            baselines_stage(cfg, r0 / "baselines", scorer=scorer)
         if cfg["eval"].get("base", True) and active(0, "eval"):
             eval_stage(base, cfg, r0 / "eval_base", eval_seed, fingerprint({"base": base}), scorer=scorer)
         if not cfg["warmup"].get("enabled", True):

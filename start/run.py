@@ -23,13 +23,13 @@ log = logging.getLogger("start.run")
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    from start.evaluate import collect_rounds, markdown_table
+    from start.evaluate import baseline_row, collect_rounds, markdown_table
     from start.pipeline import run
 
     log.info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
     report = run(OmegaConf.to_container(cfg, resolve=True))
     print(f"\nreport: {report / 'report.md'}\n")
-    print(markdown_table(collect_rounds(report.parent)))
+    print(markdown_table(collect_rounds(report.parent) + baseline_row(report.parent)))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import pytest
 
 from start.data import embedded
 from start.data.embedded import SPLITS, BuildConfig, build_embedded, load_embedded, load_embedded_corpus
-from start.data.records import QARecord, limit_docs, load_qa, qa_record_to_dict, question_id
+from start.data.records import QARecord, limit_docs, load_qa, qa_record_to_dict, question_id, shuffle_docs
 from start.io import InputError
 from start.text import Document, normalize_answer
 
@@ -166,19 +166,28 @@ def corpus():
 def test_embedded_files_load_with_expected_sizes(splits, corpus):
     manifest = json.loads((embedded.EMBEDDED_DIR / "manifest.json").read_text(encoding="utf-8"))
     assert {s: len(r) for s, r in splits.items()} == {s: manifest["questions"][s] for s in SPLITS}
-    assert 300 <= sum(len(r) for r in splits.values()) <= 450
+    assert 350 <= sum(len(r) for r in splits.values()) <= 550
     assert len(corpus) == manifest["corpus"]["passages"]
     assert all(len(p.text.split()) <= 130 for p in corpus.values())
     for recs in splits.values():
         for r in recs:
             assert len(r.docs) == 5 and r.short_answers and r.reference_answer
             assert r.meta["doc_ids"] and set(r.meta["gold_doc_ids"]) <= set(r.meta["doc_ids"])
-            # The documents are the corpus passages, unmarked (gold_doc_ids says which are gold).
             for doc_id, doc in zip(r.meta["doc_ids"], r.docs, strict=True):
-                assert corpus[doc_id].text == doc.text and not doc.distractor
+                assert corpus[doc_id].text == doc.text
+                # Every document that holds none of the answer is marked as a distractor, and only those.
+                assert doc.distractor is (doc_id not in r.meta["gold_doc_ids"]), (r.id, doc_id)
 
 
-def test_embedded_splits_are_disjoint(splits):
+def _split_elements() -> dict[str, set[str]]:
+    elements = embedded.read_elements()
+    cfg = BuildConfig()
+    numbers = embedded.split_elements([e.number for e in elements], cfg.split_fractions, cfg.seed)
+    slug = {e.number: e.slug for e in elements}
+    return {s: {slug[z] for z in zs} for s, zs in numbers.items()}
+
+
+def test_embedded_splits_are_disjoint_and_distractors_split_local(splits):
     questions = {s: {r.question for r in recs} for s, recs in splits.items()}
     ids = [r.id for recs in splits.values() for r in recs]
     assert len(ids) == len(set(ids))
@@ -186,6 +195,11 @@ def test_embedded_splits_are_disjoint(splits):
     for a, b in [("train", "dev"), ("train", "test"), ("dev", "test")]:
         assert not questions[a] & questions[b]
         assert not elements[a] & elements[b]
+    # Every document of a question (gold or distractor) is a passage of an element of its own split.
+    local = _split_elements()
+    for s, recs in splits.items():
+        for r in recs:
+            assert {d.rsplit("-", 1)[0] for d in r.meta["doc_ids"]} <= local[s], (s, r.id)
 
 
 def test_every_gold_short_answer_is_in_its_gold_passages(splits, corpus):
@@ -204,31 +218,93 @@ def test_every_gold_short_answer_is_in_its_gold_passages(splits, corpus):
                         (r.id, doc_id, alias)
 
 
-def test_two_document_questions(splits, corpus):
+def test_multi_document_long_form_questions(splits, corpus):
     recs = [r for s in SPLITS for r in splits[s]]
-    two = [r for r in recs if len(r.meta["gold_doc_ids"]) == 2]
-    assert len(two) >= 0.10 * len(recs)
-    for r in two:  # neither gold passage alone holds an answer to every sub-question
-        for g in r.meta["gold_doc_ids"]:
-            text = normalize_answer(corpus[g].text)
-            assert not all(any(normalize_answer(a) in text for a in al) for al in r.short_answers), r.id
+    for s in ("dev", "test"):  # >= 40% of held-out questions need >= 2 documents and >= 2 claims
+        assert sum(map(embedded.needs_multi_doc, (qa_record_to_dict(r) for r in splits[s]))) >= 0.40 * len(splits[s])
     templates = Counter(r.meta["template"] for r in recs)
-    assert len(templates) >= 8
-    gold_positions = Counter(r.meta["doc_ids"].index(r.meta["gold_doc_ids"][0]) for r in recs)
-    assert len(gold_positions) == 5  # gold documents are not always in the same slot
+    assert len(templates) >= 15 and all(templates[t] >= 10 for t in embedded.LONG_TEMPLATES + (
+        "compare_discovery", "compare_uses", "which_first"))
+    assert any(len(r.meta["gold_doc_ids"]) == 3 for r in recs)
+    assert sum(r.claims is None for r in recs) >= 0.3 * len(recs)  # short factual questions stay
+    for r in recs:
+        gold = r.meta["gold_doc_ids"]
+        if len(gold) >= 2:  # neither gold passage alone holds an answer to every sub-question
+            for g in gold:
+                text = normalize_answer(corpus[g].text)
+                assert not all(any(normalize_answer(a) in text for a in al) for al in r.short_answers), r.id
+        if r.claims is None:
+            assert len(gold) == 1 and r.meta["template"] in embedded.SINGLE_TEMPLATES
+            continue
+        # Each claim names the gold passages that entail it; every gold passage is needed, none suffices.
+        support = r.meta["claim_docs"]
+        assert len(r.claims) == len(support) >= 2 and all(s and set(s) <= set(gold) for s in support), r.id
+        assert all(any(g in s for s in support) for g in gold), r.id
+        assert not any(all(g in s for s in support) for g in gold), r.id
+
+
+def test_claims_are_entailed_by_their_gold_passages_under_the_bundled_nli(splits, corpus):
+    """The real bundled NLI model (45 MB): every held-out claim is entailed by each passage it names."""
+    from start.scoring.nli import NLIConfig, load_nli
+
+    nli = load_nli(NLIConfig(progress=False))
+    pairs = sorted({(corpus[g].to_document().for_nli(), c) for s in ("dev", "test") for r in splits[s]
+                    for c, gs in zip(r.claims or (), r.meta.get("claim_docs") or (), strict=True) for g in gs})
+    assert len(pairs) > 100
+    probs = nli.predict(pairs).probs
+    failed = [(h, float(p)) for (_, h), p in zip(pairs, probs, strict=True) if p < nli.threshold]
+    assert not failed, failed[:5]
+    # The check is not vacuous: the same claims are not entailed by another element's passage.
+    other = [(corpus["neon-facts"].to_document().for_nli(), h) for _, h in pairs[:40] if "Neon" not in h]
+    assert (nli.predict(other).probs < nli.threshold).mean() > 0.9
+
+
+class _OverlapNLI:
+    """Deterministic stand-in for the builder's NLI judge: entailed when every word of the hypothesis
+    (4+ letters or a number) occurs in the premise."""
+
+    threshold = 0.5
+    fingerprint = "overlap"
+
+    def predict(self, pairs):
+        import numpy as np
+
+        from start.scoring.nli import NLIPrediction
+
+        def ok(p, h):
+            words = set(re.findall(r"[a-z]{4,}|\d+", p.lower()))
+            return all(w in words for w in re.findall(r"[a-z]{4,}|\d+", h.lower()))
+
+        return NLIPrediction(np.array([float(ok(p, h)) for p, h in pairs]), np.zeros(len(pairs), dtype=bool))
 
 
 def test_builder_is_deterministic_on_a_subset(tmp_path):
-    cfg = BuildConfig(elements=tuple(range(1, 16)))
-    a = embedded.write_embedded(build_embedded(cfg), tmp_path / "a", config=cfg)
-    b = embedded.write_embedded(build_embedded(cfg), tmp_path / "b", config=cfg)
-    assert a == b and a["questions"]["total"] > 20
+    cfg = BuildConfig(elements=tuple(range(1, 31)))
+    a = embedded.write_embedded(build_embedded(cfg, _OverlapNLI()), tmp_path / "a", config=cfg)
+    b = embedded.write_embedded(build_embedded(cfg, _OverlapNLI()), tmp_path / "b", config=cfg)
+    assert a == b and a["questions"]["total"] > 40 and a["claims"]["kept"] > 10
     for name in ["corpus.jsonl", *(f"{s}.jsonl" for s in SPLITS), "manifest.json"]:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
-    other = build_embedded(BuildConfig(elements=tuple(range(1, 16)), seed=1))
-    assert other.splits != build_embedded(cfg).splits  # the seed matters
+    other = build_embedded(BuildConfig(elements=tuple(range(1, 31)), seed=1), _OverlapNLI())
+    assert other.splits != build_embedded(cfg, _OverlapNLI()).splits  # the seed matters
 
 
+def test_claims_the_judge_rejects_are_dropped():
+    class Reject(_OverlapNLI):
+        def predict(self, pairs):  # rejects every use claim
+            pred = super().predict(pairs)
+            pred.probs[[i for i, (_, h) in enumerate(pairs) if " is used " in h]] = 0.0
+            return pred
+
+    data = build_embedded(BuildConfig(elements=tuple(range(1, 31))), Reject())
+    rows = [r for s in SPLITS for r in data.splits[s]]
+    assert not any(" is used " in c for r in rows for c in r.get("claims", ()))
+    assert not any(r["template"] in ("compare_uses", "discovery_uses") for r in rows)
+    dropped = data.stats["dropped"]
+    assert dropped.get("too_few_entailed_claims", 0) + dropped.get("gold_doc_without_claim", 0) > 0
+
+
+@pytest.mark.slow
 def test_committed_files_match_a_fresh_build(tmp_path):
     manifest = json.loads((embedded.EMBEDDED_DIR / "manifest.json").read_text(encoding="utf-8"))
     if manifest["source"]["database_sha256"] != embedded.source_info()["database_sha256"]:
@@ -249,16 +325,51 @@ def test_helpers():
     assert embedded.pack_passages([a, c], max_words=65, min_tail=30) == [f"{a} {c}"]  # short tail joins
     with pytest.raises(ValueError):
         BuildConfig(split_fractions=(0.5, 0.5, 0.5))
+    with pytest.raises(ValueError, match="comparisons"):
+        BuildConfig(comparisons=(("compare_colour", 0.1),))
 
 
-def test_limit_docs_keeps_gold_documents_in_order(splits):
-    for r in splits["dev"]:
+def test_shuffle_docs_is_seeded_and_keeps_every_document(splits):
+    r = splits["dev"][0]
+    a, b = shuffle_docs(r), shuffle_docs(r)
+    assert a == b and sorted(a.meta["doc_ids"]) == sorted(r.meta["doc_ids"])
+    assert [d.text for d in a.docs] == [r.docs[r.meta["doc_ids"].index(i)].text for i in a.meta["doc_ids"]]
+    orders = {tuple(shuffle_docs(r, seed).meta["doc_ids"]) for seed in range(20)}
+    assert len(orders) > 5  # the seed (and the question id) decide the order
+
+
+def test_limit_docs_keeps_gold_documents_in_a_seeded_random_order(splits):
+    positions: Counter[int] = Counter()
+    for r in splits["dev"] + splits["test"]:
         short = limit_docs(r, 3)
+        assert short == limit_docs(r, 3)  # seeded by the question id
         assert len(short.docs) == 3 and set(r.meta["gold_doc_ids"]) <= set(short.meta["doc_ids"])
-        positions = [r.meta["doc_ids"].index(d) for d in short.meta["doc_ids"]]
-        assert positions == sorted(positions)  # the original order (gold not moved to the front)
-        assert [d.text for d in short.docs] == [r.docs[i].text for i in positions]
+        assert [d.text for d in short.docs] == [r.docs[r.meta["doc_ids"].index(i)].text
+                                                for i in short.meta["doc_ids"]]
+        assert [d.distractor for d in short.docs] == [i not in r.meta["gold_doc_ids"] for i in short.meta["doc_ids"]]
+        positions.update(short.meta["doc_ids"].index(g) for g in r.meta["gold_doc_ids"])
+    # Every position is reachable and none dominates (1/3 is uniform): no position shortcut to the gold.
+    total = sum(positions.values())
+    assert set(positions) == {0, 1, 2} and max(positions.values()) / total <= 0.45, positions
     r = splits["dev"][0]
     assert limit_docs(r, 9) is r and r.meta["doc_ids"] != limit_docs(r, 1).meta["doc_ids"]
+    kept = limit_docs(r, 3, shuffle=False).meta["doc_ids"]
+    assert kept == sorted(kept, key=r.meta["doc_ids"].index)  # shuffle=False: the source's order
     with pytest.raises(ValueError, match="max_docs"):
         limit_docs(r, 0)
+
+
+def test_load_questions_shuffles_retrieved_documents(tmp_path):
+    from start.sampling.stage import load_questions
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"title": f"T{i}", "text": f"radium fact number {i} radium"}) + "\n"
+                              for i in range(8)), encoding="utf-8")
+    questions = _write(tmp_path / "q.jsonl", [{"id": f"q{i}", "question": f"radium fact {i}?"} for i in range(6)],
+                       fmt="jsonl")
+    data = {"source": str(questions), "split": None, "corpus": str(corpus), "retrieval": {"k": 4, "use_cache": False}}
+    ranked = load_questions({**data, "shuffle_docs": False})
+    shuffled = load_questions(data)
+    assert [sorted(d.title for d in r.docs) for r in ranked] == [sorted(d.title for d in r.docs) for r in shuffled]
+    assert [r.docs for r in ranked] != [r.docs for r in shuffled]
+    assert shuffled == load_questions(data)

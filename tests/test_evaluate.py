@@ -54,7 +54,7 @@ def test_report_table_and_plots(tmp_path):
     md = (folder / "report.md").read_text()
     rows = [line.split(" | ")[0] for line in md.splitlines() if line.startswith("| ") and "[" in line]
     assert rows == ["| base", "| 0", "| 1", "| 2"]
-    assert "| 2 | 45.0 [40.0, 50.0] | 45.0 [40.0, 50.0] | 45.0 [40.0, 50.0] | - | - | - |" in md
+    assert "| 2 | 45.0 [40.0, 50.0] | 45.0 [40.0, 50.0] | 45.0 [40.0, 50.0] | - | - | - | - |" in md
     assert (folder / "citation_f1.png").stat().st_size > 1000 and "citation_f1.png" in md
     assert "<table" in (folder / "report.html").read_text()
     assert markdown_table([]).count("\n") == 1

@@ -106,7 +106,8 @@ def test_rounds_layout_skip_and_resume(tmp_path, tiny_causal_lm, tiny_cross_enco
     run(compose_cfg(tmp_path, tiny_causal_lm, tiny_cross_encoder, "eval.n_boot=40"))
     after = markers(rd)
     assert {k for k in after if after[k] != again[k]} == {f"round_{r}/{e}/DONE" for r in (0, 1, 2)
-                                                         for e in ("eval",)} | {"round_0/eval_base/DONE"}
+                                                         for e in ("eval",)} | {"round_0/eval_base/DONE",
+                                                                                     "round_0/baselines/DONE"}
     assert (rd / "round_2" / "eval" / "score" / "scores.jsonl").is_file()
 
 

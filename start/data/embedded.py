@@ -10,18 +10,25 @@ Wikipedia passages, plus one "facts" passage rendered from the structured fields
 position in the table, discoverers, year and place of discovery, name origin, melting and boiling points),
 as an encyclopedia infobox would read in prose. Every passage is titled with the element name.
 
-Questions (``train/dev/test.jsonl``, ALCE layout): template questions with several phrasings each, single-
-passage ones (who discovered X, when, where, what is X used for, which element has atomic number N or
-symbol S, ...) and two-passage ones (who discovered X and what is it used for; which was discovered first,
-X or Y). Each record holds 5 documents: its gold passages and distractors (BM25 hits for the question plus
-passages from elements of the same series), none of which contains a gold short answer, in a seeded random
-order; ``gold_doc_ids`` names the gold passages. Elements, not questions, are split between train, dev and
-test, so test questions are about elements never seen in training.
+Questions (``train/dev/test.jsonl``, ALCE layout): template questions with several phrasings each. Short
+factual ones need one passage (who discovered X, when, where, what is X used for, which element has atomic
+number N or symbol S, ...). The others need two or three passages and several sentences: a fact and a use
+of one element, the long-form discovery (who, when, where) and uses of an element, comparisons of two
+elements (discoveries, uses, years, atomic numbers) and "which of these three was discovered first". They
+carry ELI5-style ``claims`` (one fact per sentence, each entailed by a gold passage under the bundled NLI
+model, checked when building: :func:`verify_claims`) besides ASQA-style ``qa_pairs``. Each record holds 5
+documents: its gold passages and distractors from its own split (BM25 hits for the question plus passages
+from elements of the same series), none of which contains a gold short answer and each marked
+``"distractor": true``, in a seeded random order; ``gold_doc_ids`` names the gold passages. Elements, not
+questions, are split between train, dev and test, so test questions (and their distractors) are about
+elements never seen in training.
 
 Quality gates (a question failing one is dropped and counted): every alias of every short answer occurs in
 the gold passages (ALCE normalisation); no alias occurs in the question itself (ALCE's answer check is a
-substring test, which a question echo would pass); a two-passage question is not answerable from one of its
-gold passages; a discovery-year question is dropped when the element's prose names another discovery year.
+substring test, which a question echo would pass); a multi-passage question is not answerable from one of
+its gold passages (by its short answers, and by its claims); at least two claims survive the NLI check and
+every gold passage entails one of them; a discovery-year question is dropped when the element's prose
+names another discovery year.
 """
 
 from __future__ import annotations
@@ -263,18 +270,17 @@ high-performance light electrical electric procedures technology equipment indus
 standard apparatus products reasons""".split())
 
 
-def use_terms(text: str, exclude: Sequence[str] = (), per_clause: int = 3) -> tuple[list[str], str | None]:
-    """Key words of the "used ..." clauses of a passage, and the first clause (for a reference answer).
+def use_clauses(text: str, exclude: Sequence[str] = (), per_clause: int = 3) -> list[tuple[str, list[str]]]:
+    """The "used in/as/for ..." clauses of a passage that name a use, each with its key words.
 
     Per clause, the first ``per_clause`` content words (5+ letters, not generic, not a past participle,
-    not in ``exclude``) up to a relative clause or conjunction.
+    not in ``exclude``) up to a relative clause or conjunction; clauses without one are left out.
 
-    >>> use_terms("Most hydrogen is used in the production of ammonia. Also used in balloons.")
-    (['ammonia', 'balloons'], 'in the production of ammonia')
+    >>> use_clauses("Most hydrogen is used in the production of ammonia. Also used in balloons.")
+    [('in the production of ammonia', ['ammonia']), ('in balloons', ['balloons'])]
     """
     banned = {w.lower() for w in exclude}
-    terms: list[str] = []
-    first = None
+    out: list[tuple[str, list[str]]] = []
     for m in _USE_RE.finditer(text):
         phrase = m.group(4).strip()
         phrase = re.split(r"\s+(?:that|which|who|whose|where|because|since|when|but|while|so|such|caused|"
@@ -282,10 +288,22 @@ def use_terms(text: str, exclude: Sequence[str] = (), per_clause: int = 3) -> tu
         words = [w.lower() for w in re.findall(r"[A-Za-z][A-Za-z-]+", phrase)]
         keep = [w for w in words if len(w) >= 5 and w not in _GENERIC and w not in banned
                 and not w.endswith("ed")][:per_clause]
-        if keep and first is None:
-            first = f"{m.group(3).lower()} {phrase}"
+        if keep:
+            out.append((f"{m.group(3).lower()} {phrase}", keep))
+    return out
+
+
+def use_terms(text: str, exclude: Sequence[str] = (), per_clause: int = 3) -> tuple[list[str], str | None]:
+    """Key words of the "used ..." clauses of a passage (:func:`use_clauses`), and the first clause.
+
+    >>> use_terms("Most hydrogen is used in the production of ammonia. Also used in balloons.")
+    (['ammonia', 'balloons'], 'in the production of ammonia')
+    """
+    clauses = use_clauses(text, exclude, per_clause)
+    terms: list[str] = []
+    for _, keep in clauses:
         terms += [w for w in keep if w not in terms]
-    return terms, first
+    return terms, clauses[0][0] if clauses else None
 
 
 _YEAR_RE = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})\b")
@@ -330,17 +348,31 @@ PHRASINGS: dict[str, tuple[str, ...]] = {
                       "In which country was {name} first found, and what is it used for?"),
     "atomic_number_uses": ("What is the atomic number of {name}, and what is it used for?",
                            "Give the atomic number of {name} and one of its uses."),
+    "discovery_uses": ("Who discovered {name}, when and where, and what is it used for?",
+                       "Describe the discovery of {name} (who, when and where) and what it is used for.",
+                       "Tell me how {name} was discovered and how it is used today."),
     "compare_year": ("Which was discovered first, {a} or {b}?", "Was {a} or {b} discovered earlier?",
                      "Which element is older as a discovery: {a} or {b}?"),
     "compare_number": ("Which has the higher atomic number, {a} or {b}?",
                        "Does {a} or {b} have more protons in its nucleus?"),
+    "compare_discovery": ("Who discovered {a} and {b}, and when?",
+                          "Compare the discoveries of {a} and {b}: who made each, and in which year?"),
+    "compare_uses": ("What are {a} and {b} used for?", "Compare the uses of {a} and {b}.",
+                     "How are {a} and {b} used?"),
+    "which_first": ("Which of these elements was discovered first: {a}, {b} or {c}? Give each one's "
+                    "discovery year.",
+                    "Of {a}, {b} and {c}, which was discovered earliest, and when was each of them discovered?"),
 }
 SINGLE_TEMPLATES = ("discoverer", "year", "location", "uses", "atomic_number", "by_number", "by_symbol",
                     "name_language")
 # Two passages of one element: a fact from the facts passage and a use from the prose.
 PAIR_TEMPLATES = ("discoverer_uses", "year_uses", "location_uses", "atomic_number_uses")
-COMPARISON_TEMPLATES = ("compare_year", "compare_number")  # the facts passages of two elements
-TWO_DOC_TEMPLATES = PAIR_TEMPLATES + COMPARISON_TEMPLATES
+# Long-form, one element: who, when and where (facts passage) and its uses (prose), several sentences.
+LONG_TEMPLATES = ("discovery_uses",)
+# Two or three elements: their facts passages (their prose passages for compare_uses).
+COMPARISON_TEMPLATES = ("compare_year", "compare_number", "compare_discovery", "compare_uses", "which_first")
+TWO_DOC_TEMPLATES = PAIR_TEMPLATES + LONG_TEMPLATES + COMPARISON_TEMPLATES
+ELEMENTS_PER_QUESTION = {"which_first": 3}  # comparisons not named here are about two elements
 
 
 @dataclass(frozen=True)
@@ -354,24 +386,57 @@ class _Facts:
     use_terms: tuple[str, ...]
     use_clause: str | None
     year_ok: bool
+    use_clauses: tuple[str, ...] = ()  # every "used ..." clause of use_passage that names a use
+
+    @property
+    def discovered(self) -> bool:
+        """Discoverers and a year not contradicted by the prose: the discovery can be asked about."""
+        return bool(self.el.discoverers) and self.year_ok
 
 
 def _element_facts(el: Element, passages: Sequence[Passage], all_names: Sequence[str] = ()) -> _Facts:
     facts = passages[-1]
     prose = tuple(passages[:-1])
-    use_passage, terms, clause = None, [], None
+    use_passage, terms, clause, clauses = None, [], None, []
     for p in prose:
         # Other elements' names are no answer to "what is X used for" (they are ambiguous as a use).
-        terms, clause = use_terms(p.text, exclude=(el.name, el.symbol, *all_names))
-        if terms:
+        clauses = use_clauses(p.text, exclude=(el.name, el.symbol, *all_names))
+        if clauses:
             use_passage = p
+            terms, clause = use_terms(p.text, exclude=(el.name, el.symbol, *all_names))
             break
     year_ok = bool(el.year) and not el.ancient and not conflicting_year(el, prose)
-    return _Facts(el, facts, prose, use_passage, tuple(terms[:6]), clause, year_ok)
+    return _Facts(el, facts, prose, use_passage, tuple(terms[:6]), clause, year_ok,
+                  tuple(dict.fromkeys(c for c, _ in clauses)))
 
 
 def _qa(question: str, aliases: Sequence[str]) -> dict[str, Any]:
     return {"question": question, "short_answers": list(aliases)}
+
+
+# Claims (ELI5 style): one fact each, a plain sentence a gold passage states. The builder keeps a claim only
+# when the bundled NLI model finds it entailed by a gold passage (verify_claims).
+
+def _claim(kind: str, el: Element) -> str:
+    # Phrasings close to the facts passage's wording: the bundled NLI judge accepts 85-95% of them
+    # (fewer for "X was discovered in <country>." alone, hence the year in the location claim).
+    if kind == "discoverer":
+        return f"{el.name} was discovered by {el.discoverers.rstrip('.')} in {el.year}."
+    if kind == "year":
+        return f"The discovery of {el.name.lower()} was in {el.year}."
+    if kind == "location":
+        return f"{el.name} was discovered in {el.year} in {_join(_places(el.location)[:2])}."
+    if kind == "atomic_number":
+        return f"The atomic number of {el.name.lower()} is {el.number}."
+    raise ValueError(f"no claim for {kind!r}")
+
+
+def _use_claims(f: _Facts, limit: int = 2) -> list[str]:
+    return [f"{f.el.name} is used {c}." for c in f.use_clauses[:limit]]
+
+
+def _uses_sentence(f: _Facts, subject: str, limit: int = 2) -> str:
+    return f"{subject} is used " + " and ".join(f.use_clauses[:limit]) + "."
 
 
 def _single(kind: str, f: _Facts, q: str) -> dict[str, Any] | None:
@@ -379,12 +444,12 @@ def _single(kind: str, f: _Facts, q: str) -> dict[str, Any] | None:
     el = f.el
     fmt = {"name": el.name.lower(), "Name": el.name, "number": el.number, "symbol": el.symbol}
     sub = {k: PHRASINGS[k][0].format(**fmt) for k in PHRASINGS if k not in COMPARISON_TEMPLATES}
-    if kind in ("discoverer", "discoverer_uses", "year", "year_uses", "location", "location_uses") and (
-            el.ancient or not el.discoverers or not el.year):
+    if kind in ("discoverer", "discoverer_uses", "year", "year_uses", "location", "location_uses",
+                "discovery_uses") and (el.ancient or not el.discoverers or not el.year):
         return None
-    if kind in ("uses", *PAIR_TEMPLATES) and not f.use_passage:
+    if kind in ("uses", *PAIR_TEMPLATES, *LONG_TEMPLATES) and not f.use_passage:
         return None
-    if kind in ("year", "year_uses") and not f.year_ok:
+    if kind in ("year", "year_uses", "discovery_uses") and not f.year_ok:
         return None
     if kind == "discoverer":
         aliases = discoverer_aliases(el.discoverers)
@@ -426,37 +491,79 @@ def _single(kind: str, f: _Facts, q: str) -> dict[str, Any] | None:
         if first is None or uses is None:
             return None
         return {"qa_pairs": first["qa_pairs"] + uses["qa_pairs"], "gold": first["gold"] + uses["gold"],
-                "answer": first["answer"].rstrip(".") + f", and it is used {f.use_clause}."}
+                "answer": first["answer"] + " " + _uses_sentence(f, "It", 1),
+                "claims": [_claim(base, el), *_use_claims(f, 2)]}
+    if kind == "discovery_uses":
+        disc = discoverer_aliases(el.discoverers)
+        places = _places(el.location)[:2] if el.location else []
+        where = f" in {_join(places)}" if places else ""
+        return {"qa_pairs": [_qa(sub["discoverer"], disc[0]), _qa(sub["year"], [str(el.year)]),
+                             *([_qa(sub["location"], places[:1])] if places else []),
+                             _qa(sub["uses"], f.use_terms)],
+                "gold": [f.facts, f.use_passage],
+                "answer": f"{el.name} was discovered by {el.discoverers.rstrip('.')} in {el.year}{where}. "
+                          + _uses_sentence(f, "It"),
+                "claims": [_claim("discoverer", el), *([_claim("location", el)] if places else []),
+                           *_use_claims(f, 3)]}
     raise ValueError(f"unknown template {kind!r}")
 
 
-def _comparison(kind: str, a: _Facts, b: _Facts) -> dict[str, Any]:
-    """Both facts passages are gold; the qa_pairs are the two compared values (checkable by substring),
-    the winner is kept in ``answer_entity`` (a substring check cannot grade it: answers name both)."""
-    if kind == "compare_year":
-        first, second = (a, b) if a.el.year < b.el.year else (b, a)
-        return {"qa_pairs": [_qa(PHRASINGS["year"][0].format(name=x.el.name.lower()), [str(x.el.year)])
-                             for x in (a, b)],
-                "gold": [a.facts, b.facts],
-                "answer": f"{first.el.name} was discovered first, in {first.el.year}, and "
-                          f"{second.el.name.lower()} in {second.el.year}.",
-                "answer_entity": first.el.name}
-    high, low = (a, b) if a.el.number > b.el.number else (b, a)
-    return {"qa_pairs": [_qa(PHRASINGS["atomic_number"][0].format(name=x.el.name.lower()), [str(x.el.number)])
-                         for x in (a, b)],
-            "gold": [a.facts, b.facts],
-            "answer": f"{high.el.name} has the higher atomic number, {high.el.number}, against "
-                      f"{low.el.number} for {low.el.name.lower()}.",
-            "answer_entity": high.el.name}
+def _comparison(kind: str, fs: Sequence[_Facts]) -> dict[str, Any]:
+    """A question about two or three elements. The qa_pairs are values checkable by substring (years,
+    atomic numbers, discoverers, use words); a winner, when the question asks for one, is kept in
+    ``answer_entity`` (a substring check cannot grade it: answers name every element)."""
+    def sub(k: str, x: _Facts) -> str:
+        return PHRASINGS[k][0].format(name=x.el.name.lower())
+
+    if kind in ("compare_year", "which_first"):
+        by_year = sorted(fs, key=lambda x: x.el.year)
+        first, rest = by_year[0], by_year[1:]
+        answer = f"{first.el.name} was discovered first, in {first.el.year}. " + " ".join(
+            f"{x.el.name} was discovered in {x.el.year}." for x in rest)
+        return {"qa_pairs": [_qa(sub("year", x), [str(x.el.year)]) for x in fs], "gold": [x.facts for x in fs],
+                "answer": answer, "answer_entity": first.el.name, "claims": [_claim("year", x.el) for x in fs]}
+    if kind == "compare_number":
+        a, b = fs
+        high, low = (a, b) if a.el.number > b.el.number else (b, a)
+        return {"qa_pairs": [_qa(sub("atomic_number", x), [str(x.el.number)]) for x in fs],
+                "gold": [x.facts for x in fs],
+                "answer": f"{high.el.name} has the higher atomic number, {high.el.number}. {low.el.name} has "
+                          f"atomic number {low.el.number}.",
+                "answer_entity": high.el.name, "claims": [_claim("atomic_number", x.el) for x in fs]}
+    if kind == "compare_discovery":
+        first = min(fs, key=lambda x: x.el.year)
+        return {"qa_pairs": [qa for x in fs for qa in (_qa(sub("discoverer", x), discoverer_aliases(
+                    x.el.discoverers)[0]), _qa(sub("year", x), [str(x.el.year)]))],
+                "gold": [x.facts for x in fs],
+                "answer": " ".join(f"{x.el.name} was discovered by {x.el.discoverers.rstrip('.')} in "
+                                   f"{x.el.year}." for x in fs),
+                "answer_entity": first.el.name,
+                "claims": [_claim("discoverer", x.el) for x in fs]}
+    if kind == "compare_uses":
+        return {"qa_pairs": [_qa(sub("uses", x), x.use_terms) for x in fs], "gold": [x.use_passage for x in fs],
+                "answer": " ".join(_uses_sentence(x, x.el.name) for x in fs),
+                "claims": [c for x in fs for c in _use_claims(x, 3)]}
+    raise ValueError(f"unknown comparison {kind!r}")
 
 
-def _comparable(kind: str, fa: _Facts, fb: _Facts) -> bool:
-    if kind == "compare_year":
-        return fa.year_ok and fb.year_ok and fa.el.year != fb.el.year
-    return fa.el.number >= 10 and fb.el.number >= 10  # one-digit answers are not checkable by substring
+def _comparable(kind: str, fs: Sequence[_Facts]) -> bool:
+    if kind in ("compare_year", "which_first"):
+        return all(x.year_ok for x in fs) and len({x.el.year for x in fs}) == len(fs)
+    if kind == "compare_number":
+        return all(x.el.number >= 10 for x in fs)  # one-digit answers are not checkable by substring
+    if kind == "compare_discovery":
+        return all(x.discovered for x in fs) and len({x.el.year for x in fs}) == len(fs)
+    if kind == "compare_uses":
+        return all(x.use_passage is not None for x in fs)
+    raise ValueError(f"unknown comparison {kind!r}")
 
 
 # ------------------------------------------------------------------------------------------------ build
+
+# Comparisons per element of a split, the scarcest first (which_first needs three datable discoveries).
+DEFAULT_COMPARISONS: tuple[tuple[str, float], ...] = (
+    ("which_first", 0.4), ("compare_discovery", 0.4), ("compare_uses", 0.4), ("compare_year", 0.3),
+    ("compare_number", 0.5))
 
 
 @dataclass(frozen=True)
@@ -465,11 +572,14 @@ class BuildConfig:
 
     seed: int = 0  # every random choice derives from it (and from the question id)
     split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)  # train/dev/test share of elements
-    singles_per_element: int = 3  # single-passage questions per element
-    pair_prob: float = 0.6  # chance of a two-passage question about one element (a fact + a use)
-    comparisons_per_element: float = 0.3  # two-element comparisons per element of a split
+    singles_per_element: int = 2  # single-passage short questions per element
+    pair_prob: float = 0.5  # chance of a two-passage question about one element (a fact + a use)
+    long_prob: float = 1.0  # chance of a long-form discovery + uses question about one element
+    comparisons: tuple[tuple[str, float], ...] = DEFAULT_COMPARISONS  # (template, questions per element)
+    max_comparisons_per_element: int = 4  # an element appears in at most this many comparisons
     n_docs: int = 5  # documents per question (gold + distractors)
     bm25_distractors: int = 2  # of the distractors, how many are BM25 hits (the rest: same-series passages)
+    claim_margin: float = 0.05  # a claim is kept when P(entailment) >= NLI threshold + margin
     max_words: int = 100  # passage length limit
     elements: tuple[int, ...] | None = None  # restrict to these atomic numbers (tests)
     db_path: str | None = None  # None: the installed mendeleev package's database
@@ -479,9 +589,14 @@ class BuildConfig:
                 sum(self.split_fractions), 1.0):
             raise ValueError(f"split_fractions must be three non-negative shares summing to 1, "
                              f"got {self.split_fractions}")
-        if self.singles_per_element < 0 or not 0 <= self.pair_prob <= 1 or self.comparisons_per_element < 0:
-            raise ValueError("singles_per_element, pair_prob and comparisons_per_element must be >= 0 "
-                             "(pair_prob at most 1)")
+        if self.singles_per_element < 0 or not 0 <= self.pair_prob <= 1 or not 0 <= self.long_prob <= 1:
+            raise ValueError("singles_per_element must be >= 0, pair_prob and long_prob in [0, 1]")
+        for kind, rate in self.comparisons:
+            if kind not in COMPARISON_TEMPLATES or rate < 0:
+                raise ValueError(f"comparisons: unknown template {kind!r} or negative rate {rate} "
+                                 f"(templates: {COMPARISON_TEMPLATES})")
+        if self.max_comparisons_per_element < 0 or not 0 <= self.claim_margin < 1:
+            raise ValueError("max_comparisons_per_element must be >= 0 and claim_margin in [0, 1)")
         if self.n_docs < 2 or not 0 <= self.bm25_distractors <= self.n_docs:
             raise ValueError(f"n_docs must be >= 2 and bm25_distractors in [0, n_docs], got {self.n_docs}, "
                              f"{self.bm25_distractors}")
@@ -561,8 +676,79 @@ def _pick(kinds: Sequence[str], f: _Facts, rng: random.Random, limit: int,
     return out
 
 
-def build_embedded(cfg: BuildConfig | None = None) -> EmbeddedData:
-    """Build corpus and questions in memory (no files written)."""
+def _comparisons(cfg: BuildConfig, split: str, numbers: Sequence[int], facts: dict[int, _Facts],
+                 drops: Counter[str]) -> list[dict[str, Any]]:
+    """Questions about two or three elements of one split (so test elements never appear in training)."""
+    crng = _rng(cfg.seed, "comparisons", split)
+    used: Counter[int] = Counter()
+    out = []
+    for kind, rate in cfg.comparisons:
+        target = round(rate * len(numbers))
+        combos = list(itertools.combinations(numbers, ELEMENTS_PER_QUESTION.get(kind, 2)))
+        crng.shuffle(combos)
+        for combo in combos:
+            if target == 0:
+                break
+            if any(used[z] >= cfg.max_comparisons_per_element for z in combo):
+                continue  # spread the comparisons over the split's elements
+            fs = [facts[z] for z in combo]
+            crng.shuffle(fs)
+            if not _comparable(kind, fs):
+                continue
+            names = [x.el.name.lower() for x in fs]
+            q = crng.choice(PHRASINGS[kind]).format(**dict(zip("abc", names, strict=False)))
+            item = _comparison(kind, fs)
+            item.update(template=kind, question=q, entities=[x.el.name for x in fs],
+                        id="-".join([kind, *(x.el.slug for x in fs)]))
+            reason = _check(item, q, two_doc=True)
+            if reason:
+                drops[reason] += 1
+                continue
+            out.append(item)
+            used.update(combo)
+            target -= 1
+    return out
+
+
+def verify_claims(items: Sequence[dict[str, Any]], nli: Any, margin: float, drops: Counter[str],
+                  claim_counts: Counter[str]) -> list[dict[str, Any]]:
+    """Keep the claims a gold passage entails under ``nli`` (P >= threshold + margin), in one batch.
+
+    A question with claims is dropped when fewer than two survive, when one of its gold passages
+    entails none of them (the question would not need it) or when one gold passage entails all of them
+    (it would need only one). Survivors get ``claim_docs``: per claim, the gold passages entailing it.
+    """
+    premise = {p.id: p.to_document().for_nli() for it in items for p in it["gold"]}
+    pairs = sorted({(premise[p.id], c) for it in items for p in it["gold"] for c in it.get("claims", ())})
+    probs = nli.predict(pairs).probs if pairs else []
+    entailed = {pair: float(pr) >= nli.threshold + margin for pair, pr in zip(pairs, probs, strict=True)}
+    out = []
+    for it in items:
+        if not it.get("claims"):
+            out.append(it)
+            continue
+        gold = [p.id for p in it["gold"]]
+        support = [[g for g in gold if entailed[(premise[g], c)]] for c in it["claims"]]
+        keep = [(c, s) for c, s in zip(it["claims"], support, strict=True) if s]
+        claim_counts["candidates"] += len(it["claims"])
+        claim_counts["not_entailed"] += len(it["claims"]) - len(keep)
+        if len(keep) < 2:
+            drops["too_few_entailed_claims"] += 1
+        elif any(not any(g in s for _, s in keep) for g in gold):
+            drops["gold_doc_without_claim"] += 1
+        elif any(all(g in s for _, s in keep) for g in gold):
+            drops["claims_from_one_doc"] += 1
+        else:
+            claim_counts["kept"] += len(keep)
+            out.append({**it, "claims": [c for c, _ in keep], "claim_docs": [s for _, s in keep]})
+    return out
+
+
+def build_embedded(cfg: BuildConfig | None = None, nli: Any = None) -> EmbeddedData:
+    """Build corpus and questions in memory (no files written).
+
+    ``nli`` judges the claims (an :class:`start.scoring.NLIBackend`; None: the bundled offline model).
+    """
     cfg = cfg or BuildConfig()
     db = Path(cfg.db_path) if cfg.db_path else mendeleev_db_path()
     elements = read_elements(db)
@@ -586,35 +772,17 @@ def build_embedded(cfg: BuildConfig | None = None) -> EmbeddedData:
             rng = _rng(cfg.seed, "templates", z)
             singles = _pick(SINGLE_TEMPLATES, f, rng, cfg.singles_per_element, drops)
             pair = _pick(PAIR_TEMPLATES, f, rng, 1, drops) if rng.random() < cfg.pair_prob else []
-            candidates[split] += singles + pair
-        # Comparisons pair elements of the same split, so test elements never appear in training.
-        crng = _rng(cfg.seed, "comparisons", split)
-        pairs = list(itertools.combinations(numbers, 2))
-        crng.shuffle(pairs)
-        n_cmp = round(cfg.comparisons_per_element * len(numbers))
-        used: Counter[int] = Counter()
-        for a, b in pairs:
-            if n_cmp == 0:
-                break
-            if used[a] or used[b]:  # each element in at most one comparison: more variety
-                continue
-            fa, fb = (facts[a], facts[b]) if crng.random() < 0.5 else (facts[b], facts[a])
-            kinds_c = [k for k in COMPARISON_TEMPLATES if _comparable(k, fa, fb)]
-            if not kinds_c:
-                continue
-            kind = crng.choice(kinds_c)
-            q = crng.choice(PHRASINGS[kind]).format(a=fa.el.name.lower(), b=fb.el.name.lower())
-            item = _comparison(kind, fa, fb)
-            item.update(template=kind, question=q, entities=[fa.el.name, fb.el.name],
-                        id=f"{kind}-{fa.el.slug}-{fb.el.slug}")
-            reason = _check(item, q, two_doc=True)
-            if reason:
-                drops[reason] += 1
-                continue
-            candidates[split].append(item)
-            used[a] += 1
-            used[b] += 1
-            n_cmp -= 1
+            long = _pick(LONG_TEMPLATES, f, rng, 1, drops) if rng.random() < cfg.long_prob else []
+            candidates[split] += singles + pair + long
+        candidates[split] += _comparisons(cfg, split, numbers, facts, drops)
+
+    if nli is None and any(it.get("claims") for items in candidates.values() for it in items):
+        from start.scoring.nli import NLIConfig, load_nli
+
+        nli = load_nli(NLIConfig(progress=True))
+    claim_counts: Counter[str] = Counter()
+    for split in SPLITS:
+        candidates[split] = verify_claims(candidates[split], nli, cfg.claim_margin, drops, claim_counts)
 
     retriever = Retriever.build([p.to_document() for p in corpus],
                                 # rank_bm25 scores in float64 in a fixed order: distractor choice is
@@ -624,25 +792,37 @@ def build_embedded(cfg: BuildConfig | None = None) -> EmbeddedData:
     series_of = {e.slug: e.series for e in elements}
     corpus_norm = [normalize_answer(p.text) for p in corpus]
     splits: dict[str, list[dict[str, Any]]] = {}
+    shortfall = 0
     for split in SPLITS:
         items = candidates[split]
-        hits = retriever.search([it["question"] for it in items], k=min(len(corpus), 40))
+        # Distractors come from the split's own elements: no held-out passage is seen in training prompts.
+        local = {by_number[z].slug for z in split_of[split]}
+        pool = [i for i, p in enumerate(corpus) if element_of[p.id] in local]
+        in_pool = set(pool)
+        hits = retriever.search([it["question"] for it in items], k=len(corpus)) if items else []
         rows = []
         for item, h in zip(items, hits, strict=True):
-            rows.append(_assemble(item, h, corpus, corpus_norm, element_of, series_of, cfg))
+            row = _assemble(item, [x for x in h if x[0] in in_pool], pool, corpus, corpus_norm, element_of,
+                            series_of, cfg)
+            shortfall += cfg.n_docs - len(row["docs"])
+            rows.append(row)
         rows.sort(key=lambda r: r["id"])
         _rng(cfg.seed, "order", split).shuffle(rows)  # seeded order: the first N questions are a random sample
         splits[split] = rows
 
     conflicts = [f.el.name for f in facts.values() if f.el.year and not f.el.ancient and not f.year_ok]
     stats = _stats(splits, split_of, by_number, corpus, drops, conflicts)
+    stats["claims"] = dict(sorted(claim_counts.items()))
+    stats["distractor_shortfall"] = shortfall
+    stats["nli"] = getattr(nli, "fingerprint", None)
     return EmbeddedData(corpus=corpus, splits=splits, stats=stats)
 
 
-def _assemble(item: dict[str, Any], hits: Sequence[tuple[int, float]], corpus: Sequence[Passage],
-              corpus_norm: Sequence[str], element_of: dict[str, str], series_of: dict[str, str | None],
-              cfg: BuildConfig) -> dict[str, Any]:
-    """Gold passages plus distractors free of every gold alias, in a seeded random order."""
+def _assemble(item: dict[str, Any], hits: Sequence[tuple[int, float]], pool: Sequence[int],
+              corpus: Sequence[Passage], corpus_norm: Sequence[str], element_of: dict[str, str],
+              series_of: dict[str, str | None], cfg: BuildConfig) -> dict[str, Any]:
+    """Gold passages plus distractors (from ``pool``, free of every gold alias and marked ``distractor``),
+    in a seeded random order."""
     rng = _rng(cfg.seed, "docs", item["id"])
     gold_ids = [p.id for p in item["gold"]]
     aliases = [a for qa in item["qa_pairs"] for a in qa["short_answers"]]
@@ -659,23 +839,31 @@ def _assemble(item: dict[str, Any], hits: Sequence[tuple[int, float]], corpus: S
         if usable(i):
             chosen.append(i)
     gold_series = {series_of.get(element_of[g]) for g in gold_ids}
-    same = [i for i in range(len(corpus)) if series_of.get(element_of[corpus[i].id]) in gold_series]
-    rest = [i for i in range(len(corpus)) if i not in same]
-    for pool in (same, rest):
-        pool = [i for i in pool if i not in chosen and usable(i)]
-        rng.shuffle(pool)
-        chosen += pool[:need - len(chosen)]
-    docs = [*item["gold"], *(corpus[i] for i in chosen)]
+    same = [i for i in pool if series_of.get(element_of[corpus[i].id]) in gold_series]
+    rest = [i for i in pool if i not in same]
+    for candidates in (same, rest):
+        candidates = [i for i in candidates if i not in chosen and usable(i)]
+        rng.shuffle(candidates)
+        chosen += candidates[:max(0, need - len(chosen))]
+    docs = [{"id": p.id, "title": p.title, "text": p.text} for p in item["gold"]]
+    docs += [{"id": corpus[i].id, "title": corpus[i].title, "text": corpus[i].text, "distractor": True}
+             for i in chosen]
     rng.shuffle(docs)
     row: dict[str, Any] = {
-        "id": item["id"], "question": item["question"],
-        "docs": [{"id": d.id, "title": d.title, "text": d.text} for d in docs],
+        "id": item["id"], "question": item["question"], "docs": docs,
         "qa_pairs": item["qa_pairs"], "answer": item["answer"], "gold_doc_ids": gold_ids,
         "template": item["template"], "entities": item["entities"],
     }
+    if item.get("claims"):
+        row["claims"], row["claim_docs"] = item["claims"], item["claim_docs"]
     if "answer_entity" in item:
         row["answer_entity"] = item["answer_entity"]
     return row
+
+
+def needs_multi_doc(row: dict[str, Any]) -> bool:
+    """Whether a question needs two or more documents and has two or more claims (a long-form question)."""
+    return len(row.get("gold_doc_ids") or ()) >= 2 and len(row.get("claims") or ()) >= 2
 
 
 def _stats(splits: dict[str, list[dict[str, Any]]], split_of: dict[str, list[int]],
@@ -684,13 +872,21 @@ def _stats(splits: dict[str, list[dict[str, Any]]], split_of: dict[str, list[int
     all_rows = [r for s in SPLITS for r in splits[s]]
     two = sum(len(r["gold_doc_ids"]) >= 2 for r in all_rows)
     words = [len(p.text.split()) for p in corpus]
+
+    def share(n: int, rows: Sequence[Any]) -> float:
+        return round(n / len(rows), 4) if rows else 0.0
+
     return {
         "questions": {s: len(splits[s]) for s in SPLITS} | {"total": len(all_rows)},
         "elements": {s: len(split_of[s]) for s in SPLITS},
         "test_elements": [by_number[z].name for z in split_of["test"]],
         "two_doc_questions": two,
-        "two_doc_share": round(two / len(all_rows), 4) if all_rows else 0.0,
+        "two_doc_share": share(two, all_rows),
+        "needs_docs": {s: dict(sorted(Counter(len(r["gold_doc_ids"]) for r in splits[s]).items()))
+                       for s in SPLITS},
+        "multi_doc_claims_share": {s: share(sum(map(needs_multi_doc, splits[s])), splits[s]) for s in SPLITS},
         "templates": dict(sorted(Counter(r["template"] for r in all_rows).items())),
+        "templates_by_split": {s: dict(sorted(Counter(r["template"] for r in splits[s]).items())) for s in SPLITS},
         "dropped": dict(sorted(drops.items())),
         "year_conflicts": year_conflicts,
         "corpus": {"passages": len(corpus), "words_mean": round(sum(words) / len(words), 1),

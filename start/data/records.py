@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,13 +67,33 @@ class QARecord:
                         self.yes_no, self.reference_answer, self.split, dict(self.meta))
 
 
-def limit_docs(rec: QARecord, max_docs: int) -> QARecord:
-    """At most ``max_docs`` documents, in their original order: the gold ones (``gold_doc_ids``) first kept,
-    then the earliest others. Shorter prompts for small budgets without losing the answer's evidence.
+def shuffle_docs(rec: QARecord, seed: int | str = 0) -> QARecord:
+    """The record with its documents in a random order seeded by ``seed`` and the question id (the same
+    order in every run and process). Gold and distractor documents are shuffled alike, so a document's
+    position says nothing about its relevance.
+
+    >>> r = QARecord("q", "Q?", tuple(Document(t, t) for t in "abcd"))
+    >>> sorted(d.title for d in shuffle_docs(r).docs), shuffle_docs(r) == shuffle_docs(r)
+    (['a', 'b', 'c', 'd'], True)
+    """
+    order = list(range(len(rec.docs)))
+    # A string seed is hashed with SHA-512 by `random`: stable across processes (unlike hash()).
+    random.Random(f"docs/{seed}/{rec.id}").shuffle(order)
+    out = rec.with_docs([rec.docs[i] for i in order])
+    if rec.meta.get("doc_ids"):
+        out.meta["doc_ids"] = [rec.meta["doc_ids"][i] for i in order]
+    return out
+
+
+def limit_docs(rec: QARecord, max_docs: int, *, shuffle: bool = True, seed: int | str = 0) -> QARecord:
+    """At most ``max_docs`` documents: the gold ones (``gold_doc_ids``) first kept, then the earliest others,
+    then shuffled (:func:`shuffle_docs`). Shorter prompts for small budgets without losing the answer's
+    evidence, and without a position shortcut: keeping the earliest others in their original order would
+    push gold documents to the end. ``shuffle=False`` keeps the original order (a retriever's ranking).
 
     >>> r = QARecord("q", "Q?", tuple(Document(t, t) for t in "abcd"), meta={"doc_ids": list("abcd"),
     ...              "gold_doc_ids": ["d"]})
-    >>> [d.title for d in limit_docs(r, 2).docs]
+    >>> sorted(limit_docs(r, 2).meta["doc_ids"])
     ['a', 'd']
     """
     if max_docs < 1:
@@ -86,7 +107,7 @@ def limit_docs(rec: QARecord, max_docs: int) -> QARecord:
     out = rec.with_docs([rec.docs[i] for i in keep])
     if rec.meta.get("doc_ids"):
         out.meta["doc_ids"] = [ids[i] for i in keep]
-    return out
+    return shuffle_docs(out, seed) if shuffle else out
 
 
 def question_id(question: str) -> str:

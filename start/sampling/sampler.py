@@ -112,7 +112,8 @@ def run_sampling(items: Sequence[SampleInput], generator: Generator, prompt_cfg:
                 n_samples += len(samples)
                 truncated += p.n_truncated_docs
                 row = {"id": it.id, "question": it.question,
-                       "docs": [{"title": d.title, "text": d.text} for d in it.docs],
+                       "docs": [{"title": d.title, "text": d.text, **({"distractor": True} if d.distractor else {})}
+                                for d in it.docs],
                        "prompt": p.text, "n_truncated_docs": p.n_truncated_docs, "samples": samples, **it.gold}
                 lines.append(json.dumps(row, ensure_ascii=False) + "\n")
             f.write("".join(lines))  # one write per chunk

@@ -16,7 +16,7 @@ from start.data import (
     qa_record_to_dict,
     retrieve_docs,
 )
-from start.data.records import QARecord, limit_docs
+from start.data.records import QARecord, limit_docs, shuffle_docs
 from start.io import read_records
 from start.models import resolve_model
 from start.sampling.backends import BackendConfig, SamplingConfig, make_generator
@@ -54,8 +54,12 @@ def load_questions(data: dict[str, Any]) -> list[QARecord]:
             passages = [Document(str(r.get("title", "")), str(r["text"])) for r in read_records(corpus)]
         retriever = Retriever.build(passages, RetrievalConfig(**data.get("retrieval", {})))
         records = retrieve_docs(records, passages, retriever)
+    # A seeded random order per question (gold and distractors alike): no position shortcut to the evidence.
+    shuffle = bool(data.get("shuffle_docs", True))
     if data.get("max_docs"):
-        records = [limit_docs(r, int(data["max_docs"])) for r in records]
+        records = [limit_docs(r, int(data["max_docs"]), shuffle=shuffle) for r in records]
+    elif shuffle:
+        records = [shuffle_docs(r) for r in records]
     return records
 
 
@@ -88,7 +92,8 @@ def sample_stage(cfg: dict[str, Any], *, model: str | None = None, out_dir: str 
     records = load_questions(cfg["data"])
     fp = fingerprint({"model": model, "backend": backend.fingerprint_fields(), "params": asdict(params),
                       "inputs": inputs, "prompt": asdict(prompt), "chunk_size": chunk_size,
-                      "ids": [r.id for r in records]})
+                      "ids": [r.id for r in records],
+                      "records": fingerprint([qa_record_to_dict(r) for r in records])})
     if is_done(out, fp):
         log.info("sampling already complete in %s; skipping", out)
         return out / "samples.jsonl"

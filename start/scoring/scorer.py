@@ -18,10 +18,14 @@ Per answer (``output``), after keeping its first line (``first_line_only``) and 
 * **Citation F1** (per answer) = 2PR/(P+R); the data set's ``citation_f1`` is the harmonic mean of the
   data set's recall and precision. Answers with no sentence (empty output) are left out of the three
   means, as the reference skips them, and counted in ``num_empty_outputs``.
-* **Comprehensiveness** = share of the required information the answer covers: ASQA short answers
-  (STR-EM of the answer), else QAMPARI gold answers (list recall), else ELI5 ``claims`` entailed by the
-  answer (premise = the whole answer without citations), else yes/no correctness, else the sentences of
-  a long reference ``answer`` entailed by the answer; None when the record has no gold information.
+* **Comprehensiveness** = share of the required information the answer covers: ELI5 ``claims`` entailed
+  by the answer (premise = the whole answer without citations), else ASQA short answers (STR-EM of the
+  answer), else QAMPARI gold answers (list recall), else yes/no correctness, else the sentences of a long
+  reference ``answer`` entailed by the answer; None when the record has no gold information. Claims come
+  first: a record that has them (e.g. the embedded long-form questions, which also carry ``qa_pairs``)
+  spells out every piece of information a full answer needs, while short answers check only the
+  checkable values. ALCE's own metrics (``str_em``, ``claims_nli``, ...) are computed as before,
+  whatever source comprehensiveness uses.
 * **Robustness** has two parts: ``distractor_citation_rate`` = share of the used citations that point at
   documents marked ``distractor`` (None when no document of the record is marked), and
   ``unsupported_sentence_rate`` = share of sentences that neither their citations nor any single
@@ -197,12 +201,12 @@ def _plan(rec: ScoreRecord, cfg: ScorerConfig) -> _RecordPlan:
         sentences.append(_SentencePlan(s, remove_citations(s, fmt).strip(), cites, status, refs))
     normalized = remove_citations(output, fmt)
     claims, source = None, None
-    if rec.short_answers is not None:
+    if rec.claims is not None:  # claims win over short answers (module docstring)
+        claims, source = rec.claims, "claims"
+    elif rec.short_answers is not None:
         source = "short_answers"
     elif rec.answers is not None:
         source = "answers"
-    elif rec.claims is not None:
-        claims, source = rec.claims, "claims"
     elif rec.yes_no is not None:
         source = "yes_no"
     elif rec.reference_answer is not None:

@@ -1,0 +1,152 @@
+"""Position shortcuts: what an answer scores by citing a fixed position, and how far a policy is above that.
+
+* **Constant baselines** on held-out prompts, scored by the project's scorer: the reference answer with
+  every sentence citing one fixed position ``[k]`` (one baseline per k), the same answer citing every
+  document in every sentence (``cite-all``), and an answer copying the first sentence of each document
+  with that document's citation (``copy-first-sentence``). The ``[k]`` baselines have the right content
+  and only the position habit as attribution: a trained model that merely learned "cite [3]" scores like
+  the best of them.
+* **Attribution margin** of a policy: its own held-out answers re-cited with each constant position
+  (:func:`recite`: every citation mark replaced by ``[k]``, a sentence without citation gets ``[k]``),
+  scored again; margin = citation F1 as written minus the best of those, with a 95% bootstrap interval
+  over questions (both sides recomputed in every replicate). A policy that learned attribution has a
+  large margin; one that learned a position habit has a margin near 0.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from start.evaluate import _stats, bootstrap, per_question
+from start.text import clean_output, remove_citations, sent_tokenize
+
+CITE_ALL, COPY_FIRST = "cite-all", "copy-first-sentence"
+_END = re.compile(r"[.!?]+[\"')\]]*\s*$")
+
+
+def cite_sentence(sentence: str, marks: str) -> str:
+    """The sentence without its citation marks, with ``marks`` before its final punctuation.
+
+    >>> cite_sentence("Radium was found in 1898 [2][3].", "[1]")
+    'Radium was found in 1898 [1].'
+    >>> cite_sentence("No period", "[2]")
+    'No period [2]'
+    """
+    body = remove_citations(sentence).strip()
+    m = _END.search(body)
+    if m is None:
+        return f"{body} {marks}"
+    return f"{body[:m.start()].rstrip()} {marks}{body[m.start():].rstrip()}"
+
+
+def recite(text: str, k: int) -> str:
+    """An answer with every sentence citing only document ``k`` (first line only, as the scorer reads it).
+
+    >>> recite("A is 1 [1][2]. B is 2. C is 3 [3].", 2)
+    'A is 1 [2]. B is 2 [2]. C is 3 [2].'
+    """
+    first, _ = clean_output(text)
+    return " ".join(cite_sentence(s, f"[{k}]") for s in sent_tokenize(first) if s.strip())
+
+
+def _reference(row: dict[str, Any]) -> str:
+    ans = row.get("answer")
+    if isinstance(ans, str) and ans.strip() and ans.strip().lower().rstrip(".") not in {"yes", "no"}:
+        return ans
+    return " ".join(row.get("claims") or ())
+
+
+def baseline_outputs(row: dict[str, Any]) -> dict[str, str]:
+    """Constant-baseline answers to one ALCE-format question (``docs`` and a reference ``answer``)."""
+    n = len(row["docs"])
+    sentences = [s for s in sent_tokenize(_reference(row)) if s.strip()]
+    out = {f"[{k}]": " ".join(cite_sentence(s, f"[{k}]") for s in sentences) for k in range(1, n + 1)}
+    out[CITE_ALL] = " ".join(cite_sentence(s, "".join(f"[{k}]" for k in range(1, n + 1))) for s in sentences)
+    firsts = [(i, sent_tokenize(d["text"])) for i, d in enumerate(row["docs"], 1)]
+    out[COPY_FIRST] = " ".join(cite_sentence(ss[0], f"[{i}]") for i, ss in firsts if ss)
+    return out
+
+
+def _question_of(record_id: str) -> str:
+    return record_id.rsplit("#", 1)[0]
+
+
+def constant_baselines(rows: Sequence[dict[str, Any]], scorer, *, n_boot: int = 1000,
+                       seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Score every constant baseline on ``rows`` (ALCE-format questions, one answer each):
+    name -> {"metrics": {metric: {value, low, high}}} as the evaluation writes them."""
+    outputs = [baseline_outputs(r) for r in rows]
+    names = list(dict.fromkeys(name for o in outputs for name in o))
+    records = [{**r, "id": f"{r['id']}#{name}", "output": o[name]}
+               for name in names for r, o in zip(rows, outputs, strict=True) if name in o]
+    scored = scorer.score(records).records
+    out = {}
+    for name in names:
+        mine = [s for s in scored if s.id.rsplit("#", 1)[1] == name]
+        out[name] = {"metrics": bootstrap(per_question(mine, _question_of), n_boot=n_boot, seed=seed)}
+    return out
+
+
+def best_baseline(baselines: dict[str, dict[str, Any]]) -> str:
+    """The name of the baseline with the highest citation F1 (first one on ties)."""
+    return max(baselines, key=lambda k: baselines[k]["metrics"].get("citation_f1", {}).get("value", 0.0))
+
+
+def _f1(cols: dict[str, np.ndarray], idx: np.ndarray) -> float:
+    return _stats({k: cols[k] for k in ("citation_rec", "citation_prec")}, idx).get("citation_f1", 0.0)
+
+
+def attribution_margin(samples: Sequence[dict[str, Any]], written: dict[str, np.ndarray], scorer, *,
+                       n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """The policy's citation F1 as written minus the best constant position's, on the same answers.
+
+    ``samples`` are the scorer's records of the evaluation (one per sample, id ``<question>#<k>``, in
+    the order ``written`` was computed from); ``written`` their per-question columns
+    (:func:`start.evaluate.per_question`). Returns {value, low, high, best_constant, constant_f1}.
+    """
+    n_docs = max((len(r["docs"]) for r in samples), default=0)
+    constant: dict[int, dict[str, np.ndarray]] = {}
+    for k in range(1, n_docs + 1):
+        # Only the citation metrics are needed: no gold fields, so no comprehensiveness pairs are judged.
+        report = scorer.score([{"id": r["id"], "question": r["question"], "docs": r["docs"],
+                                "output": recite(r["output"], k)} for r in samples])
+        constant[k] = per_question(report.records, _question_of)
+    n = len(written["citation_rec"])
+    if not constant or n == 0:
+        return {"value": 0.0, "low": 0.0, "high": 0.0, "best_constant": None, "constant_f1": {}}
+    everyone = np.arange(n)
+    constant_f1 = {k: _f1(c, everyone) for k, c in constant.items()}
+    best = max(constant_f1, key=constant_f1.get)
+    rng = np.random.default_rng(seed)
+    reps = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, n, n)
+        reps.append(_f1(written, idx) - max(_f1(c, idx) for c in constant.values()))
+    value = _f1(written, everyone) - constant_f1[best]
+    low, high = (float(np.percentile(reps, q)) for q in (2.5, 97.5)) if reps else (value, value)
+    return {"value": value, "low": low, "high": high, "best_constant": f"[{best}]",
+            "constant_f1": {f"[{k}]": v for k, v in constant_f1.items()}}
+
+
+def gold_position_share(records: Sequence[Any], n_positions: int) -> list[float]:
+    """Share of gold documents at positions 1..n over ``records`` (:class:`QARecord` with ``doc_ids`` and
+    ``gold_doc_ids`` in ``meta``)."""
+    counts: Counter[int] = Counter()
+    for r in records:
+        ids = r.meta.get("doc_ids") or []
+        gold = set(map(str, r.meta.get("gold_doc_ids") or ()))
+        counts.update(i for i, d in enumerate(ids, 1) if d in gold)
+    total = sum(counts.values())
+    return [counts[i] / total if total else 0.0 for i in range(1, n_positions + 1)]
+
+
+def cited_positions(scores: Sequence[Any], n_positions: int) -> list[int]:
+    """How often each position 1..n is cited by the sentences of scored answers (valid citations only)."""
+    counts: Counter[int] = Counter(c for s in scores for sent in s.sentences for c in sent.citations
+                                   if 1 <= c <= n_positions)
+    return [counts[i] for i in range(1, n_positions + 1)]
