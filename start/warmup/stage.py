@@ -30,7 +30,7 @@ from start.sampling.backends import BackendConfig, Generator, make_generator
 from start.sampling.prompt import PromptConfig, build_prompt
 from start.sampling.sampler import derive_seed
 from start.scoring import AttributionScorer, NLIBackend, NLIConfig, ScorerConfig, load_nli
-from start.stage import StageRun, fingerprint, is_done
+from start.stage import StageRun, fingerprint, is_done, model_fingerprint
 from start.train.sft import SFTSettings, train_sft
 from start.warmup.config import WarmupConfig
 from start.warmup.relabel import MemoNLI, check_documents, relabel, verify
@@ -50,6 +50,12 @@ DATA_FILE = Path("data") / "warmup.jsonl"
 def load_training_questions(data: dict[str, Any], split: str, limit: int | None) -> list[QARecord]:
     """Questions of ``split`` from ``data.source`` (their documents are not used: the model writes its own)."""
     return load_source(data["source"], split, limit)
+
+
+def _nli_path(spec: str) -> str:
+    from start.scoring.nli import DEFAULT_MODEL_DIR
+
+    return str(DEFAULT_MODEL_DIR) if spec == "default" else spec
 
 
 def _read_items(path: Path) -> list[WarmupItem]:
@@ -121,10 +127,13 @@ def warmup_stage(cfg: dict[str, Any], out_dir: str | Path, *, generator: Generat
     if not questions:
         raise ValueError(f"no training questions in split {warm.split!r} of {cfg['data']['source']!r}")
     ids = [(q.id, q.question) for q in questions]
-    fp = fingerprint({"model": model_spec, "warmup": warm.to_dict(), "trainer": asdict(sft),
+    model_path = resolve_model(model_spec)
+    # the weights by content (policy and judge), not by name or path
+    judge_fp = ({"backend": nli.fingerprint, "threshold": nli.threshold} if nli is not None
+                else model_fingerprint(_nli_path(warm.nli.get("model", "default"))))
+    fp = fingerprint({"model": model_fingerprint(model_path), "warmup": warm.to_dict(), "trainer": asdict(sft),
                       "prompt": asdict(prompt_cfg), "backend": asdict(backend), "seed": seed, "questions": ids,
-                      "generator": type(generator).__name__ if generator else None,
-                      "nli": getattr(nli, "fingerprint", None)})
+                      "generator": type(generator).__name__ if generator else None, "nli": judge_fp})
     model_dir = out / "model"
     if is_done(out, fp):
         log.info("warm-up already complete in %s; skipping", out)
@@ -132,7 +141,6 @@ def warmup_stage(cfg: dict[str, Any], out_dir: str | Path, *, generator: Generat
     run = StageRun(out, fp, config=cfg, seed=seed, inputs={"questions": fingerprint(ids)})
     log.info("warm-up on %d %s questions with %s", len(questions), warm.split, model_spec)
 
-    model_path = resolve_model(model_spec)
     lm: dict[str, Generator] = {"generator": generator} if generator is not None else {}
 
     def get_lm() -> Generator:
