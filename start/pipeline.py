@@ -20,12 +20,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from start.config import STAGES  # noqa: F401  (the stage names, checked by start.config)
 from start.io import read_jsonl, write_json, write_jsonl
 from start.sampling.sampler import derive_seed, expand_for_scoring
 from start.stage import MARKER, StageRun, file_hash, fingerprint, is_done, model_fingerprint
 
 log = logging.getLogger(__name__)
-STAGES = ("warmup", "sample", "score", "pairs", "train", "eval", "report")
 ROUND_STAGES = ("sample", "score", "pairs", "train", "eval")
 NEEDS = {"sample": set(), "score": {"sample"}, "pairs": {"sample", "score"}, "train": {"pairs"}, "eval": {"train"}}
 BEST_FILE = "best.jsonl"  # each question's best eligible sample (rejection-sampling SFT data)
@@ -213,14 +213,13 @@ def run(cfg: dict[str, Any]) -> Path:
 
     Stages outside the selection are not run; the ones a selected stage needs must be complete.
     """
+    from start.config import check_run_config
+
+    check_run_config(cfg)  # every setting, before anything is written (start.config.ConfigError)
     run_dir = Path(cfg["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "config.json", cfg)
     only_round, only_stage = cfg.get("round"), cfg.get("stage")
-    if only_stage is not None and only_stage not in STAGES:
-        raise ValueError(f"stage must be one of {STAGES}, got {only_stage!r}")
-    if only_round is not None and not 0 <= int(only_round) <= int(cfg["rounds"]):
-        raise ValueError(f"round must be in 0..{cfg['rounds']}, got {only_round}")
     seed, base = int(cfg["seed"]), cfg["model"]["name"]
     eval_seed = derive_seed(seed, "eval")  # the same held-out samples' randomness in every round
 

@@ -84,7 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     from start.io import read_records
     from start.scoring import AttributionScorer, NLIConfig, ScorerConfig, parse_records
 
+    from start.config import check_nli_spec
+
     try:
+        check_nli_spec("--nli", args.nli)
         cfg = ScorerConfig(at_most_citations=args.at_most_citations, first_line_only=args.first_line_only,
                            citation_format=args.citation_format, sentence_mode=args.sentence_mode,
                            support_check=args.support_check, allow_empty_docs=args.allow_empty_docs,
@@ -104,7 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or default_out(args.input)
     detail = args.detail or detail_path(out)
     log.info("scoring %d records from %s", len(records), args.input)
-    scorer = AttributionScorer(nli_cfg, cfg)
+    try:
+        scorer = AttributionScorer(nli_cfg, cfg)
+    except (OSError, ValueError) as e:  # a folder that is not a loadable NLI model
+        print(f"error: --nli: {args.nli} could not be loaded as an NLI model: {str(e).splitlines()[0]}",
+              file=sys.stderr)
+        return 2
     try:
         report = scorer.score(records)
     finally:
