@@ -2,9 +2,9 @@
 
 Every stage the loop runs (warm-up, the base model's and every round's evaluation with their sampling and
 scoring, each round's sample/score/pairs/train) must hold a ``manifest.json`` and a ``DONE`` marker that
-record the same fingerprint, the stage's output file, and a count that is not 0 (questions, samples, pairs, examples); the report must exist and list
-every round. Prints one line per stage; exit status 1 names what is missing (CI runs this after the
-end-to-end run).
+record the same fingerprint, its output, and a count that is not 0 (questions, samples, pairs, examples);
+the report must exist and list every round. Prints one line per stage; exit status 1 names what is missing
+(CI runs this after the end-to-end run).
 """
 
 from __future__ import annotations

@@ -146,8 +146,8 @@ def _check_prompt_fits(cfg: dict, sections: SampleSections, questions: list) -> 
     """Every question's prompt, with its documents emptied, must fit ``max_model_len - max_new_tokens``
     tokens (documents are shortened to fit; the rest cannot be). Needs the tokenizer: only checked when the
     model is a local folder (or an already converted built-in model)."""
-    from start.models import BUILTIN_MODELS, CONVERTED_MARKER
     from start.io import cache_root
+    from start.models import BUILTIN_MODELS, CONVERTED_MARKER
     from start.sampling.prompt import build_prompt
     from start.text import Document
 

@@ -81,10 +81,9 @@ def format_table(metrics: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from start.config import check_nli_spec
     from start.io import read_records
     from start.scoring import AttributionScorer, NLIConfig, ScorerConfig, parse_records
-
-    from start.config import check_nli_spec
 
     try:
         check_nli_spec("--nli", args.nli)
