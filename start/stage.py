@@ -112,9 +112,21 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def is_done(folder: str | Path, fp: str) -> bool:
+def is_done(folder: str | Path, fp: str, *, announce: bool = True) -> bool:
+    """Whether the stage in ``folder`` is complete for fingerprint ``fp`` (then it is skipped: said on the
+    ``start.stage`` logger, the one ``python -m start.run`` shows on the terminal, unless ``announce`` is off)."""
     marker = Path(folder) / MARKER
-    return marker.is_file() and json.loads(marker.read_text()).get("fingerprint") == fp
+    done = marker.is_file() and json.loads(marker.read_text()).get("fingerprint") == fp
+    if done and announce:
+        log.info("%-32s skipped (complete)", _label(folder))
+    return done
+
+
+def _label(folder: str | Path) -> str:
+    """A stage folder as the terminal shows it: from its round folder on (``round_1/train``), else whole."""
+    parts = Path(folder).parts
+    first = next((i for i, x in enumerate(parts) if x.startswith("round_")), None)
+    return str(Path(*parts[first:])) if first is not None else str(folder)
 
 
 @dataclass
@@ -143,6 +155,7 @@ class StageRun:
                     continue  # a stage of its own (an evaluation's sample/ and score/): it decides for itself
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
         owner.write_text(self.fp + "\n")
+        log.info("%-32s running", _label(self.folder))
 
     def finish(self, counts: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
         manifest = {"fingerprint": self.fp, "config": self.config, "inputs": self.inputs, "counts": counts,
@@ -150,3 +163,13 @@ class StageRun:
                     "wall_seconds": round(time.time() - self.started, 2), **(extra or {})}
         write_json(self.folder / "manifest.json", manifest)
         write_json(self.folder / MARKER, {"fingerprint": self.fp, "finished": time.time()})
+        announce_finished(self.folder)
+
+
+def announce_finished(folder: str | Path) -> None:
+    """Say on the ``start.stage`` logger that a stage finished, with its wall time and counts (from its
+    manifest: also for a stage that ran in a child process)."""
+    manifest = json.loads((Path(folder) / "manifest.json").read_text())
+    counts = manifest.get("counts") or {}
+    shown = ", ".join(f"{k} {v}" for k, v in counts.items() if isinstance(v, int | float) and not isinstance(v, bool))
+    log.info("%-32s done in %.0f s (%s)", _label(folder), manifest.get("wall_seconds", 0), shown)

@@ -22,7 +22,7 @@ from start.models import resolve_model
 from start.sampling.backends import BackendConfig, SamplingConfig, make_generator
 from start.sampling.prompt import PromptConfig
 from start.sampling.sampler import SampleInput, run_sampling
-from start.stage import StageRun, fingerprint, is_done, model_fingerprint
+from start.stage import StageRun, announce_finished, fingerprint, is_done, model_fingerprint
 from start.text import Document
 
 log = logging.getLogger(__name__)
@@ -92,8 +92,9 @@ def sample_stage(cfg: dict[str, Any], *, model: str | None = None, out_dir: str 
         child = ctx.Process(target=_child, args=(cfg, model, str(out), seed, inputs))
         child.start()
         child.join()
-        if child.exitcode != 0 or not is_done(out, fp):
+        if child.exitcode != 0 or not is_done(out, fp, announce=False):
             raise RuntimeError(f"sampling in a child process failed (exit code {child.exitcode}); see the log above")
+        announce_finished(out)
         return out / "samples.jsonl"
     run = StageRun(out, fp, config=cfg, seed=seed, inputs=inputs or {})
     generator = make_generator(resolve_model(model), backend, seed=seed)
