@@ -70,6 +70,11 @@ warmup: setup-vllm ## round 0 only: the model writes its own attributed data, th
 round-%: setup-vllm ## one round (e.g. make round-1): sample, score, pairs, DPO, eval
 	$(PY) -m start.run round=$* $(ARGS)
 
+e2e: setup-vllm ## CI's end-to-end check: `start.run debug=tiny` from scratch (SmolLM2 + bundled NLI, vLLM), every stage complete
+	rm -rf runs/debug
+	$(PY) -m start.run debug=tiny $(ARGS)
+	$(PY) scripts/check_run.py runs/debug --rounds 1
+
 debug-run: setup ## the whole loop on a few questions with tiny budgets (transformers backend)
 	$(PY) -m start.run debug=tiny sampler=transformers $(ARGS)
 
@@ -96,4 +101,4 @@ lint: setup ## ruff
 clean: ## remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache runs
 
-.PHONY: help setup setup-vllm run score-demo cpu-large warmup debug-run data sample bench-retrieval bench-sampler citation-share test test-all nli-model bench-scorer bench-run bench lint clean
+.PHONY: help setup setup-vllm run e2e score-demo cpu-large warmup debug-run data sample bench-retrieval bench-sampler citation-share test test-all nli-model bench-scorer bench-run bench lint clean
