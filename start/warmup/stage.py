@@ -17,6 +17,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import multiprocessing
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -100,14 +101,50 @@ def sft_row(item: WarmupItem, prompt_cfg: PromptConfig, tokenizer) -> dict[str, 
             "dropped_sentences": list(item.dropped_sentences), "n_truncated_docs": built.n_truncated_docs}
 
 
+def _generation_steps(steps: _StepRunner, items: list[WarmupItem], warm: WarmupConfig,
+                      get_lm: Callable[[], Generator], seed: int) -> list[WarmupItem]:
+    """Steps 1-4, the ones that ask the policy model for text."""
+    p = warm.prompts
+    items = steps.run("1_answer", [asdict(warm.answer), p.answer],
+                      lambda xs: generate_answers(xs, get_lm(), p, warm.answer, seed), items)
+    items = steps.run("2_claims", [asdict(warm.claims), p.claims],
+                      lambda xs: decompose_claims(xs, get_lm(), p, warm.claims, seed), items)
+    items = steps.run("3_grouping", asdict(warm.grouping), lambda xs: group_claims(xs, warm.grouping, seed), items)
+    return steps.run("4_documents", [asdict(warm.documents), p.document],
+                     lambda xs: generate_documents(xs, get_lm(), p, warm.documents, seed), items)
+
+
+def _backend(cfg: dict[str, Any]) -> BackendConfig:
+    return BackendConfig(**{**cfg.get("sampler", {}).get("backend", {}), "dtype": cfg["model"].get("dtype", "auto"),
+                            "max_model_len": cfg["model"].get("max_model_len", 2048)})
+
+
+def _generation_child(cfg: dict[str, Any], out: str, steps_fp: str) -> None:
+    """The generation steps in a child process (the parent's stage fingerprint chains them: ``steps_fp``)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    warm, seed = WarmupConfig.from_dict(cfg["warmup"]), int(cfg["seed"])
+    questions = load_training_questions(cfg["data"], warm.split, warm.limit)
+    lm: list[Generator] = []
+
+    def get_lm() -> Generator:
+        if not lm:
+            lm.append(make_generator(resolve_model(cfg["model"]["name"]), _backend(cfg), seed=seed))
+        return lm[0]
+
+    _generation_steps(_StepRunner(Path(out) / "steps", steps_fp), [WarmupItem(q.id, q.question) for q in questions],
+                      warm, get_lm, seed)
+
+
 def warmup_stage(cfg: dict[str, Any], out_dir: str | Path, *, generator: Generator | None = None,
-                 nli: NLIBackend | None = None) -> Path:
+                 nli: NLIBackend | None = None, isolate: bool = True) -> Path:
     """Run (or skip, or resume) the warm-up; return the SFT model folder.
 
     ``cfg`` holds ``seed``, ``model`` (name, dtype, max_model_len), ``data`` (source), ``prompt`` (the
     sampler's citation prompt; used zero-shot), ``warmup`` (conf/warmup/default.yaml), ``sft``
     (conf/trainer/sft.yaml) and optionally ``sampler.backend``. ``generator`` / ``nli`` replace the models
     built from the config (tests pass stubs); the model named in ``cfg.model.name`` is still the SFT base.
+    With the vLLM backend the generation steps run in a child process (``isolate``), so that the engine's
+    memory is free again before the NLI checks and SFT.
     """
     if not isinstance(cfg, dict):  # a Hydra DictConfig
         from omegaconf import OmegaConf
@@ -120,9 +157,7 @@ def warmup_stage(cfg: dict[str, Any], out_dir: str | Path, *, generator: Generat
     model_spec = cfg["model"]["name"]
     prompt_cfg = PromptConfig(**{"max_model_len": cfg["model"].get("max_model_len", 2048), **cfg["prompt"],
                                  "n_demos": 0})
-    backend = BackendConfig(**{**cfg.get("sampler", {}).get("backend", {}),
-                               "dtype": cfg["model"].get("dtype", "auto"),
-                               "max_model_len": cfg["model"].get("max_model_len", 2048)})
+    backend = _backend(cfg)
     questions = load_training_questions(cfg["data"], warm.split, warm.limit)
     if not questions:
         raise ValueError(f"no training questions in split {warm.split!r} of {cfg['data']['source']!r}")
@@ -156,15 +191,17 @@ def warmup_stage(cfg: dict[str, Any], out_dir: str | Path, *, generator: Generat
         return judge["nli"]
 
     steps = _StepRunner(out / "steps", fingerprint({"stage": fp}))
-    p = warm.prompts
     items = [WarmupItem(q.id, q.question) for q in questions]
-    items = steps.run("1_answer", [asdict(warm.answer), p.answer],
-                      lambda xs: generate_answers(xs, get_lm(), p, warm.answer, seed), items)
-    items = steps.run("2_claims", [asdict(warm.claims), p.claims],
-                      lambda xs: decompose_claims(xs, get_lm(), p, warm.claims, seed), items)
-    items = steps.run("3_grouping", asdict(warm.grouping), lambda xs: group_claims(xs, warm.grouping, seed), items)
-    items = steps.run("4_documents", [asdict(warm.documents), p.document],
-                      lambda xs: generate_documents(xs, get_lm(), p, warm.documents, seed), items)
+    if generator is None and backend.name == "vllm" and isolate:
+        # vLLM in a child process (as sampling does): the engine's memory -- weights, KV cache, compiled
+        # kernels -- goes back to the system when the generation steps end, before NLI and SFT need it
+        ctx = multiprocessing.get_context("spawn")
+        child = ctx.Process(target=_generation_child, args=(cfg, str(out), steps.fp))
+        child.start()
+        child.join()
+        if child.exitcode != 0:
+            raise RuntimeError(f"warm-up generation in a child process failed (exit code {child.exitcode})")
+    items = _generation_steps(steps, items, warm, get_lm, seed)  # what the child wrote is read back
     lm.clear()  # the generator is not needed any more: free its memory before NLI and training
     gc.collect()
     items = steps.run("5_check_documents", warm.nli, lambda xs: check_documents(xs, get_nli()), items)
