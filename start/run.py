@@ -32,11 +32,12 @@ LOG_FILE = "run.log"
 
 
 class _Terminal(logging.Filter):
-    """What the terminal shows: one line per stage (``start.stage``), this command's own lines, and every
-    warning or error of the project's code; libraries' chatter stays in the log file."""
+    """What the terminal shows: one line per stage (``start.stage``), this command's own lines, the one-off
+    conversion of a built-in model, and every warning or error of the project's code; libraries' chatter
+    stays in the log file."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.name in ("start.stage", "start.run"):
+        if record.name in ("start.stage", "start.run", "start.models"):  # stages; a one-off model conversion
             return True
         return record.levelno >= logging.WARNING and record.name.startswith("start")
 
