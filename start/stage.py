@@ -155,7 +155,7 @@ class StageRun:
                     continue  # a stage of its own (an evaluation's sample/ and score/): it decides for itself
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
         owner.write_text(self.fp + "\n")
-        log.info("%-32s running", _label(self.folder))
+        announce_started(self.folder)
 
     def finish(self, counts: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
         manifest = {"fingerprint": self.fp, "config": self.config, "inputs": self.inputs, "counts": counts,
@@ -164,6 +164,11 @@ class StageRun:
         write_json(self.folder / "manifest.json", manifest)
         write_json(self.folder / MARKER, {"fingerprint": self.fp, "finished": time.time()})
         announce_finished(self.folder)
+
+
+def announce_started(folder: str | Path) -> None:
+    """Say on the ``start.stage`` logger that a stage starts (also from the parent of a child process)."""
+    log.info("%-32s running", _label(folder))
 
 
 def announce_finished(folder: str | Path) -> None:

@@ -22,7 +22,7 @@ from start.models import resolve_model
 from start.sampling.backends import BackendConfig, SamplingConfig, make_generator
 from start.sampling.prompt import PromptConfig
 from start.sampling.sampler import SampleInput, run_sampling
-from start.stage import StageRun, announce_finished, fingerprint, is_done, model_fingerprint
+from start.stage import StageRun, announce_finished, announce_started, fingerprint, is_done, model_fingerprint
 from start.text import Document
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,7 @@ def sample_stage(cfg: dict[str, Any], *, model: str | None = None, out_dir: str 
     if backend.name == "vllm" and isolate:
         # vLLM patches kernels across every loaded module when an engine starts and owns process-wide state;
         # a fresh interpreter per stage keeps it away from what other stages imported and frees its memory.
+        announce_started(out)  # the child's own log lines go to the log file only
         ctx = multiprocessing.get_context("spawn")
         child = ctx.Process(target=_child, args=(cfg, model, str(out), seed, inputs))
         child.start()
