@@ -132,3 +132,11 @@ def test_score_with_a_missing_nli_model_is_a_clean_error(tmp_path):
     res = _cli(["start.score", str(records), "--nli", str(tmp_path)], tmp_path)  # a folder, not a model
     assert res.returncode == 2 and res.stderr.strip().startswith("error: --nli: ")
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("overrides", [[], ["debug=tiny"], ["experiment=cpu_large"], ["sampler=transformers"]])
+def test_the_shipped_configurations_pass(tmp_path, overrides):
+    from start.config import check_run_config
+
+    check_run_config(compose_default(tmp_path, overrides))
+    assert not (tmp_path / "run").exists()
