@@ -42,6 +42,24 @@ class _Terminal(logging.Filter):
         return record.levelno >= logging.WARNING and record.name.startswith("start")
 
 
+class _StageLines(logging.StreamHandler):
+    """On an interactive terminal a stage is one line: "running" is rewritten in place by "done"."""
+
+    def __init__(self, stream: TextIO):
+        super().__init__(stream)
+        self.open_line = False
+        self.interactive = stream.isatty()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        event = getattr(record, "stage_event", None)
+        text = self.format(record)
+        if self.open_line:
+            text = ("\r\033[K" if event == "end" else "\n") + text
+        self.open_line = self.interactive and event == "start"
+        self.stream.write(text if self.open_line else text + "\n")
+        self.flush()
+
+
 def route_output(run_dir: Path) -> tuple[TextIO, Path]:
     """Send everything written to stdout/stderr -- libraries' logs and warnings, progress bars, vLLM's
     engine dumps, child processes (they inherit the descriptors) -- to ``<run_dir>/run.log``; return a
@@ -58,7 +76,7 @@ def route_output(run_dir: Path) -> tuple[TextIO, Path]:
     logging.captureWarnings(True)
     root = logging.getLogger()
     root.setLevel(logging.INFO)
-    to_terminal = logging.StreamHandler(terminal)
+    to_terminal = _StageLines(terminal)
     to_terminal.setFormatter(logging.Formatter("%(asctime)s  %(message)s", "%H:%M:%S"))
     to_terminal.addFilter(_Terminal())
     root.addHandler(to_terminal)
@@ -85,7 +103,7 @@ def main(cfg: DictConfig) -> None:
     try:
         report = run(resolved)
     except Exception as e:  # the traceback goes to the log (Hydra prints it to stderr); one line here
-        print(f"error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}\n(details: {log_path})",
+        print(f"\nerror: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}\n(details: {log_path})",
               file=terminal)
         raise
     log.info("finished in %.0f s", time.monotonic() - t0)

@@ -168,7 +168,7 @@ class StageRun:
 
 def announce_started(folder: str | Path) -> None:
     """Say on the ``start.stage`` logger that a stage starts (also from the parent of a child process)."""
-    log.info("%-32s running", _label(folder))
+    log.info("%-32s running", _label(folder), extra={"stage_event": "start"})
 
 
 def announce_finished(folder: str | Path) -> None:
@@ -177,4 +177,5 @@ def announce_finished(folder: str | Path) -> None:
     manifest = json.loads((Path(folder) / "manifest.json").read_text())
     counts = manifest.get("counts") or {}
     shown = ", ".join(f"{k} {v}" for k, v in counts.items() if isinstance(v, int | float) and not isinstance(v, bool))
-    log.info("%-32s done in %.0f s (%s)", _label(folder), manifest.get("wall_seconds", 0), shown)
+    log.info("%-32s done in %.0f s (%s)", _label(folder), manifest.get("wall_seconds", 0), shown,
+             extra={"stage_event": "end"})
