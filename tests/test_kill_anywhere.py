@@ -2,8 +2,8 @@
 
 The tiny loop (random citing Llama, random NLI judge, two rounds, checkpoints every DPO step) runs once
 without interruption in a subprocess. A second copy is started, SIGKILLed and restarted ten times: kill k
-waits until the run has completed a seeded random number of stages (the targets spread over all of them)
-and then a seeded random fraction of a second more, so kills land inside sampling, scoring, pair building,
+waits until the run has completed a seeded random number of stages (the targets spread over all of them,
+and at least one more than when it was restarted) and then a seeded random fraction of a second more, so kills land inside sampling, scoring, pair building,
 training (between and during checkpoints) and evaluation, and at stage boundaries. After a last,
 uninterrupted restart, both folders must hold the same files with the same content: samples, scores and
 pairs row by row, metrics, reports, model weights (by hash), manifests' fingerprints and counts. Only
@@ -110,6 +110,8 @@ def test_killed_ten_times_anywhere_ends_like_an_uninterrupted_run(tmp_path, citi
     log = []
     for target in targets:
         child = _start(cfg, tmp_path / "home-b")
+        # at least one more stage finished since the restart, so every kill lands further on
+        target = max(target, len(_done(run_dir)) + 1)
         while len(_done(run_dir)) < target and child.poll() is None:
             time.sleep(0.02)
         time.sleep(rng.uniform(0.0, 1.5))
