@@ -69,13 +69,16 @@ def check_model_spec(setting: str, spec: Any, *, builtin: tuple[str, ...] = ()) 
         return
     if path.exists():
         raise ConfigError(setting, f"{spec} is a file, not a model folder")
-    looks_local = spec.startswith(("/", "./", "../", "~")) or spec.count("/") > 1 or os.sep == "\\" and "\\" in spec
-    if looks_local:
+    if spec.startswith(("/", "./", "../", "~")) or spec.count("/") > 1:  # a path, not "org/name"
         raise ConfigError(setting, f"no such model folder: {spec}")
     if os.environ.get("HF_HUB_OFFLINE") == "1":
         from huggingface_hub import try_to_load_from_cache
 
-        if not isinstance(try_to_load_from_cache(spec, "config.json"), str):
+        try:
+            cached = try_to_load_from_cache(spec, "config.json")
+        except ValueError:  # not even a valid hub name
+            cached = None
+        if not isinstance(cached, str):
             raise ConfigError(setting, f"{spec!r} is no local folder and not in the Hugging Face cache, and "
                               "HF_HUB_OFFLINE=1 forbids downloading it")
 
