@@ -86,7 +86,6 @@ def main(argv: list[str] | None = None) -> int:
     from start.scoring import AttributionScorer, NLIConfig, ScorerConfig, parse_records
 
     try:
-        check_nli_spec("--nli", args.nli)
         cfg = ScorerConfig(at_most_citations=args.at_most_citations, first_line_only=args.first_line_only,
                            citation_format=args.citation_format, sentence_mode=args.sentence_mode,
                            support_check=args.support_check, allow_empty_docs=args.allow_empty_docs,
@@ -97,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                             number_guard=args.number_guard, premise_window_words=args.premise_window_words)
         records = parse_records(read_records(args.input), path=args.input,
                                 allow_empty_docs=args.allow_empty_docs)
+        check_nli_spec("--nli", args.nli)  # after the input: its errors name the record to fix first
     except (InputError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
