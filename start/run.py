@@ -8,28 +8,107 @@ Examples::
     python -m start.run round=2 stage=eval                  # one piece (earlier stages must be complete)
     python -m start.run debug=tiny                          # a few questions, tiny budgets
 
-The resolved configuration is saved in the run folder; every stage is resumable (see start/pipeline.py).
+The whole configuration is checked first (start/config.py): a bad setting is one line on stderr naming it,
+exit status 2, nothing written. The terminal then shows one line per stage (running / done / skipped) and
+the final table; everything else -- the resolved configuration, libraries' logs and warnings, progress
+bars, vLLM's engine output -- goes to ``<run_dir>/run.log``. The resolved configuration is saved in the run
+folder; every stage is resumable (see start/pipeline.py).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("start.run")
+LOG_FILE = "run.log"
+
+
+class _Terminal(logging.Filter):
+    """What the terminal shows: one line per stage (``start.stage``), this command's own lines, the one-off
+    conversion of a built-in model, and every warning or error of the project's code; libraries' chatter
+    stays in the log file."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name in ("start.stage", "start.run", "start.models"):  # stages; a one-off model conversion
+            return True
+        return record.levelno >= logging.WARNING and record.name.startswith("start")
+
+
+class _StageLines(logging.StreamHandler):
+    """On an interactive terminal a stage is one line: "running" is rewritten in place by "done"."""
+
+    def __init__(self, stream: TextIO):
+        super().__init__(stream)
+        self.open_line = False
+        self.interactive = stream.isatty()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        event = getattr(record, "stage_event", None)
+        text = self.format(record)
+        if self.open_line:
+            text = ("\r\033[K" if event == "end" else "\n") + text
+        self.open_line = self.interactive and event == "start"
+        self.stream.write(text if self.open_line else text + "\n")
+        self.flush()
+
+
+def route_output(run_dir: Path) -> tuple[TextIO, Path]:
+    """Send everything written to stdout/stderr -- libraries' logs and warnings, progress bars, vLLM's
+    engine dumps, child processes (they inherit the descriptors) -- to ``<run_dir>/run.log``; return a
+    stream to the terminal and the log's path. Stage lines go to both."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOG_FILE
+    sys.stdout.flush()
+    sys.stderr.flush()
+    terminal = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, sys.stdout.fileno())
+    os.dup2(fd, sys.stderr.fileno())
+    os.close(fd)
+    logging.captureWarnings(True)
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    to_terminal = _StageLines(terminal)
+    to_terminal.setFormatter(logging.Formatter("%(asctime)s  %(message)s", "%H:%M:%S"))
+    to_terminal.addFilter(_Terminal())
+    root.addHandler(to_terminal)
+    return terminal, path
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    from start.config import ConfigError, check_run_config
+
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    try:
+        check_run_config(resolved)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    terminal, log_path = route_output(Path(resolved["run_dir"]))
     from start.evaluate import baseline_row, collect_rounds, markdown_table
     from start.pipeline import run
 
-    log.info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
-    report = run(OmegaConf.to_container(cfg, resolve=True))
-    print(f"\nreport: {report / 'report.md'}\n")
-    print(markdown_table(collect_rounds(report.parent) + baseline_row(report.parent)))
+    log.info("START %s -> %s (details: %s)", resolved.get("experiment_name", "run"), resolved["run_dir"], log_path)
+    logging.getLogger("start.config").info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
+    t0 = time.monotonic()
+    try:
+        report = run(resolved)
+    except Exception as e:  # the traceback goes to the log (Hydra prints it to stderr); one line here
+        print(f"\nerror: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}\n(details: {log_path})",
+              file=terminal)
+        raise
+    log.info("finished in %.0f s", time.monotonic() - t0)
+    table = markdown_table(collect_rounds(report.parent) + baseline_row(report.parent))
+    print(f"\nreport: {report / 'report.md'}\n\n{table}", file=terminal)
 
 
 if __name__ == "__main__":

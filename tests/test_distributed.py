@@ -13,6 +13,8 @@ import pytest
 pytest.importorskip("trl")
 pytest.importorskip("accelerate")
 
+from test_pipeline import loop_doubles  # noqa: E402, F401 (a fixture: the rounds' test doubles)
+
 from start.io import write_jsonl  # noqa: E402
 from start.train.dpo import DPOTrainConfig, LoraSettings  # noqa: E402
 from start.train.launch import LaunchConfig, run_dpo, run_sft  # noqa: E402
@@ -141,6 +143,7 @@ def test_committed_accelerate_configs_load(name, kind):
         assert c.fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"
 
 
+@pytest.mark.usefixtures("loop_doubles")
 def test_pipeline_runs_dpo_under_accelerate(tmp_path, tiny_causal_lm, tiny_cross_encoder):
     """One `start.run`-style run whose training stage is launched in 2 processes by the pipeline itself."""
     from test_pipeline import compose_cfg

@@ -70,3 +70,20 @@ def test_dpo_config_is_validated():
         DPOTrainConfig(beta=0)
     with pytest.raises(ValueError, match="LoRA"):
         DPOTrainConfig(lora={"r": 0})
+
+
+def test_first_step_loss_is_ln2_and_the_margin_grows(tiny_causal_lm, pairs_file, tmp_path):
+    """At step 1 the policy is the reference, so every pair's implicit reward margin is 0 and the DPO loss
+    is -log(sigmoid(0)) = ln 2 exactly; training then separates chosen from rejected."""
+    import math
+
+    cfg = DPOTrainConfig(max_steps=8, batch_size=8, learning_rate=1e-2, max_length=64, save_steps=100,
+                         logging_steps=1, lora=LoraSettings(enabled=True, r=4, alpha=8, dropout=0.0))
+    train_dpo(str(tiny_causal_lm), pairs_file, cfg, tmp_path / "dpo")
+    history = [h for h in json.loads((tmp_path / "dpo" / "metrics.json").read_text())["log_history"] if "loss" in h]
+    assert [h["step"] for h in history] == list(range(1, 9))
+    assert history[0]["loss"] == pytest.approx(math.log(2), abs=1e-4)
+    assert history[0]["rewards/margins"] == pytest.approx(0.0, abs=1e-4)
+    margins = [h["rewards/margins"] for h in history]
+    assert margins[-1] > 0.5 and margins[-1] > margins[len(margins) // 2] > margins[0]
+    assert history[-1]["loss"] < history[0]["loss"] - 0.2

@@ -118,7 +118,7 @@ def test_one_piece_needs_its_inputs(tmp_path, tiny_causal_lm, tiny_cross_encoder
     run(compose_cfg(tmp_path, tiny_causal_lm, tiny_cross_encoder, "round=1", "stage=sample"))
     assert (tmp_path / "run" / "round_1" / "sample" / "DONE").is_file()
     assert not (tmp_path / "run" / "round_0" / "eval").exists()  # nothing else ran
-    with pytest.raises(ValueError, match="stage must be one of"):
+    with pytest.raises(ValueError, match="stage: must be one of"):
         run(compose_cfg(tmp_path, tiny_causal_lm, tiny_cross_encoder, "stage=everything"))
 
 

@@ -22,7 +22,7 @@ from start.models import resolve_model
 from start.sampling.backends import BackendConfig, SamplingConfig, make_generator
 from start.sampling.prompt import run_prompt_config
 from start.sampling.sampler import SampleInput, run_sampling
-from start.stage import StageRun, fingerprint, is_done
+from start.stage import StageRun, announce_finished, announce_started, fingerprint, is_done, model_fingerprint
 from start.text import Document
 
 log = logging.getLogger(__name__)
@@ -77,8 +77,9 @@ def sample_stage(cfg: dict[str, Any], *, model: str | None = None, out_dir: str 
                  seed: int | None = None, inputs: dict[str, str] | None = None, isolate: bool = True) -> Path:
     """Run (or skip, or resume) sampling; ``model`` / ``out_dir`` / ``seed`` override the config's.
 
-    ``inputs`` names upstream artefacts by fingerprint (e.g. the policy's training stage), so that new
-    weights behind the same path make the stage run again.
+    The fingerprint names the model by the content of its folder, so new weights behind the same path
+    make the stage run again (and a retrained but identical model does not); ``inputs`` (upstream stages'
+    fingerprints) are recorded in the manifest.
     """
     model = model or cfg["model"]["name"]
     out = Path(out_dir or cfg["out_dir"])
@@ -90,22 +91,25 @@ def sample_stage(cfg: dict[str, Any], *, model: str | None = None, out_dir: str 
     params = SamplingConfig(**smp, seed=seed)
     prompt = run_prompt_config(cfg)
     records = load_questions(cfg["data"])
-    fp = fingerprint({"model": model, "backend": backend.fingerprint_fields(), "params": asdict(params),
-                      "inputs": inputs, "prompt": asdict(prompt), "chunk_size": chunk_size,
-                      "ids": [r.id for r in records],
-                      "records": fingerprint([qa_record_to_dict(r) for r in records])})
+    # the questions with their (retrieved, limited) documents and the weights, by content: another source
+    # file, corpus, retrieval or max_docs setting, or a retrained model behind the same path, runs again
+    fp = fingerprint({"model": model_fingerprint(resolve_model(model)), "backend": backend.fingerprint_fields(),
+                      "params": asdict(params), "prompt": asdict(prompt), "chunk_size": chunk_size,
+                      "questions": fingerprint([qa_record_to_dict(r) for r in records])})
     if is_done(out, fp):
         log.info("sampling already complete in %s; skipping", out)
         return out / "samples.jsonl"
     if backend.name == "vllm" and isolate and backend.data_parallel_size == 1:
         # vLLM patches kernels across every loaded module when an engine starts and owns process-wide state;
         # a fresh interpreter per stage keeps it away from what other stages imported and frees its memory.
+        announce_started(out)  # the child's own log lines go to the log file only
         ctx = multiprocessing.get_context("spawn")
         child = ctx.Process(target=_child, args=(cfg, model, str(out), seed, inputs))
         child.start()
         child.join()
-        if child.exitcode != 0 or not is_done(out, fp):
+        if child.exitcode != 0 or not is_done(out, fp, announce=False):
             raise RuntimeError(f"sampling in a child process failed (exit code {child.exitcode}); see the log above")
+        announce_finished(out)
         return out / "samples.jsonl"
     run = StageRun(out, fp, config=cfg, seed=seed, inputs=inputs or {})
     items = [to_sample_input(r) for r in records]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from start.io import atomic_dir, write_json
+from start.stage import write_content_hash
 
 
 def last_checkpoint(folder: Path) -> str | None:
@@ -32,6 +33,7 @@ def save_model(model, tokenizer, target: Path, *, dtype: str | None = None, info
         tokenizer.save_pretrained(tmp)
         if info is not None:
             write_json(tmp / info_name, info)
+        write_content_hash(tmp)  # what later stages' fingerprints name this model by
     return target
 
 

@@ -33,6 +33,13 @@ def main(argv: list[str] | None = None) -> Path:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] %(message)s")
     log.info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    from start.config import ConfigError, check_warmup_config
+
+    try:
+        check_warmup_config(resolved)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     model_dir = warmup_stage(resolved, resolved["out_dir"])
     log.info("warm-up model: %s", model_dir)
     return model_dir

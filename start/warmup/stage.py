@@ -17,6 +17,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import multiprocessing
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -30,7 +31,7 @@ from start.sampling.backends import BackendConfig, Generator, make_generator
 from start.sampling.prompt import PromptConfig, build_prompt, run_prompt_config
 from start.sampling.sampler import derive_seed
 from start.scoring import AttributionScorer, NLIBackend, NLIConfig, ScorerConfig, load_nli
-from start.stage import StageRun, fingerprint, is_done
+from start.stage import StageRun, fingerprint, is_done, model_fingerprint
 from start.train.launch import run_sft, split_launch
 from start.train.sft import SFTSettings
 from start.warmup.config import WarmupConfig
@@ -59,6 +60,12 @@ def training_source(cfg: dict[str, Any], warm: WarmupConfig) -> tuple[str, str |
 def load_training_questions(source: str, split: str | None, limit: int | None) -> list[QARecord]:
     """Questions of ``split`` from ``source`` (their documents are not used: the model writes its own)."""
     return load_source(source, split, limit)
+
+
+def _nli_path(spec: str) -> str:
+    from start.scoring.nli import DEFAULT_MODEL_DIR
+
+    return str(DEFAULT_MODEL_DIR) if spec == "default" else spec
 
 
 def _read_items(path: Path) -> list[WarmupItem]:
@@ -103,8 +110,42 @@ def sft_row(item: WarmupItem, prompt_cfg: PromptConfig, tokenizer) -> dict[str, 
             "dropped_sentences": list(item.dropped_sentences), "n_truncated_docs": built.n_truncated_docs}
 
 
+def _generation_steps(steps: _StepRunner, items: list[WarmupItem], warm: WarmupConfig,
+                      get_lm: Callable[[], Generator], seed: int) -> list[WarmupItem]:
+    """Steps 1-4, the ones that ask the policy model for text."""
+    p = warm.prompts
+    items = steps.run("1_answer", [asdict(warm.answer), p.answer],
+                      lambda xs: generate_answers(xs, get_lm(), p, warm.answer, seed), items)
+    items = steps.run("2_claims", [asdict(warm.claims), p.claims],
+                      lambda xs: decompose_claims(xs, get_lm(), p, warm.claims, seed), items)
+    items = steps.run("3_grouping", asdict(warm.grouping), lambda xs: group_claims(xs, warm.grouping, seed), items)
+    return steps.run("4_documents", [asdict(warm.documents), p.document],
+                     lambda xs: generate_documents(xs, get_lm(), p, warm.documents, seed), items)
+
+
+def _backend(cfg: dict[str, Any]) -> BackendConfig:
+    return BackendConfig(**{**cfg.get("sampler", {}).get("backend", {}), "dtype": cfg["model"].get("dtype", "auto"),
+                            "max_model_len": cfg["model"].get("max_model_len", 2048)})
+
+
+def _generation_child(cfg: dict[str, Any], out: str, steps_fp: str) -> None:
+    """The generation steps in a child process (the parent's stage fingerprint chains them: ``steps_fp``)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    warm, seed = WarmupConfig.from_dict(cfg["warmup"]), int(cfg["seed"])
+    questions = load_training_questions(*training_source(cfg, warm), warm.limit)
+    lm: list[Generator] = []
+
+    def get_lm() -> Generator:
+        if not lm:
+            lm.append(make_generator(resolve_model(cfg["model"]["name"]), _backend(cfg), seed=seed))
+        return lm[0]
+
+    _generation_steps(_StepRunner(Path(out) / "steps", steps_fp), [WarmupItem(q.id, q.question) for q in questions],
+                      warm, get_lm, seed)
+
+
 def warmup_stage(cfg: dict[str, Any], out_dir: str | Path, *, generator: Generator | None = None,
-                 nli: NLIBackend | None = None) -> Path:
+                 nli: NLIBackend | None = None, isolate: bool = True) -> Path:
     """Run (or skip, or resume) the warm-up; return the SFT model folder.
 
     ``cfg`` holds ``seed``, ``model`` (name, dtype, max_model_len), ``data`` (source; ``train_source`` /
@@ -112,6 +153,8 @@ def warmup_stage(cfg: dict[str, Any], out_dir: str | Path, *, generator: Generat
     (conf/warmup/default.yaml), ``sft`` (conf/trainer/sft.yaml) and optionally ``sampler.backend``.
     ``generator`` / ``nli`` replace the models built from the config (tests pass stubs); the model named in
     ``cfg.model.name`` is still the SFT base.
+    With the vLLM backend the generation steps run in a child process (``isolate``), so that the engine's
+    memory is free again before the NLI checks and SFT.
     """
     if not isinstance(cfg, dict):  # a Hydra DictConfig
         from omegaconf import OmegaConf
@@ -124,19 +167,20 @@ def warmup_stage(cfg: dict[str, Any], out_dir: str | Path, *, generator: Generat
     sft = SFTSettings(**sft_settings)
     model_spec = cfg["model"]["name"]
     prompt_cfg = run_prompt_config(cfg)  # the sampler's prompt, demonstrations included
-    backend = BackendConfig(**{**cfg.get("sampler", {}).get("backend", {}),
-                               "dtype": cfg["model"].get("dtype", "auto"),
-                               "max_model_len": cfg["model"].get("max_model_len", 2048)})
+    backend = _backend(cfg)
     source, split = training_source(cfg, warm)
     questions = load_training_questions(source, split, warm.limit)
     if not questions:
         raise ValueError(f"no training questions in split {split!r} of {source!r}")
     ids = [(q.id, q.question) for q in questions]
-    fp = fingerprint({"model": model_spec, "warmup": warm.to_dict(), "trainer": asdict(sft),
+    model_path = resolve_model(model_spec)
+    # the weights by content (policy and judge), not by name or path
+    judge_fp = ({"backend": nli.fingerprint, "threshold": nli.threshold} if nli is not None
+                else model_fingerprint(_nli_path(warm.nli.get("model", "default"))))
+    fp = fingerprint({"model": model_fingerprint(model_path), "warmup": warm.to_dict(), "trainer": asdict(sft),
                       "prompt": asdict(prompt_cfg), "backend": backend.fingerprint_fields(), "seed": seed,
-                      "questions": ids,
-                      "generator": type(generator).__name__ if generator else None,
-                      "nli": getattr(nli, "fingerprint", None)})
+                      "questions": ids, "generator": type(generator).__name__ if generator else None,
+                      "nli": judge_fp})
     model_dir = out / "model"
     if is_done(out, fp):
         log.info("warm-up already complete in %s; skipping", out)
@@ -144,7 +188,6 @@ def warmup_stage(cfg: dict[str, Any], out_dir: str | Path, *, generator: Generat
     run = StageRun(out, fp, config=cfg, seed=seed, inputs={"questions": fingerprint(ids)})
     log.info("warm-up on %d questions of %s (split %s) with %s", len(questions), source, split, model_spec)
 
-    model_path = resolve_model(model_spec)
     lm: dict[str, Generator] = {"generator": generator} if generator is not None else {}
 
     def get_lm() -> Generator:
@@ -160,15 +203,17 @@ def warmup_stage(cfg: dict[str, Any], out_dir: str | Path, *, generator: Generat
         return judge["nli"]
 
     steps = _StepRunner(out / "steps", fingerprint({"stage": fp}))
-    p = warm.prompts
     items = [WarmupItem(q.id, q.question) for q in questions]
-    items = steps.run("1_answer", [asdict(warm.answer), p.answer],
-                      lambda xs: generate_answers(xs, get_lm(), p, warm.answer, seed), items)
-    items = steps.run("2_claims", [asdict(warm.claims), p.claims],
-                      lambda xs: decompose_claims(xs, get_lm(), p, warm.claims, seed), items)
-    items = steps.run("3_grouping", asdict(warm.grouping), lambda xs: group_claims(xs, warm.grouping, seed), items)
-    items = steps.run("4_documents", [asdict(warm.documents), p.document],
-                      lambda xs: generate_documents(xs, get_lm(), p, warm.documents, seed), items)
+    if generator is None and backend.name == "vllm" and isolate:
+        # vLLM in a child process (as sampling does): the engine's memory -- weights, KV cache, compiled
+        # kernels -- goes back to the system when the generation steps end, before NLI and SFT need it
+        ctx = multiprocessing.get_context("spawn")
+        child = ctx.Process(target=_generation_child, args=(cfg, str(out), steps.fp))
+        child.start()
+        child.join()
+        if child.exitcode != 0:
+            raise RuntimeError(f"warm-up generation in a child process failed (exit code {child.exitcode})")
+    items = _generation_steps(steps, items, warm, get_lm, seed)  # what the child wrote is read back
     lm.clear()  # the generator is not needed any more: free its memory before NLI and training
     gc.collect()
     items = steps.run("5_check_documents", warm.nli, lambda xs: check_documents(xs, get_nli()), items)
