@@ -139,8 +139,21 @@ def _rejection_sampling_sft(policy: str, best: Path, cfg: dict, rs: dict, out: P
     return str(model), {"rows": len(rows), "model": str(model)}
 
 
-def eval_stage(policy: str, cfg: dict, out: Path, seed: int, upstream: str, *, scorer=None) -> Path:
-    """Sample the held-out split (eval sampler settings), score, bootstrap -> ``metrics.json``."""
+def _eval_judge_cfg(cfg: dict) -> dict | None:
+    """The config that scores with the evaluation judge (``scorer.eval_nli``), None when it is off."""
+    if not cfg["scorer"].get("eval_nli"):
+        return None
+    c = copy.deepcopy(cfg)
+    c["scorer"]["nli"] = c["scorer"].pop("eval_nli")
+    return c
+
+
+def eval_stage(policy: str, cfg: dict, out: Path, seed: int, upstream: str, *, scorer=None,
+               eval_scorer=None) -> Path:
+    """Sample the held-out split (eval sampler settings), score, bootstrap -> ``metrics.json``. With
+    ``scorer.eval_nli`` the samples are scored by that judge too (``score_eval/``) and its citation metrics
+    are stored beside the reward judge's (``eval_judge``): a policy fitted to the reward judge's mistakes
+    shows up as a gap between the two."""
     from start.evaluate import bootstrap, per_question
     from start.sampling.stage import sample_stage
     from start.scoring import RecordScore
@@ -149,14 +162,25 @@ def eval_stage(policy: str, cfg: dict, out: Path, seed: int, upstream: str, *, s
     ecfg["sampler"] = {**ecfg["sampler"], **cfg["eval"]["sampler"]}
     samples = sample_stage(ecfg, model=policy, out_dir=out / "sample", seed=seed, inputs={"policy": upstream})
     scores = score_stage(samples, cfg, out / "score", scorer=scorer)
-    fp = fingerprint({"scores": file_hash(scores), "n_boot": cfg["eval"]["n_boot"], "seed": seed})
+    judge_cfg = _eval_judge_cfg(cfg)
+    inputs = {"scores": file_hash(scores)}
+    if judge_cfg is not None:
+        inputs["eval_judge_scores"] = file_hash(score_stage(samples, judge_cfg, out / "score_eval", scorer=eval_scorer))
+    fp = fingerprint({**inputs, "n_boot": cfg["eval"]["n_boot"], "seed": seed})
     if is_done(out, fp):
         return out / "metrics.json"
-    run = StageRun(out, fp, config=cfg["eval"], seed=seed, inputs={"scores": file_hash(scores)})
+    run = StageRun(out, fp, config=cfg["eval"], seed=seed, inputs=inputs)
     records = [RecordScore.from_dict(d) for d in read_jsonl(scores)]
     cols = per_question(records, lambda i: i.rsplit("#", 1)[0])
     metrics = bootstrap(cols, n_boot=cfg["eval"]["n_boot"], seed=seed)
-    write_json(out / "metrics.json", {"policy": policy, "questions": len(cols["length"]), "metrics": metrics})
+    result = {"policy": policy, "questions": len(cols["length"]), "metrics": metrics}
+    if judge_cfg is not None:
+        judged = [RecordScore.from_dict(d) for d in read_jsonl(out / "score_eval" / "scores.jsonl")]
+        jcols = per_question(judged, lambda i: i.rsplit("#", 1)[0])
+        jcols = {k: v for k, v in jcols.items() if k.startswith("citation_")}
+        result["eval_judge"] = {"nli": judge_cfg["scorer"]["nli"].get("model"),
+                                "metrics": bootstrap(jcols, n_boot=cfg["eval"]["n_boot"], seed=seed)}
+    write_json(out / "metrics.json", result)
     run.finish(counts={"questions": len(cols["length"]), "samples": len(records)})
     return out / "metrics.json"
 
@@ -204,10 +228,14 @@ def run(cfg: dict[str, Any]) -> Path:
     from start.scoring import AttributionScorer, NLIConfig, ScorerConfig
 
     scorer = AttributionScorer(NLIConfig(**cfg["scorer"]["nli"]), ScorerConfig(**cfg["scorer"]["rules"]))
+    judge_cfg = _eval_judge_cfg(cfg)
+    judge = None if judge_cfg is None else AttributionScorer(NLIConfig(**judge_cfg["scorer"]["nli"]),
+                                                             ScorerConfig(**cfg["scorer"]["rules"]))
     try:
         r0 = run_dir / "round_0"
         if cfg["eval"].get("base", True) and active(0, "eval"):
-            eval_stage(base, cfg, r0 / "eval_base", eval_seed, fingerprint({"base": base}), scorer=scorer)
+            eval_stage(base, cfg, r0 / "eval_base", eval_seed, fingerprint({"base": base}), scorer=scorer,
+                       eval_scorer=judge)
         if not cfg["warmup"].get("enabled", True):
             policy, policy_fp = base, fingerprint({"base": base})
         elif active(0, "warmup"):
@@ -215,7 +243,7 @@ def run(cfg: dict[str, Any]) -> Path:
         elif only_round != 0 or only_stage == "eval":
             policy, policy_fp = str(_existing(r0 / "warmup", "model", 0, "warmup")), _stage_fp(r0 / "warmup")
         if active(0, "eval"):
-            eval_stage(policy, cfg, r0 / "eval", eval_seed, policy_fp, scorer=scorer)
+            eval_stage(policy, cfg, r0 / "eval", eval_seed, policy_fp, scorer=scorer, eval_scorer=judge)
         last = int(cfg["rounds"]) if only_round is None else int(only_round)
         for r in range(1, last + 1):
             rd = run_dir / f"round_{r}"
@@ -240,11 +268,13 @@ def run(cfg: dict[str, Any]) -> Path:
                     out[st] = train_stage(policy, out["pairs"], cfg, rd / "train", derive_seed(seed, f"train{r}"))
                 elif st == "eval" and st in runs:
                     eval_stage(str(out["train"]), cfg, rd / "eval", eval_seed, _stage_fp(rd / "train"),
-                               scorer=scorer)
+                               scorer=scorer, eval_scorer=judge)
                 if st == "train" and "train" in out:
                     policy, policy_fp = str(out["train"]), _stage_fp(rd / "train")
     finally:
         scorer.close()
+        if judge is not None:
+            judge.close()
     from start.evaluate import write_report
 
     return write_report(run_dir, title=f"START: {cfg.get('experiment_name', 'run')}")

@@ -32,7 +32,29 @@ def main(argv: list[str] | None = None) -> int:
         _add_config_args(build_p)
     card_p = sub.add_parser("card", help="re-render README.md of a built model from its start_nli.json")
     card_p.add_argument("--model", type=Path, default=Path("start/assets/nli-minilm"))
+    cal_p = sub.add_parser("calibrate", help="choose premise reader, number guard and threshold on human "
+                                             "citation judgments; store them in the model's start_nli.json")
+    cal_p.add_argument("--model", type=Path, required=True)
+    cal_p.add_argument("--human", type=Path, required=True, help="ALCE human-judged sentences (.jsonl)")
+    cal_p.add_argument("--max-length", type=int, default=None, help="tokens per pair (default: the model's)")
     args = parser.parse_args(argv)
+
+    if args.command == "calibrate":
+        from start.nli.agreement import calibrate
+
+        meta_path = args.model / "start_nli.json"
+        if not meta_path.is_file():
+            parser.error(f"{meta_path} not found: build the model first")
+        found = calibrate(str(args.model), args.human, args.max_length)
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta.setdefault("threshold_vitaminc_calibration", meta["threshold"])
+        meta.update(found["settings"])
+        meta["human_calibration"] = {k: v for k, v in found.items() if k != "settings"}
+        tmp = meta_path.with_name(meta_path.name + ".tmp")
+        tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, meta_path)
+        print(json.dumps({"reader": found["reader"], **found["settings"], "agreement": found["agreement"]}))
+        return 0
 
     if args.command == "card":
         from start.nli.card import render_model_card

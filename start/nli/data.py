@@ -485,8 +485,8 @@ def build_splits(
 # into a passage, passages of other pages are added as distractors, and two claims are joined into one
 # hypothesis that needs two passages together (both given: entailed; one missing: neutral).
 
-_DETOK = ((re.compile(r" ([,.;:!?%)\]])"), r"\1"), (re.compile(r"([(\[$]) "), r"\1"), (re.compile(r" (n't|'s) "), r"\1 "),
-          (re.compile(r"-LRB- ?"), "("), (re.compile(r" ?-RRB-"), ")"))
+_DETOK = ((re.compile(r" ([,.;:!?%)\]])"), r"\1"), (re.compile(r"([(\[$]) "), r"\1"),
+          (re.compile(r" (n't|'s) "), r"\1 "), (re.compile(r"-LRB- ?"), "("), (re.compile(r" ?-RRB-"), ")"))
 _JOIN_LOWER = {"The", "A", "An", "In", "It", "He", "She", "They", "This", "There", "His", "Her", "Its", "Their",
                "As", "On", "At", "By", "For", "After", "Before", "During", "Since", "When", "While", "Over"}
 

@@ -22,7 +22,7 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -179,7 +179,10 @@ def encode(tokenizer, pairs: Sequence[D.NLIPair], max_length: int) -> list[dict[
         truncation="only_first",
         max_length=max_length,
     )
-    return [{"input_ids": enc["input_ids"][i], "token_type_ids": enc["token_type_ids"][i]} for i in range(len(pairs))]
+    # Encoders without segment ids (MPNet, RoBERTa-style) get none: collate then sends none to the model.
+    types = enc.get("token_type_ids")
+    return [{"input_ids": enc["input_ids"][i]} | ({"token_type_ids": types[i]} if types is not None else {})
+            for i in range(len(pairs))]
 
 
 def bucketed_batches(lengths: Sequence[int], batch_size: int, rng: random.Random, chunk: int = 64) -> list[list[int]]:
@@ -204,9 +207,11 @@ def collate(features: Sequence[dict[str, list[int]]], pad_id: int) -> dict[str, 
     for i, f in enumerate(features):
         k = len(f["input_ids"])
         ids[i, :k] = torch.tensor(f["input_ids"])
-        tt[i, :k] = torch.tensor(f["token_type_ids"])
+        if "token_type_ids" in f:
+            tt[i, :k] = torch.tensor(f["token_type_ids"])
         mask[i, :k] = 1
-    return {"input_ids": ids, "token_type_ids": tt, "attention_mask": mask}
+    out = {"input_ids": ids, "attention_mask": mask}
+    return out | ({"token_type_ids": tt} if "token_type_ids" in features[0] else {})
 
 
 @torch.inference_mode()
@@ -405,9 +410,11 @@ def _save_checkpoint(path: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
-def train_model(cfg: BuildConfig, model, tokenizer, train_pairs: list[D.NLIPair], log) -> dict:
-    """Fine-tune in place. Saves a checkpoint every ``cfg.checkpoint_minutes`` and when the time cap stops it;
-    a later build with the same training settings resumes from it (same batches, same schedule)."""
+def train_model(cfg: BuildConfig, model, tokenizer, train_pairs: list[D.NLIPair], log,
+                stop: Callable[[int, float], bool] | None = None) -> dict:
+    """Fine-tune in place. Saves a checkpoint every ``cfg.checkpoint_minutes`` and when it is stopped early
+    (by the time cap, or ``stop(step, elapsed_s)``); a later build with the same training settings resumes
+    from it (same batches, same schedule)."""
     feats = encode(tokenizer, train_pairs, cfg.max_length)
     labels = [D.LABEL2ID[p.label] for p in train_pairs]
     lengths = [len(f["input_ids"]) for f in feats]
@@ -466,11 +473,12 @@ def train_model(cfg: BuildConfig, model, tokenizer, train_pairs: list[D.NLIPair]
     stopped_by_cap = False
     bar = tqdm(total=total, initial=step, desc="train", mininterval=10)
     while step < total:
-        if time.perf_counter() - t0 > cap_s:
+        elapsed = time.perf_counter() - t0
+        if elapsed > cap_s or (stop is not None and stop(step, elapsed)):
             # A shared CPU can make a fixed step count overrun the budget: stop, keep the checkpoint, say so.
             stopped_by_cap = True
-            log(f"time cap {cfg.max_train_minutes} min reached at step {step}/{total}: stopping early "
-                "(run the build again to resume)")
+            log(f"stopping early at step {step}/{total} (time cap {cfg.max_train_minutes} min): run the build "
+                "again to resume")
             save()
             break
         batch_idx = plan[step]
