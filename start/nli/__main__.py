@@ -1,5 +1,7 @@
 """CLI: ``python -m start.nli build --out start/assets/nli-minilm --seed 13`` (what ``make nli-model`` runs),
-``python -m start.nli card --model start/assets/nli-minilm`` (re-render README.md from start_nli.json)."""
+``python -m start.nli card --model start/assets/nli-minilm`` (re-render README.md from start_nli.json),
+``python -m start.nli calibrate --model DIR --human FILE`` (choose premise reader, guard and threshold on
+people's citation judgments; stored in DIR/start_nli.json)."""
 
 from __future__ import annotations
 
@@ -37,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     cal_p.add_argument("--model", type=Path, required=True)
     cal_p.add_argument("--human", type=Path, required=True, help="ALCE human-judged sentences (.jsonl)")
     cal_p.add_argument("--max-length", type=int, default=None, help="tokens per pair (default: the model's)")
+    cal_p.add_argument("--probe", type=Path, default=Path("tests/data/nli_probe.jsonl"),
+                       help="hand-written probe pairs, run through the chosen settings (report only)")
     args = parser.parse_args(argv)
 
     if args.command == "calibrate":
@@ -45,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         meta_path = args.model / "start_nli.json"
         if not meta_path.is_file():
             parser.error(f"{meta_path} not found: build the model first")
-        found = calibrate(str(args.model), args.human, args.max_length)
+        found = calibrate(str(args.model), args.human, args.max_length, probe=args.probe)
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         meta.setdefault("threshold_vitaminc_calibration", meta["threshold"])
         meta.update(found["settings"])
@@ -53,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         tmp = meta_path.with_name(meta_path.name + ".tmp")
         tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, meta_path)
+        from start.nli.card import render_model_card
+
+        tmp = args.model / "README.md.tmp"
+        tmp.write_text(render_model_card(meta), encoding="utf-8")
+        os.replace(tmp, args.model / "README.md")
         print(json.dumps({"reader": found["reader"], **found["settings"], "agreement": found["agreement"]}))
         return 0
 

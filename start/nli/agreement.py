@@ -210,8 +210,27 @@ def reader_stack(base: NLIBackend, reader: dict, number_guard: bool) -> NLIBacke
     return NumberGuardedNLI(backend) if number_guard else backend
 
 
+def probe_accuracy(backend: NLIBackend, path: str | Path) -> dict:
+    """The hand-written probe pairs through ``backend`` (reader and guard included) at its threshold."""
+    from start.nli.train import load_probe
+
+    rows = load_probe(Path(path))
+    probs = backend.predict([(r["premise"], r["hypothesis"]) for r in rows]).probs
+    by_kind: dict[str, dict[str, int]] = {}
+    failures = []
+    for r, p in zip(rows, probs, strict=True):
+        ok = bool(p >= backend.threshold) == r["entailed"]
+        k = by_kind.setdefault(r["kind"], {"n": 0, "correct": 0})
+        k["n"] += 1
+        k["correct"] += int(ok)
+        if not ok:
+            failures.append({"hypothesis": r["hypothesis"], "entailed": r["entailed"], "p_entail": round(float(p), 4)})
+    return {"n": len(rows), "accuracy": round(sum(k["correct"] for k in by_kind.values()) / len(rows), 4),
+            "by_kind": by_kind, "failures": failures}
+
+
 def calibrate(model: str, human: str | Path, max_length: int | None = None, readers: dict | None = None,
-              log: Callable[[str], None] = print) -> dict:
+              probe: str | Path | None = None, log: Callable[[str], None] = print) -> dict:
     """Choose reader, number guard and threshold for ``model`` on the human-judged file; returns the settings
     (``start_nli.json`` keys) and the full search. The model runs once per distinct window."""
     from start.scoring.nli import NLIConfig, load_nli
@@ -233,7 +252,11 @@ def calibrate(model: str, human: str | Path, max_length: int | None = None, read
         "premise_whole": bool(reader.get("premise_whole", False)),
         "max_length": base.backend.max_length,
     }
+    chosen = cands[name]()
+    chosen.threshold = settings["threshold"]
+    probe_result = probe_accuracy(chosen, probe) if probe is not None and Path(probe).is_file() else None
     return {"settings": settings, "reader": name, "human_file": Path(human).name, "sentences": len(rows),
+            "probe": probe_result,
             "agreement": found["candidates"][name]["agreement"],
             "reference_agreement": reference_agreement(rows),
             "candidates": {k: {"threshold": v["threshold"], "agreement": v["agreement"]}
