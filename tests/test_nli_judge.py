@@ -248,3 +248,29 @@ def test_training_resumes_where_it_stopped(tiny_cross_encoder, tmp_path):
     assert second["steps"] == 6 and any("resuming" in x and "step 2/6" in x for x in logs)
     for (name, a), b in zip(straight.state_dict().items(), again.state_dict().values(), strict=True):
         assert torch.allclose(a, b, atol=1e-6), name
+
+
+def test_averaged_judge_is_the_weighted_mean_and_loads_from_settings(tiny_cross_encoder, tmp_path):
+    import shutil
+
+    from start.scoring.nli import AveragedNLI, base_backend
+
+    half = StubNLI({("p", "h"): 0.2})
+    other = StubNLI({("p", "h"): 0.6}, fingerprint="stub-v2")
+    mean = AveragedNLI([(half, 0.75), (other, 0.25)])
+    assert mean.predict([("p", "h")]).probs.tolist() == pytest.approx([0.3])
+    assert mean.threshold == half.threshold and "stub-v2*0.25" in mean.fingerprint
+    with pytest.raises(ValueError, match="sum to 1"):
+        AveragedNLI([(half, 0.5), (other, 0.2)])
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(tiny_cross_encoder, a)
+    shutil.copytree(tiny_cross_encoder, b)
+    (a / "start_nli.json").write_text(json.dumps({"threshold": 0.4, "ensemble": {"model": str(b), "weight": 0.3}}))
+    nli = load_nli(NLIConfig(model=str(a), progress=False))
+    assert isinstance(nli, AveragedNLI) and [w for _, w in nli.members] == [0.7, 0.3] and nli.threshold == 0.4
+    assert base_backend(nli) is nli.members[0][0]
+    alone = load_nli(NLIConfig(model=str(a), ensemble=False, progress=False))
+    assert not isinstance(alone, AveragedNLI)
+    pair = [("the tower was built in 1889 .", "it was built in 1889 .")]
+    assert nli.predict(pair).probs[0] == pytest.approx(alone.predict(pair).probs[0], abs=1e-6)  # same weights

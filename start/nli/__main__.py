@@ -39,17 +39,33 @@ def main(argv: list[str] | None = None) -> int:
     cal_p.add_argument("--model", type=Path, required=True)
     cal_p.add_argument("--human", type=Path, required=True, help="ALCE human-judged sentences (.jsonl)")
     cal_p.add_argument("--max-length", type=int, default=None, help="tokens per pair (default: the model's)")
+    cal_p.add_argument("--ensemble", default=None, help="a second model (bundled name or folder) whose "
+                       "P(entailment) may be averaged in (weight chosen among --weights)")
+    cal_p.add_argument("--weights", type=float, nargs="+", default=[0.0], help="partner weights to try")
+    cal_p.add_argument("--readers", nargs="+", default=None,
+                       help="premise readers to try (names in start.nli.agreement.READERS; default: all)")
+    cal_p.add_argument("--threshold-step", type=float, default=0.025, help="threshold grid step in [0.05, 0.95]")
     cal_p.add_argument("--probe", type=Path, default=Path("tests/data/nli_probe.jsonl"),
                        help="hand-written probe pairs, run through the chosen settings (report only)")
     args = parser.parse_args(argv)
 
     if args.command == "calibrate":
+        import numpy as np
+
         from start.nli.agreement import calibrate
 
         meta_path = args.model / "start_nli.json"
         if not meta_path.is_file():
             parser.error(f"{meta_path} not found: build the model first")
-        found = calibrate(str(args.model), args.human, args.max_length, probe=args.probe)
+        from start.nli.agreement import READERS
+
+        unknown = sorted(set(args.readers or ()) - set(READERS))
+        if unknown:
+            parser.error(f"unknown reader(s) {unknown}; known: {sorted(READERS)}")
+        grid = tuple(round(float(t), 4) for t in np.arange(0.05, 0.95 + 1e-9, args.threshold_step))
+        found = calibrate(str(args.model), args.human, args.max_length, probe=args.probe, ensemble=args.ensemble,
+                          weights=args.weights, thresholds=grid,
+                          readers={k: READERS[k] for k in args.readers} if args.readers else None)
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         meta.setdefault("threshold_vitaminc_calibration", meta["threshold"])
         meta.update(found["settings"])

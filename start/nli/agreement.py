@@ -230,23 +230,38 @@ def probe_accuracy(backend: NLIBackend, path: str | Path) -> dict:
 
 
 def calibrate(model: str, human: str | Path, max_length: int | None = None, readers: dict | None = None,
-              probe: str | Path | None = None, log: Callable[[str], None] = print) -> dict:
-    """Choose reader, number guard and threshold for ``model`` on the human-judged file; returns the settings
-    (``start_nli.json`` keys) and the full search. The model runs once per distinct window."""
-    from start.scoring.nli import NLIConfig, load_nli
+              probe: str | Path | None = None, ensemble: str | None = None, weights: Sequence[float] = (0.0,),
+              thresholds: Sequence[float] = tuple(np.round(np.arange(0.05, 0.951, 0.025), 3)),
+              log: Callable[[str], None] = print) -> dict:
+    """Choose reader, number guard, threshold (and, with ``ensemble``, the partner model's weight among
+    ``weights``) for ``model`` on the human-judged file; returns the settings (``start_nli.json`` keys) and
+    the full search. Each model runs once per distinct window."""
+    from start.scoring.nli import AveragedNLI, NLIConfig, load_nli
 
     rows = load_human(human)
-    base = MemoNLI(load_nli(NLIConfig(model=model, premise_window_words=0, number_guard=False,
-                                      max_length=max_length, progress=False)))
+
+    def raw(spec: str, length: int | None) -> MemoNLI:
+        return MemoNLI(load_nli(NLIConfig(model=spec, premise_window_words=0, number_guard=False, ensemble=False,
+                                          max_length=length, progress=False)))
+
+    base = raw(model, max_length)
+    partner = raw(ensemble, base.backend.max_length) if ensemble else None
     readers = readers or READERS
-    cands = {f"{name}{'+guard' if g else ''}": (lambda r=r, g=g: reader_stack(base, r, g))
-             for name, r in readers.items() for g in (False, True)}
-    found = tune(rows, cands, log=log)
+    cands, chosen_of = {}, {}
+    for w in (weights if partner is not None else (0.0,)):
+        judge = base if w == 0 else AveragedNLI([(base, 1 - w), (partner, w)])
+        for name, r in readers.items():
+            for g in (False, True):
+                key = f"{name}{'+guard' if g else ''}{f'+{ensemble}*{w:g}' if w else ''}"
+                cands[key] = lambda r=r, g=g, judge=judge: reader_stack(judge, r, g)
+                chosen_of[key] = (r, g, w)
+    found = tune(rows, cands, thresholds, log=log)
     name = found["best"]
-    reader = readers[name.removesuffix("+guard")]
+    reader, guard, weight = chosen_of[name]
     settings = {
         "threshold": found["candidates"][name]["threshold"],
-        "number_guard": name.endswith("+guard"),
+        "number_guard": guard,
+        "ensemble": {"model": ensemble, "weight": weight} if weight else None,
         "premise_window_words": int(reader.get("premise_window_words", 0)),
         "premise_windows": reader.get("premise_windows", "text"),
         "premise_whole": bool(reader.get("premise_whole", False)),

@@ -80,6 +80,7 @@ class NLIConfig:
     premise_windows: str | None = None  # None: as stored; "text": windows run across documents; "documents":
     #                                     windows inside each cited document, each under its title line
     premise_whole: bool | None = None  # None: as stored; True: the whole premise is read too (max with windows)
+    ensemble: bool | None = None  # None: as stored ("ensemble" in start_nli.json); False: this model alone
     extra: dict = field(default_factory=dict)  # passed to from_pretrained (e.g. revision, device_map)
 
     def __post_init__(self):
@@ -344,6 +345,31 @@ class PremiseWindowNLI:
         return NLIPrediction(probs, truncated)
 
 
+class AveragedNLI:
+    """An ensemble: the weighted mean of several models' P(entailment) on the same pairs. Stored models opt
+    in with ``"ensemble": {"model": <bundled name or folder>, "weight": w}`` in their settings (the partner
+    gets weight ``w``, the model itself ``1 - w``); the threshold is the first member's."""
+
+    def __init__(self, members: Sequence[tuple[NLIBackend, float]]):
+        if not members or any(w < 0 for _, w in members) or not np.isclose(sum(w for _, w in members), 1.0):
+            raise ValueError(f"ensemble weights must be >= 0 and sum to 1, got {[w for _, w in members]}")
+        self.members = list(members)
+        self.inner = members[0][0]  # base_backend() reaches the first member's model
+        self.threshold = self.inner.threshold
+        self.fingerprint = "mean(" + ",".join(f"{b.fingerprint}*{w:g}" for b, w in members) + ")"
+
+    def predict(self, pairs: Sequence[Pair]) -> NLIPrediction:
+        probs = np.zeros(len(pairs))
+        truncated = np.zeros(len(pairs), dtype=bool)
+        for backend, weight in self.members:
+            if weight == 0:
+                continue
+            pred = backend.predict(pairs)
+            probs += weight * pred.probs
+            truncated |= pred.truncated
+        return NLIPrediction(probs, truncated)
+
+
 class NumberGuardedNLI:
     """A backend whose pairs are not entailed when the hypothesis states a number, year or month that the
     premise does not (``start.nli.guard``): small NLI models miss exactly such edits ("built in 1889" vs
@@ -450,6 +476,11 @@ def load_nli(cfg: NLIConfig | str = "default") -> NLIBackend:
         model.to(device)
     log.info("loaded NLI model %s (%s) on %s", cfg.model, backend_cls.__name__, device)
     backend: NLIBackend = backend_cls(cfg, model, tokenizer, path, threshold)
+    ens = settings.get("ensemble") if cfg.ensemble is None or cfg.ensemble else None
+    if ens and float(ens["weight"]) > 0:
+        partner = load_nli(NLIConfig(**{**cfg.__dict__, "model": ens["model"], "max_length": backend.max_length,
+                                        "premise_window_words": 0, "number_guard": False, "ensemble": False}))
+        backend = AveragedNLI([(backend, 1 - float(ens["weight"])), (partner, float(ens["weight"]))])
     words = settings.get("premise_window_words") if cfg.premise_window_words is None else cfg.premise_window_words
     if words:
         mode = cfg.premise_windows or settings.get("premise_windows", "text")
