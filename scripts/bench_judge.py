@@ -71,13 +71,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--probe", type=Path, default=ROOT / "tests" / "data" / "nli_probe.jsonl")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "judge.json")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--render-only", action="store_true", help="re-write the .md from an existing .json")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.render_only:
+        _write(args.out.with_suffix(".md"), render(json.loads(args.out.read_text())))
+        return 0
     if not args.human.is_file():
         ap.error(f"{args.human} not found: pass --human FILE or set START_HUMAN_DEV")
     import torch
 
-    from start.nli.agreement import agreement, judge_labels, load_human, reference_agreement, to_records
+    from start.nli.agreement import agreement, judge_labels, load_human, to_records
     from start.nli.train import load_probe
     from start.scoring import AttributionScorer, NLIConfig, ScorerConfig
     from start.scoring.nli import load_nli, resolve_model
@@ -88,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     probe_rows = load_probe(args.probe)
     judges = dict(j.split("=", 1) for j in (args.judge or ["old=minilm", "new=default"]))
     out = {"human_file": args.human.name, "sentences_with_citations": len(rows),
-           "reference": {"name": "TRUE (T5-11B), labels stored by ALCE", **(reference_agreement(rows) or {})},
+           "reference": {"name": "TRUE (T5-11B), labels stored by ALCE"},
            "judges": {},
            "machine": f"{platform.machine()}, {os.cpu_count()} cores, {args.threads} torch threads, "
                       f"torch {torch.__version__}"}
@@ -106,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             "model": model,
             "fingerprint": backend.fingerprint,
             "settings": {k: meta.get(k) for k in ("threshold", "number_guard", "premise_window_words",
-                                                  "premise_windows", "premise_whole", "max_length")},
+                                                  "premise_windows", "premise_whole", "max_length", "ensemble")},
             "agreement": agreement(rows, *judge_labels(rows, report)),
             "vitaminc_auc": test.get("vitaminc_fact_verification", {}).get("entail_auc"),
             "long_premise_auc": meta.get("metrics", {}).get("test_long", {}).get("all", {}).get("entail_auc"),
@@ -114,17 +118,29 @@ def main(argv: list[str] | None = None) -> int:
             "speed": {**speed(backend, single), "scorer_dev_seconds": round(wall, 1),
                       "scorer_model_inputs": report.stats.get("model_pairs")},
         }
+        out["reference"].update(out["judges"][name]["agreement"].pop("reference", {}))  # same sentences each time
+        out["reference"]["sentences"] = out["judges"][name]["agreement"]["sentences"]
+        out["reference"]["citations"] = out["judges"][name]["agreement"]["citations"]
         print(name, json.dumps(out["judges"][name]["agreement"]), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(out, indent=2) + "\n")
     os.replace(tmp, args.out)
-    md = args.out.with_suffix(".md")
-    tmp = md.with_suffix(".md.tmp")
-    tmp.write_text(render(out))
-    os.replace(tmp, md)
-    print(f"wrote {args.out} and {md}")
+    _write(args.out.with_suffix(".md"), render(out))
+    print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
     return 0
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _ensemble(ens: dict | None) -> str:
+    if not ens:
+        return ""
+    return f", P(entailment) averaged with `{ens['model']}` (weight {ens['weight']})"
 
 
 def render(out: dict) -> str:
@@ -157,12 +173,14 @@ def render(out: dict) -> str:
         s = j["settings"]
         lines.append(f"- {name}: threshold {s['threshold']}, number guard {s['number_guard']}, premise windows "
                      f"{s['premise_window_words']} words ({s['premise_windows'] or 'text'}"
-                     f"{', plus the whole premise' if s['premise_whole'] else ''}), max length {s['max_length']}; "
+                     f"{', plus the whole premise' if s['premise_whole'] else ''}), max length {s['max_length']}"
+                     f"{_ensemble(s.get('ensemble'))}; "
                      f"probe by kind {j['probe']['by_kind']}; held-out long-premise AUC {j['long_premise_auc']}")
     n_pairs = next(iter(out["judges"].values()))["speed"]["pairs"]
     lines += ["", f"Speed: model forward passes over the development set's {n_pairs} "
-              "(cited document, sentence) pairs, sorted by length, batch 32; the scorer column is the end-to-end "
-              f"time for the whole development set with the judge's premise reader. Machine: {out['machine']} "
+              "(cited document, sentence) pairs, sorted by length, batch 32 (for an averaged judge: its own model "
+              "only); the scorer column is the end-to-end time for the whole development set with the judge's "
+              f"premise reader and partner model. Machine: {out['machine']} "
               "(shared with other work: rough figures).", ""]
     return "\n".join(lines)
 

@@ -157,6 +157,8 @@ def test_agreement_with_a_rule_judge():
     rows = _human_rows()
     m = score_at(rows, StubNLI())
     assert m["sentences"] == 5 and m["citations"] == 7
+    # the reference judge's labels in these rows equal the people's: measured on the same sentences
+    assert m["reference"]["recall"]["kappa"] == 1.0 and m["reference"]["precision"]["acc"] == 1.0
     # the stub misses sentence 3 (people said supported): recall 4/5; its citation counts as imprecise
     assert m["recall"]["acc"] == 0.8 and m["precision"]["acc"] == pytest.approx(6 / 7, abs=1e-3)
     recs = to_records(rows)

@@ -130,19 +130,20 @@ def agreement(rows: Sequence[HumanSentence], rec: Sequence[int | None], cites: S
         acc, kap = cohen_kappa(h, o)
         out[name] = {"acc": round(acc, 3), "kappa": round(kap, 3), "human_pos": round(float(np.mean(h)), 3),
                      "judge_pos": round(float(np.mean(o)), 3)}
+    if all(rows[i].ref_recall is not None and rows[i].ref_citation is not None for i in keep):
+        # the reference judge on the very same sentences and citations
+        kept = set(keep)
+        ref_rec = [rows[i].ref_recall if i in kept else None for i in range(len(rows))]
+        ref_cites = [list(rows[i].ref_citation[: len(cites[i])]) if i in kept else None for i in range(len(rows))]
+        out["reference"] = {k: v for k, v in agreement(_without_ref(rows), ref_rec, ref_cites).items()
+                            if k in ("recall", "precision")}
     return out
 
 
-def reference_agreement(rows: Sequence[HumanSentence], keep: Sequence[int] | None = None) -> dict | None:
-    """The same table for the labels the reference judge (TRUE-11B in ALCE) gave; None if the file has none."""
-    idx = list(range(len(rows))) if keep is None else list(keep)
-    if any(rows[i].ref_recall is None or rows[i].ref_citation is None for i in idx):
-        return None
-    rec: list[int | None] = [None] * len(rows)
-    cites: list[list[int] | None] = [None] * len(rows)
-    for i in idx:
-        rec[i], cites[i] = rows[i].ref_recall, list(rows[i].ref_citation)
-    return agreement(rows, rec, cites)
+def _without_ref(rows: Sequence[HumanSentence]) -> list[HumanSentence]:
+    from dataclasses import replace
+
+    return [replace(r, ref_recall=None, ref_citation=None) for r in rows]
 
 
 def score_at(rows: Sequence[HumanSentence], backend: NLIBackend) -> dict:
@@ -273,6 +274,6 @@ def calibrate(model: str, human: str | Path, max_length: int | None = None, read
     return {"settings": settings, "reader": name, "human_file": Path(human).name, "sentences": len(rows),
             "probe": probe_result,
             "agreement": found["candidates"][name]["agreement"],
-            "reference_agreement": reference_agreement(rows),
+            "reference_agreement": found["candidates"][name]["agreement"].get("reference"),
             "candidates": {k: {"threshold": v["threshold"], "agreement": v["agreement"]}
                            for k, v in found["candidates"].items()}}
