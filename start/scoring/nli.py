@@ -353,10 +353,16 @@ class AveragedNLI:
     def __init__(self, members: Sequence[tuple[NLIBackend, float]]):
         if not members or any(w < 0 for _, w in members) or not np.isclose(sum(w for _, w in members), 1.0):
             raise ValueError(f"ensemble weights must be >= 0 and sum to 1, got {[w for _, w in members]}")
-        self.members = list(members)
-        self.inner = members[0][0]  # base_backend() reaches the first member's model
+        # The first member is ``inner``, like any wrapper's: base_backend() and code that re-wraps the base
+        # model (scripts/bench_scorer.py) reach it; the partners stay as they are.
+        self.inner, self.weight = members[0]
+        self.partners = list(members[1:])
         self.threshold = self.inner.threshold
         self.fingerprint = "mean(" + ",".join(f"{b.fingerprint}*{w:g}" for b, w in members) + ")"
+
+    @property
+    def members(self) -> list[tuple[NLIBackend, float]]:
+        return [(self.inner, self.weight), *self.partners]
 
     def predict(self, pairs: Sequence[Pair]) -> NLIPrediction:
         probs = np.zeros(len(pairs))
