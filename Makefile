@@ -62,7 +62,9 @@ nli-model: setup ## rebuild the bundled NLI judges: the first one if missing, th
 	$(PY) -m start.nli build --out $(NLI_LONG) --base start/assets/nli-minilm --max-length 384 --max-train-pairs 2000 \
 		--long-pairs 3500 --joint-pairs 2500 --batch-size 16 --max-steps 300 --lr 3e-5 --freeze-layers 3 \
 		--max-train-minutes 75 --seed 13
-	@if [ -f "$(HUMAN_DEV)" ]; then $(PY) -m start.nli calibrate --model $(NLI_LONG) --human $(HUMAN_DEV); \
+	@if [ -f "$(HUMAN_DEV)" ]; then $(PY) -m start.nli calibrate --model $(NLI_LONG) --human $(HUMAN_DEV) \
+		--max-length 512 --ensemble minilm --weights 0 0.3 --threshold-step 0.05 \
+		--readers whole text-60 documents-40+whole documents-60+whole documents-100+whole; \
 	else echo "HUMAN_DEV=$(HUMAN_DEV) not found: $(NLI_LONG) keeps its VitaminC threshold and default reader"; fi
 
 bench-judge: setup ## agreement of the bundled judges with people's citation judgments, beside TRUE -> bench/judge.{json,md}

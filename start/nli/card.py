@@ -297,6 +297,18 @@ def _probe_rows(probe: dict | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+# What `make nli-model` passes to `python -m start.nli calibrate` (the search behind the stored settings).
+CALIBRATE_ARGS = ("--max-length 512 --ensemble minilm --weights 0 0.3 --threshold-step 0.05 "
+                  "--readers whole text-60 documents-40+whole documents-60+whole documents-100+whole")
+
+
+def _ensemble_note(ens: dict | None) -> str:
+    if not ens:
+        return ""
+    return (f" P(entailment) is averaged with the `{ens['model']}` judge's on the same parts (weight "
+            f"{ens['weight']}; `start.scoring.nli.AveragedNLI`), which doubles the cost.")
+
+
 def render_passage_card(meta: dict) -> str:
     m, tr, cfg = meta["metrics"], meta["training"], meta["config"]
     vc = m["test"].get("vitaminc_fact_verification", m["test"]["all"])
@@ -339,18 +351,19 @@ It is small and trained on CPU in about an hour: expect errors a large NLI model
 Input `(premise, hypothesis)` as a text pair, premise cut first, at most {meta["max_length"]} tokens. The
 premise is read as {reader}; P(entailment) is the maximum over those parts
 (`start.scoring.nli.PremiseWindowNLI`). Entailed when P >= **{meta["threshold"]:.3f}**; the number/date
-guard is {"on" if meta.get("number_guard") else "off"} (`start.nli.guard`). All stored in `start_nli.json`
-(keys `threshold`, `premise_window_words`, `premise_windows`, `premise_whole`, `number_guard`,
-`max_length`); `NLIConfig` fields of the same names override them.
+guard is {"on" if meta.get("number_guard") else "off"} (`start.nli.guard`).{_ensemble_note(meta.get("ensemble"))} All
+stored in `start_nli.json` (keys `threshold`, `premise_window_words`, `premise_windows`, `premise_whole`,
+`number_guard`, `max_length`, `ensemble`); `NLIConfig` fields of the same names override them.
 
 {human}
 ## Training data (train split only)
 
 The first judge's data (`data_cards/nli_training_data.md`: BIG-bench `vitaminc_fact_verification`,
 `epistemic_reasoning`, `analytic_entailment` from the PyPI sdist `bigbench==1.0.0`, plus rule-made hard
-negatives), of which a seeded sub-sample of {cfg["max_train_pairs"]} short pairs is replayed, and
+negatives): a training pool of a seeded sub-sample of {cfg["max_train_pairs"]} of its short pairs and
 {cfg["long_pairs"] + cfg["joint_pairs"]} pairs re-shaped from the same train split by
-`start.nli.data.long_premise_pairs` (labels kept):
+`start.nli.data.long_premise_pairs` (labels kept), of which training saw {tr["pairs_seen"]:,}
+({tr["epochs_done"]} of a pass):
 
 | kind | entailment | neutral | contradiction |
 |---|---:|---:|---:|
@@ -398,7 +411,8 @@ python -m start.nli build --out {cfg["out"]} --base {cfg["base"]} --max-length {
   --max-train-pairs {cfg["max_train_pairs"]} --long-pairs {cfg["long_pairs"]} --joint-pairs {cfg["joint_pairs"]} \\
   --batch-size {cfg["batch_size"]} --max-steps {cfg["max_steps"]} --lr {cfg["lr"]} \\
   --freeze-layers {cfg.get("freeze_layers", 0)} --seed {meta["seed"]}
-python -m start.nli calibrate --model {cfg["out"]} --human <ALCE human-judged sentences .jsonl>
+python -m start.nli calibrate --model {cfg["out"]} --human <ALCE human-judged sentences .jsonl> \\
+  {CALIBRATE_ARGS}
 ```
 
 ## Limitations
