@@ -56,8 +56,23 @@ test: setup ## default test suite (fast; slow tests skipped)
 test-all: setup ## every test, including slow end-to-end ones with real models
 	$(PY) -m pytest -q -m "slow or not slow"
 
-nli-model: setup ## rebuild the bundled offline NLI model from scratch (about an hour on 2 CPU cores)
-	$(PY) -m start.nli build --out start/assets/nli-minilm --seed 13
+# ALCE's human citation judgments (ASQA), one cited sentence a line: the passage judge's reader and threshold
+# are chosen on them (make nli-model) and the judges are measured on them (make bench-judge).
+HUMAN_DEV ?= ../shared/data/alce-human-dev/sentences.jsonl
+NLI_LONG = start/assets/nli-minilm-long
+
+nli-model: setup ## rebuild the bundled NLI judges: the first one if missing, then the passage judge from it (~1 h each on 2 cores; resumes)
+	test -f start/assets/nli-minilm/model.safetensors || $(PY) -m start.nli build --out start/assets/nli-minilm --seed 13
+	$(PY) -m start.nli build --out $(NLI_LONG) --base start/assets/nli-minilm --max-length 384 --max-train-pairs 2000 \
+		--long-pairs 3500 --joint-pairs 2500 --batch-size 16 --max-steps 300 --lr 3e-5 --freeze-layers 3 \
+		--max-train-minutes 75 --seed 13
+	@if [ -f "$(HUMAN_DEV)" ]; then $(PY) -m start.nli calibrate --model $(NLI_LONG) --human $(HUMAN_DEV) \
+		--max-length 512 --ensemble minilm --weights 0 0.3 --threshold-step 0.05 \
+		--readers whole text-60 documents-40+whole documents-60+whole documents-100+whole; \
+	else echo "HUMAN_DEV=$(HUMAN_DEV) not found: $(NLI_LONG) keeps its VitaminC threshold and default reader"; fi
+
+bench-judge: setup ## agreement of the bundled judges with people's citation judgments, beside TRUE -> bench/judge.{json,md}
+	$(PY) scripts/bench_judge.py --human $(HUMAN_DEV)
 
 data: setup ## rebuild the embedded default data set from mendeleev (deterministic)
 	$(PY) scripts/build_embedded_data.py
@@ -111,4 +126,4 @@ lint: setup ## ruff
 clean: ## remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache runs
 
-.PHONY: help setup setup-vllm run e2e score-demo cpu-large experiment-seeds warmup debug-run data sample bench-retrieval bench-sampler citation-share test test-all nli-model bench-scorer bench-shortcuts bench-run bench lint clean
+.PHONY: help setup setup-vllm run e2e score-demo cpu-large experiment-seeds warmup debug-run data sample bench-retrieval bench-sampler citation-share test test-all nli-model bench-judge bench-scorer bench-shortcuts bench-run bench lint clean

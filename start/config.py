@@ -84,11 +84,13 @@ def check_model_spec(setting: str, spec: Any, *, builtin: tuple[str, ...] = ()) 
 
 
 def check_nli_spec(setting: str, spec: Any) -> None:
-    from start.scoring.nli import DEFAULT_MODEL_DIR
+    """An NLI judge: "default" or a bundled judge's name (its folder must exist), a folder or a hub name."""
+    from start.scoring.nli import BUNDLED, resolve_model
 
-    if spec == "default":
-        if not DEFAULT_MODEL_DIR.is_dir():
-            raise ConfigError(setting, f"the bundled NLI model is missing at {DEFAULT_MODEL_DIR} (make nli-model)")
+    if spec == "default" or spec in BUNDLED:
+        folder = Path(resolve_model(spec))
+        if not folder.is_dir():
+            raise ConfigError(setting, f"the bundled NLI judge {spec!r} is missing at {folder} (make nli-model)")
         return
     check_model_spec(setting, spec)
 
@@ -239,6 +241,9 @@ def check_run_config(cfg: dict) -> None:
     _typed("scorer.rules", ScorerConfig, sc.get("rules") or {})
     _typed("scorer.nli", NLIConfig, sc.get("nli") or {})
     check_nli_spec("scorer.nli.model", (sc.get("nli") or {}).get("model", "default"))
+    if sc.get("eval_nli"):
+        _typed("scorer.eval_nli", NLIConfig, sc["eval_nli"])
+        check_nli_spec("scorer.eval_nli.model", sc["eval_nli"].get("model", "default"))
 
     pref = cfg.get("preference") or {}
     if pref.get("max_pairs_per_question") == 0:

@@ -242,6 +242,12 @@ def write_report(run_dir: str | Path, title: str = "START report", *, n_boot: in
     evals = eval_folders(run_dir)
     md += cited_positions_section(evals, folder)
     md += examples_section(evals)
+    judged = [(r, m["eval_judge"]) for r, m in rounds if m.get("eval_judge")]
+    if judged:
+        md += ["", "## Citation metrics from the evaluation judge", "",
+               f"The same held-out answers judged by `{judged[0][1]['nli']}` (`scorer.eval_nli`), a judge "
+               "the rewards never came from: a policy that fits the reward judge's mistakes scores lower here.",
+               "", markdown_table(judged, ("citation_rec", "citation_prec", "citation_f1"))]
     diffs = round_differences(run_dir, n_boot=n_boot, seed=seed)
     if diffs:
         md += ["", "## Paired differences", "", "Change between evaluations on the same questions, with 95% "

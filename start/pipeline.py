@@ -268,33 +268,48 @@ def _using(scorer, cfg: dict):
         own.close()
 
 
-def eval_stage(policy: str, cfg: dict, out: Path, seed: int, upstream: str, *, scorer=None) -> Path:
+def _eval_judge_cfg(cfg: dict) -> dict | None:
+    """The config that scores with the evaluation judge (``scorer.eval_nli``), None when it is off."""
+    if not cfg["scorer"].get("eval_nli"):
+        return None
+    c = copy.deepcopy(cfg)
+    c["scorer"]["nli"] = c["scorer"].pop("eval_nli")
+    return c
+
+
+def eval_stage(policy: str, cfg: dict, out: Path, seed: int, upstream: str, *, scorer=None,
+               eval_scorer=None) -> Path:
     """Sample the held-out split (eval sampler settings), score, bootstrap, attribution margin (the answers
-    re-cited with each constant position, :mod:`start.shortcuts`) -> ``metrics.json``."""
+    re-cited with each constant position, :mod:`start.shortcuts`) -> ``metrics.json``. With
+    ``scorer.eval_nli`` the samples are scored by that judge too (``score_eval/``) and its citation metrics
+    are stored beside the reward judge's (``eval_judge``): a policy fitted to the reward judge's mistakes
+    shows up as a gap between the two."""
     from start.sampling.stage import sample_stage
 
     ecfg = _with_data(cfg, "eval")
     ecfg["sampler"] = {**ecfg["sampler"], **cfg["eval"]["sampler"]}
     samples = sample_stage(ecfg, model=policy, out_dir=out / "sample", seed=seed, inputs={"policy": upstream})
     scores = score_stage(samples, cfg, out / "score", scorer=scorer)
+    judge_cfg = _eval_judge_cfg(cfg)
+    judged = None if judge_cfg is None else score_stage(samples, judge_cfg, out / "score_eval", scorer=eval_scorer)
     with _using(scorer, cfg) as sc:
-        return _eval_statistics(policy, cfg, out, seed, samples, scores, sc)
+        return _eval_statistics(policy, cfg, out, seed, samples, scores, sc, judged, judge_cfg)
 
 
-def _eval_statistics(policy: str, cfg: dict, out: Path, seed: int, samples: Path, scores: Path, sc) -> Path:
-    """The evaluation's own step: bootstrap intervals and the attribution margin (re-scored by ``sc``)."""
+def _eval_statistics(policy: str, cfg: dict, out: Path, seed: int, samples: Path, scores: Path, sc,
+                     judged: Path | None, judge_cfg: dict | None) -> Path:
+    """The evaluation's own step: bootstrap intervals, the attribution margin (re-scored by ``sc``) and the
+    evaluation judge's citation metrics."""
     from start.evaluate import bootstrap, per_question
     from start.scoring import RecordScore
     from start.shortcuts import attribution_margin
 
-    fp = fingerprint({"scores": file_hash(scores), "n_boot": cfg["eval"]["n_boot"], "seed": seed,
-                      "judge": judge_fingerprint(cfg, sc), "margin": 1})
+    inputs = {"scores": file_hash(scores)} | ({"eval_judge_scores": file_hash(judged)} if judged else {})
+    fp = fingerprint({**inputs, "n_boot": cfg["eval"]["n_boot"], "seed": seed, "judge": judge_fingerprint(cfg, sc),
+                      "margin": 1})
     if is_done(out, fp):
         return out / "metrics.json"
-    owner = out / ".fingerprint"  # the folder also holds its sampling and scoring stages, finished just now:
-    if owner.is_file() and owner.read_text().strip() != fp:  # only the evaluation's own files are stale, and
-        owner.unlink()  # StageRun would clear the whole folder
-    run = StageRun(out, fp, config=cfg["eval"], seed=seed, inputs={"scores": file_hash(scores)})
+    run = StageRun(out, fp, config=cfg["eval"], seed=seed, inputs=inputs)
     records = [RecordScore.from_dict(d) for d in read_jsonl(scores)]
     cols = per_question(records, lambda i: i.rsplit("#", 1)[0])
     metrics = bootstrap(cols, n_boot=cfg["eval"]["n_boot"], seed=seed)
@@ -302,9 +317,14 @@ def _eval_statistics(policy: str, cfg: dict, out: Path, seed: int, samples: Path
                                 seed=seed)
     metrics["attribution_margin"] = {k: margin[k] for k in ("value", "low", "high")}
     empty = sum(r.n_sentences == 0 for r in records)  # they count 0 in the citation metrics
-    write_json(out / "metrics.json", {"policy": policy, "questions": len(cols["length"]), "samples": len(records),
-                                      "empty_answers": empty, "metrics": metrics,
-                                      "constant_citation": {k: margin[k] for k in ("best_constant", "constant_f1")}})
+    result = {"policy": policy, "questions": len(cols["length"]), "samples": len(records), "empty_answers": empty,
+              "metrics": metrics, "constant_citation": {k: margin[k] for k in ("best_constant", "constant_f1")}}
+    if judged is not None:
+        jcols = per_question([RecordScore.from_dict(d) for d in read_jsonl(judged)], lambda i: i.rsplit("#", 1)[0])
+        jcols = {k: v for k, v in jcols.items() if k.startswith("citation_")}
+        result["eval_judge"] = {"nli": judge_cfg["scorer"]["nli"].get("model"),
+                                "metrics": bootstrap(jcols, n_boot=cfg["eval"]["n_boot"], seed=seed)}
+    write_json(out / "metrics.json", result)
     run.finish(counts={"questions": len(cols["length"]), "samples": len(records), "empty_answers": empty})
     return out / "metrics.json"
 
@@ -384,12 +404,15 @@ def run(cfg: dict[str, Any]) -> Path:
         return (only_round is None or only_round == r) and (only_stage is None or only_stage == stage)
 
     scorer = _scorer(cfg)
+    judge_cfg = _eval_judge_cfg(cfg)
+    judge = None if judge_cfg is None else _scorer(judge_cfg)
     try:
         r0 = run_dir / "round_0"
         if active(0, "eval"):
             baselines_stage(cfg, r0 / "baselines", scorer=scorer)
         if cfg["eval"].get("base", True) and active(0, "eval"):
-            eval_stage(base, cfg, r0 / "eval_base", eval_seed, fingerprint({"base": base}), scorer=scorer)
+            eval_stage(base, cfg, r0 / "eval_base", eval_seed, fingerprint({"base": base}), scorer=scorer,
+                       eval_scorer=judge)
         if not cfg["warmup"].get("enabled", True):
             policy, policy_fp = base, fingerprint({"base": base})
         elif active(0, "warmup"):
@@ -397,7 +420,7 @@ def run(cfg: dict[str, Any]) -> Path:
         elif only_round != 0 or only_stage == "eval":
             policy, policy_fp = str(_existing(r0 / "warmup", "model", 0, "warmup")), _stage_fp(r0 / "warmup")
         if active(0, "eval"):
-            eval_stage(policy, cfg, r0 / "eval", eval_seed, policy_fp, scorer=scorer)
+            eval_stage(policy, cfg, r0 / "eval", eval_seed, policy_fp, scorer=scorer, eval_scorer=judge)
         last = int(cfg["rounds"]) if only_round is None else int(only_round)
         slices = None  # each round's training questions, computed when a round samples
         for r in range(1, last + 1):
@@ -436,11 +459,13 @@ def run(cfg: dict[str, Any]) -> Path:
                     out[st] = train_stage(policy, out["pairs"], cfg, rd / "train", derive_seed(seed, f"train{r}"))
                 elif st == "eval" and st in runs:
                     eval_stage(str(out["train"]), cfg, rd / "eval", eval_seed, _stage_fp(rd / "train"),
-                               scorer=scorer)
+                               scorer=scorer, eval_scorer=judge)
                 if st == "train" and "train" in out:
                     policy, policy_fp = str(out["train"]), _stage_fp(rd / "train")
     finally:
         scorer.close()
+        if judge is not None:
+            judge.close()
     from start.evaluate import write_report
 
     return write_report(run_dir, title=f"START: {cfg.get('experiment_name', 'run')}", n_boot=int(cfg["eval"]["n_boot"]),

@@ -18,7 +18,8 @@ def cfg(*overrides):
 def test_default_config_is_the_embedded_cpu_run():
     c = cfg()
     assert c.model.name == "smollm2-135m-instruct" and c.data.source == "embedded" and c.rounds == 2
-    assert c.scorer.nli.model == "default" and c.run_dir == "runs/default"
+    assert c.scorer.nli.model == "minilm" and c.scorer.eval_nli.model == "default"  # reward / evaluation judge
+    assert c.run_dir == "runs/default"
     assert c.prompt.max_new_tokens == c.sampler.max_new_tokens
     assert c.sampler.backend.name == "vllm" and c.data.max_docs == 3 and c.prompt.n_demos == 0
 

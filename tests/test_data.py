@@ -247,7 +247,7 @@ def test_claims_are_entailed_by_their_gold_passages_under_the_bundled_nli(splits
     """The real bundled NLI model (45 MB): every held-out claim is entailed by each passage it names."""
     from start.scoring.nli import NLIConfig, load_nli
 
-    nli = load_nli(NLIConfig(progress=False))
+    nli = load_nli(NLIConfig(model="minilm", progress=False))
     pairs = sorted({(corpus[g].to_document().for_nli(), c) for s in ("dev", "test") for r in splits[s]
                     for c, gs in zip(r.claims or (), r.meta.get("claim_docs") or (), strict=True) for g in gs})
     assert len(pairs) > 100

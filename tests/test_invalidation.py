@@ -66,7 +66,7 @@ def setup(tmp_path, citing_causal_lm, monkeypatch):
                 "preference.min_attributability": 0.0,
                 "eval.n_boot": 50, "rounds": 1}
     base = [f"train_source={tmp_path / 'train.jsonl'}", f"eval_source={tmp_path / 'dev.jsonl'}", "train_split=null",
-            "eval_split=null", "sampler.max_new_tokens=10", "+scorer.nli.threshold=0.25",
+            "eval_split=null", "sampler.max_new_tokens=10", "+scorer.nli.threshold=0.25", "scorer.eval_nli=null",
             "trainer.lora.enabled=false"]
 
     def go() -> set[str]:

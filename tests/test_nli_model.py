@@ -266,11 +266,11 @@ def test_shipped_model_loads_offline_and_passes_probe(monkeypatch):
     assert meta["entailment_label"] == "entailment"
     assert (MODEL_DIR / "model.safetensors").stat().st_size < 60e6
 
-    # the scorer's own loading path: "default" spec, stored threshold, premise windows and number guard
+    # the scorer's own loading path: bundled name, stored threshold, premise windows and number guard
     from start.scoring import NLIConfig, load_nli
     from start.scoring.nli import base_backend
 
-    nli = load_nli(NLIConfig(model="default", progress=False))
+    nli = load_nli(NLIConfig(model="minilm", progress=False))
     model = base_backend(nli)
     assert model.model.config.id2label == {0: "entailment", 1: "neutral", 2: "contradiction"}
     assert model.model.dtype == torch.float32 and nli.threshold == meta["threshold"]
@@ -291,3 +291,27 @@ def test_shipped_model_loads_offline_and_passes_probe(monkeypatch):
     # the shipped model card reports the same probe result as this run
     hits = sum((p >= nli.threshold) == r["entailed"] for r, p in zip(rows, probs, strict=True))
     assert hits / len(rows) == pytest.approx(meta["metrics"]["probe"]["accuracy_with_guard"], abs=1.5 / len(rows))
+
+
+LONG_DIR = ROOT / "start" / "assets" / "nli-minilm-long"
+
+
+@pytest.mark.skipif(not (LONG_DIR / "model.safetensors").is_file(), reason="passage judge not built (make nli-model)")
+def test_default_judge_is_the_passage_judge_with_its_stored_settings(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from start.nli.agreement import probe_accuracy
+    from start.scoring import NLIConfig, load_nli
+    from start.scoring.nli import DEFAULT_MODEL_DIR, PremiseWindowNLI, base_backend, resolve_model
+
+    assert Path(resolve_model("default")) == DEFAULT_MODEL_DIR == LONG_DIR
+    meta = json.loads((LONG_DIR / "start_nli.json").read_text(encoding="utf-8"))
+    assert (LONG_DIR / "model.safetensors").stat().st_size <= 120e6
+    nli = load_nli(NLIConfig(model="default", progress=False))
+    assert nli.threshold == meta["threshold"] and base_backend(nli).max_length == meta["max_length"]
+    if meta.get("premise_window_words"):
+        window = nli if isinstance(nli, PremiseWindowNLI) else nli.inner
+        assert (window.words, window.mode, window.whole) == (
+            meta["premise_window_words"], meta["premise_windows"], meta["premise_whole"])
+    if "human_calibration" in meta:
+        # the probe result in the model card is what the stored settings give now
+        assert probe_accuracy(nli, PROBE)["accuracy"] == meta["human_calibration"]["probe"]["accuracy"]

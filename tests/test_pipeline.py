@@ -18,7 +18,8 @@ CONF = Path(__file__).resolve().parent.parent / "conf"
 def compose_cfg(tmp: Path, lm: Path, nli: Path, *extra: str) -> dict:
     overrides = [
         f"model.name={lm}", "model.dtype=float32", "model.max_model_len=512", f"scorer.nli.model={nli}",
-        f"scorer.rules.cache_dir={tmp / 'cache'}", f"run_dir={tmp / 'run'}", "warmup.enabled=false",
+        f"scorer.eval_nli.model={nli}", f"scorer.rules.cache_dir={tmp / 'cache'}", f"run_dir={tmp / 'run'}",
+        "warmup.enabled=false",
         "train_questions=4", "eval_questions=3", "sampler.n=3", "sampler.max_new_tokens=8", "sampler.chunk_size=2",
         "sampler.temperature=1.0", "eval.n_boot=50", "trainer.max_steps=2", "trainer.batch_size=2",
         "trainer.max_length=640", "trainer.lora.r=4", "trainer.lora.alpha=8", "preference.min_margin=0.0",
@@ -86,6 +87,12 @@ def test_rounds_layout_skip_and_resume(tmp_path, tiny_causal_lm, tiny_cross_enco
     assert stats["comprehensiveness"]["setting"] == "consensus"
     assert set(stats["comprehensiveness"]["sources"]) == {"consensus"}
     assert "## Rounds" in md and "| 1 | 4 (0) | 3 |" in md
+    # the evaluation judge scored the held-out answers too, and the report shows its citation metrics
+    judged = json.loads((rd / "round_2" / "eval" / "metrics.json").read_text())["eval_judge"]
+    assert judged["nli"] == str(tiny_cross_encoder) and set(judged["metrics"]) == {
+        "citation_rec", "citation_prec", "citation_f1"}
+    assert (rd / "round_2" / "eval" / "score_eval" / "DONE").is_file()
+    assert "## Citation metrics from the evaluation judge" in md
     first = markers(rd)
     final = (rd / "round_2" / "eval" / "metrics.json").read_text()
 
@@ -99,7 +106,8 @@ def test_rounds_layout_skip_and_resume(tmp_path, tiny_causal_lm, tiny_cross_enco
     run(cfg)
     again = markers(rd)
     assert {k for k in again if again[k] != first.get(k)} == {"round_2/train/DONE", "round_2/eval/DONE",
-                                                              "round_2/eval/sample/DONE", "round_2/eval/score/DONE"}
+                                                              "round_2/eval/sample/DONE", "round_2/eval/score/DONE",
+                                                              "round_2/eval/score_eval/DONE"}
     assert json.loads((rd / "round_2" / "eval" / "metrics.json").read_text()) == json.loads(final)
 
     # other bootstrap settings re-run only the evaluations' statistics; their sampling and scoring stay

@@ -133,8 +133,9 @@ def test_start_run_terminal_shows_stages_and_table_and_the_log_holds_the_rest(tm
     assert res.returncode == 0, res.stderr[-2000:]
     lines = res.stdout.splitlines()
     stage_lines = [x for x in lines if " done in " in x]
-    # every stage once: the constant baselines, 2 x 3 round-0 evaluation stages, 4 round stages, 3 eval
-    assert len(stage_lines) == 14
+    # every stage once: the constant baselines, 2 x 4 round-0 evaluation stages (sample, score, evaluation
+    # judge's score, statistics), 4 round stages, 4 eval
+    assert len(stage_lines) == 17
     assert any("round_1/train" in x for x in stage_lines)
     assert "| round | citation_rec" in res.stdout and "| 1 |" in res.stdout
     noise = ("Loading weights", "it/s", "Warning", "config:")

@@ -779,7 +779,7 @@ def build_embedded(cfg: BuildConfig | None = None, nli: Any = None) -> EmbeddedD
     if nli is None and any(it.get("claims") for items in candidates.values() for it in items):
         from start.scoring.nli import NLIConfig, load_nli
 
-        nli = load_nli(NLIConfig(progress=True))
+        nli = load_nli(NLIConfig(model="minilm", progress=True))
     claim_counts: Counter[str] = Counter()
     for split in SPLITS:
         candidates[split] = verify_claims(candidates[split], nli, cfg.claim_margin, drops, claim_counts)

