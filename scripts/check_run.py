@@ -15,14 +15,15 @@ import sys
 from pathlib import Path
 
 OUTPUTS = {"warmup": "model/config.json", "sample": "samples.jsonl", "score": "scores.jsonl", "pairs": "pairs.jsonl",
-           "train": "model/config.json", "eval": "metrics.json"}
+           "train": "model/config.json", "eval": "metrics.json", "baselines": "metrics.json"}
 COUNTED = {"warmup": "examples", "sample": "questions", "score": "samples", "pairs": "pairs", "train": "pairs",
-           "eval": "questions"}  # the count that must not be 0
+           "eval": "questions", "baselines": "questions"}  # the count that must not be 0
 
 
 def expected_stages(rounds: int, *, warmup: bool = True, base: bool = True) -> list[tuple[str, str]]:
     """(folder relative to the run, kind) for every stage of a complete run."""
     out = [("round_0/warmup", "warmup")] if warmup else []
+    out.append(("round_0/baselines", "baselines"))
     evals = (["round_0/eval_base"] if base else []) + ["round_0/eval"]
     for r in range(1, rounds + 1):
         out += [(f"round_{r}/{s}", s) for s in ("sample", "score", "pairs", "train")]
@@ -43,9 +44,11 @@ def problems(run_dir: Path, rounds: int, *, warmup: bool = True, base: bool = Tr
         m, done = json.loads(manifest.read_text()), json.loads(marker.read_text())
         if m.get("fingerprint") != done.get("fingerprint"):
             found.append(f"{folder}: manifest and DONE record different fingerprints")
-        if not (d / OUTPUTS[kind]).is_file():
+        # a round whose samples gave no preference pair passes its policy through (passthrough.json)
+        passed = kind in ("pairs", "train") and (d.parent / "train" / "passthrough.json").is_file()
+        if not (d / OUTPUTS[kind]).is_file() and not (passed and kind == "train"):
             found.append(f"{folder}: {OUTPUTS[kind]} is missing")
-        if not (m.get("counts") or {}).get(COUNTED[kind]):
+        if not (m.get("counts") or {}).get(COUNTED[kind]) and not passed:
             found.append(f"{folder}: no {COUNTED[kind]} (counts {m.get('counts')})")
         print(f"ok  {folder:<28} {m.get('wall_seconds', 0):7.1f} s  {m.get('counts')}")
     report = run_dir / "report" / "report.md"
