@@ -35,6 +35,19 @@ class ConfigError(ValueError):
         super().__init__(f"{setting}: {message.removeprefix(f'{setting}: ')}")
 
 
+def validated_or_exit(cfg: dict, check) -> dict:
+    """``cfg`` after ``check(cfg)``; on a :class:`ConfigError` print its one line and exit with status 2 (the
+    command-line entry points: nothing is written before this)."""
+    import sys
+
+    try:
+        check(cfg)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return cfg
+
+
 def _typed(setting: str, cls, values: Any, **extra):
     """``cls(**values, **extra)`` with any failure reported against ``setting``."""
     if not isinstance(values, dict):

@@ -85,14 +85,9 @@ def route_output(run_dir: Path) -> tuple[TextIO, Path]:
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    from start.config import ConfigError, check_run_config
+    from start.config import check_run_config, validated_or_exit
 
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    try:
-        check_run_config(resolved)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+    resolved = validated_or_exit(OmegaConf.to_container(cfg, resolve=True), check_run_config)
     terminal, log_path = route_output(Path(resolved["run_dir"]))
     from start.evaluate import baseline_row, collect_rounds, markdown_table
     from start.pipeline import run

@@ -10,7 +10,6 @@ Examples::
 from __future__ import annotations
 
 import logging
-import sys
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -20,15 +19,10 @@ log = logging.getLogger("start.sample")
 
 @hydra.main(config_path="../conf", config_name="sample", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    from start.config import ConfigError, check_sample_config
+    from start.config import check_sample_config, validated_or_exit
     from start.sampling.stage import sample_stage
 
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    try:
-        check_sample_config(resolved)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+    resolved = validated_or_exit(OmegaConf.to_container(cfg, resolve=True), check_sample_config)
     log.info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
     path = sample_stage(resolved)
     log.info("samples: %s", path)

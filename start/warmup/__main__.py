@@ -32,14 +32,9 @@ def main(argv: list[str] | None = None) -> Path:
                                                        "out_dir=runs/manual/round_0/warmup", *overrides])
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] %(message)s")
     log.info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    from start.config import ConfigError, check_warmup_config
+    from start.config import check_warmup_config, validated_or_exit
 
-    try:
-        check_warmup_config(resolved)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+    resolved = validated_or_exit(OmegaConf.to_container(cfg, resolve=True), check_warmup_config)
     model_dir = warmup_stage(resolved, resolved["out_dir"])
     log.info("warm-up model: %s", model_dir)
     return model_dir
