@@ -115,8 +115,10 @@ def score_stage(samples: Path, cfg: dict, out: Path, *, scorer=None, labels: str
                                                              "nli": scorer.nli.fingerprint})
     records = expand_for_scoring(read_jsonl(samples))
     extra = {"comprehensiveness": labels}
-    if labels == "consensus":
-        records = [{k: v for k, v in r.items() if k not in GOLD_FIELDS} for r in records]
+    if labels == "consensus":  # no gold answers, and no data-set marks of which documents are distractors:
+        # robustness is then the share of sentences some document supports
+        records = [{**{k: v for k, v in r.items() if k not in GOLD_FIELDS},
+                    "docs": [{k: v for k, v in d.items() if k != "distractor"} for d in r["docs"]]} for r in records]
     report = scorer.score(records)
     if labels == "consensus":
         cons = consensus_comprehensiveness(scorer, records, min_share=share)

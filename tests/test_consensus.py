@@ -76,7 +76,8 @@ def _cfg(tmp_path, labels_share=0.5):
 @pytest.mark.parametrize("gold", [{"qa_pairs": [{"short_answers": ["F2"]}]}, {"claims": ["F2 is true."]},
                                   {"qa_pairs": [{"short_answers": ["F2"]}], "claims": ["F2 is true."]}, {}])
 def test_consensus_score_stage_reads_no_gold_answers(tmp_path, gold):
-    row = {"id": "q", "question": "which facts hold?", "docs": DOCS, "prompt": "p",
+    docs = [{**d, "distractor": i == 2} for i, d in enumerate(DOCS)]  # a data-set label, like the gold answers
+    row = {"id": "q", "question": "which facts hold?", "docs": docs, "prompt": "p",
            "samples": [{"text": t, "n_tokens": 5, "finish_reason": "stop"} for t in SAMPLES], **gold}
     write_jsonl(tmp_path / "samples.jsonl", [row])
     nli = StubNLI()
@@ -86,6 +87,7 @@ def test_consensus_score_stage_reads_no_gold_answers(tmp_path, gold):
     assert [r["comprehensiveness"] for r in rows] == [1.0, 1.0, 1.0, 0.0, 1.0]
     assert {r["comprehensiveness_source"] for r in rows} == {"consensus"}
     assert all(r["str_em"] is None and r["claims_nli"] is None for r in rows)  # gold fields never reached it
+    assert all(r["distractor_citation_rate"] is None for r in rows)  # nor the distractor marks
     assert json.loads((tmp_path / "score" / "consensus.jsonl").read_text()) == {"id": "q", "claims": ["F1 is true."]}
     manifest = json.loads((tmp_path / "score" / "manifest.json").read_text())
     assert manifest["comprehensiveness"] == "consensus" and manifest["consensus"]["consensus_claims"] == 1
