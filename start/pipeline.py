@@ -104,10 +104,10 @@ def score_stage(samples: Path, cfg: dict, out: Path, *, scorer=None, labels: str
         raise ValueError(f"labels must be 'gold_answers' or 'consensus', got {labels!r}")
     sc = cfg["scorer"]
     share = float(cfg["preference"]["consensus_share"]) if labels == "consensus" else None
-    settings = {"scorer": sc} | ({"labels": labels, "consensus_share": share} if labels == "consensus" else {})
+    label_settings = {"labels": labels, "consensus_share": share} if labels == "consensus" else {}
+    settings = {"scorer": sc} | label_settings
     scorer = scorer or _scorer(cfg)
-    fp = fingerprint({**judge_fingerprint(cfg, scorer), "samples": file_hash(samples),
-                      **({"labels": labels, "consensus_share": share} if labels == "consensus" else {})})
+    fp = fingerprint({**judge_fingerprint(cfg, scorer), "samples": file_hash(samples), **label_settings})
     if is_done(out, fp):
         log.info("scores already complete in %s; skipping", out)
         return out / "scores.jsonl"
@@ -141,14 +141,10 @@ def scorer_rules(sc: dict) -> dict:
     return {k: v for k, v in sc["rules"].items() if k not in ("cache", "cache_dir")}
 
 
-def nli_fingerprint(nli) -> dict:
-    """An NLI judge by what decides its answers: weights and settings (its backend fingerprint) and
-    threshold, not its name."""
-    return {"backend": nli.fingerprint, "threshold": nli.threshold}
-
-
 def judge_fingerprint(cfg: dict, scorer) -> dict:
     """What decides a scorer's verdicts: its rules and its NLI judge (weights, settings, threshold)."""
+    from start.scoring.nli import nli_fingerprint
+
     return {"rules": scorer_rules(cfg["scorer"]), "nli": nli_fingerprint(scorer.nli)}
 
 

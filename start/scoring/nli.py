@@ -482,6 +482,12 @@ def entailment_index(id2label: dict, override: str | None = None) -> int:
     return hits[0]
 
 
+def nli_fingerprint(nli: NLIBackend) -> dict:
+    """A loaded judge by what decides its answers -- weights and settings (its backend fingerprint) and
+    threshold -- not by its name: a stage fingerprint holding this re-runs when the judge is rebuilt."""
+    return {"backend": nli.fingerprint, "threshold": nli.threshold}
+
+
 def load_nli(cfg: NLIConfig | str = "default", *, wrap=None) -> NLIBackend:
     """Load an NLI backend from ``"default"``, a local folder, or a hub name (downloads only then).
 

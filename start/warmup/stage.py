@@ -31,6 +31,8 @@ from start.sampling.backends import BackendConfig, Generator, make_generator
 from start.sampling.prompt import PromptConfig, build_prompt, run_prompt_config
 from start.sampling.sampler import derive_seed
 from start.scoring import AttributionScorer, NLIBackend, NLIConfig, ScorerConfig, load_nli
+from start.scoring.nli import nli_fingerprint
+from start.scoring.nli import resolve_model as resolve_nli_model
 from start.stage import StageRun, fingerprint, is_done, model_fingerprint
 from start.train.launch import run_sft, split_launch
 from start.train.sft import SFTSettings
@@ -60,12 +62,6 @@ def training_source(cfg: dict[str, Any], warm: WarmupConfig) -> tuple[str, str |
 def load_training_questions(source: str, split: str | None, limit: int | None) -> list[QARecord]:
     """Questions of ``split`` from ``source`` (their documents are not used: the model writes its own)."""
     return load_source(source, split, limit)
-
-
-def _nli_path(spec: str) -> str:
-    from start.scoring.nli import DEFAULT_MODEL_DIR
-
-    return str(DEFAULT_MODEL_DIR) if spec == "default" else spec
 
 
 def _read_items(path: Path) -> list[WarmupItem]:
@@ -175,8 +171,8 @@ def warmup_stage(cfg: dict[str, Any], out_dir: str | Path, *, generator: Generat
     ids = [(q.id, q.question) for q in questions]
     model_path = resolve_model(model_spec)
     # the weights by content (policy and judge), not by name or path
-    judge_fp = ({"backend": nli.fingerprint, "threshold": nli.threshold} if nli is not None
-                else model_fingerprint(_nli_path(warm.nli.get("model", "default"))))
+    judge_fp = (nli_fingerprint(nli) if nli is not None  # a bundled judge's name resolves to its folder
+                else model_fingerprint(resolve_nli_model(warm.nli.get("model", "default"))))
     fp = fingerprint({"model": model_fingerprint(model_path), "warmup": warm.to_dict(), "trainer": asdict(sft),
                       "prompt": asdict(prompt_cfg), "backend": backend.fingerprint_fields(), "seed": seed,
                       "questions": ids, "generator": type(generator).__name__ if generator else None,
