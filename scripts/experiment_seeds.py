@@ -12,8 +12,10 @@ script skips every finished stage and resumes an interrupted one. Runs:
 * ``rs-sft-seed<A>`` (``--rs-sft``): rejection-sampling SFT on each question's best sample, no DPO.
 
 "Warm-up only" is round 0 of ``seed<A>`` (the same warm-up with the same seed), and "full method" is
-``seed<A>`` itself. Extra arguments are Hydra overrides for every run (e.g. ``rounds=3``); ``--tiny``
-adds ``debug=tiny sampler=transformers`` (minutes, for checking the harness, not for numbers).
+``seed<A>`` itself. The ablation runs start from a copy of ``seed<A>``'s finished ``round_0`` (warm-up and
+its evaluations); their stages' fingerprints decide whether the copy is reused, so a warm-up that depended
+on a setting the row changes would be re-run. Extra arguments are Hydra overrides for every run (e.g.
+``rounds=3``); ``--tiny`` adds ``debug=tiny sampler=transformers`` (minutes, for checking the harness).
 
 Then it writes ``<out>/start_seeds.json`` (per seed: ``seed``, ``base``, ``warmup``, ``rounds`` with
 citation_rec / citation_prec / citation_f1 / comprehensiveness / str_em as [value, low, high] 95%
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +59,21 @@ def plan_runs(seeds: list[int], ablation_seed: int, runs: Path, overrides: list[
         r["overrides"] = [*base, *r["extra"], f"seed={r['seed']}", f"run_dir={r['run_dir']}",
                           f"experiment_name={r['name']}"]
     return out
+
+
+def share_warmup(run: dict, runs: list[dict]) -> bool:
+    """Copy the full method's finished ``round_0`` into an ablation run of the same seed that has none yet."""
+    full = next((r for r in runs if r["row"] == "full method" and r["seed"] == run["seed"]), None)
+    if full is None or run is full or run["row"] is None:
+        return False
+    src, dst = Path(full["run_dir"]) / "round_0", Path(run["run_dir"]) / "round_0"
+    if dst.exists() or not (src / "eval" / "metrics.json").is_file():
+        return False
+    tmp = dst.with_name(dst.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    tmp.rename(dst)
+    return True
 
 
 def _triple(m: dict, k: str) -> list[float] | None:
@@ -210,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, "-m", "start.run", *r["overrides"]]
         print(f"[{r['name']}]", " ".join(cmd[1:]), flush=True)
         if not (args.dry_run or args.no_run):
+            if share_warmup(r, runs):
+                print(f"[{r['name']}] starts from a copy of the full method's round_0", flush=True)
             done = subprocess.run(cmd, cwd=ROOT, env=os.environ.copy())
             if done.returncode:
                 print(f"run {r['name']} failed (exit {done.returncode}); re-run this script to resume it",
