@@ -61,6 +61,15 @@ def plan_runs(seeds: list[int], ablation_seed: int, runs: Path, overrides: list[
     return out
 
 
+def _copy(src: Path, dst: Path, *, link: bool = False) -> None:
+    """``src`` copied (or hard-linked, for models that are only read) to ``dst`` through a temporary folder."""
+    tmp = dst.with_name(dst.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(src, tmp, copy_function=os.link if link else shutil.copy2)
+    tmp.rename(dst)
+
+
 def share_warmup(run: dict, runs: list[dict]) -> bool:
     """Copy the full method's finished ``round_0`` into an ablation run of the same seed that has none yet."""
     full = next((r for r in runs if r["row"] == "full method" and r["seed"] == run["seed"]), None)
@@ -69,11 +78,33 @@ def share_warmup(run: dict, runs: list[dict]) -> bool:
     src, dst = Path(full["run_dir"]) / "round_0", Path(run["run_dir"]) / "round_0"
     if dst.exists() or not (src / "eval" / "metrics.json").is_file():
         return False
-    tmp = dst.with_name(dst.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src, tmp)
-    tmp.rename(dst)
+    _copy(src, dst)
     return True
+
+
+def split_runs(runs: list[dict], split: str) -> list[dict]:
+    """The evaluation of every finished run on another split (the test split, once, with the frozen config):
+    a run folder ``<name>-<split>`` holding hard links to the run's trained models (``round_0/warmup``, each
+    round's ``train``), evaluated at round 0 and at the last round; the base model is not re-evaluated."""
+    out = []
+    for r in runs:
+        src = Path(r["run_dir"])
+        cfg = json.loads((src / "config.json").read_text())
+        last, dst = int(cfg["rounds"]), src.with_name(f"{src.name}-{split}")
+        models = [Path("round_0") / "warmup", *(Path(f"round_{k}") / "train" for k in range(1, last + 1))]
+        common = [o for o in r["overrides"] if not o.startswith(("run_dir=", "experiment_name="))]
+        common += [f"run_dir={dst}", f"experiment_name={r['name']}-{split}", f"eval_split={split}",
+                   "eval_questions=null", "stage=eval"]
+        out.append({**r, "name": f"{r['name']}-{split}", "run_dir": dst, "source": src, "models": models,
+                    "commands": [[*common, "round=0", "eval.base=false"], [*common, f"round={last}"]]})
+    return out
+
+
+def link_models(run: dict) -> None:
+    """Hard-link the source run's finished model stages into the split's run folder (once)."""
+    for m in run["models"]:
+        if not (run["run_dir"] / m).exists():
+            _copy(run["source"] / m, run["run_dir"] / m, link=True)
 
 
 def _triple(m: dict, k: str) -> list[float] | None:
@@ -186,24 +217,30 @@ def markdown(seeds: list[dict], abl: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def aggregate(runs: list[dict], out: Path, ablation_seed: int, argv: list[str]) -> tuple[dict, dict]:
-    """Write ``start_seeds.json``, ``start_ablation.json`` and ``start_seeds.md`` from finished runs."""
+def aggregate(runs: list[dict], out: Path, ablation_seed: int, argv: list[str], split: str | None = None
+              ) -> tuple[dict, dict]:
+    """Write ``start_seeds.json``, ``start_ablation.json`` and ``start_seeds.md`` from finished runs (with
+    ``split``: ``start_seeds_<split>.json`` ... from the runs' evaluation on that split)."""
     from start.io import atomic_open, write_json
 
     seeds = [{"seed": r["seed"], **summarize_run(r["run_dir"])} for r in runs if r["name"].startswith("seed")]
     seeds.sort(key=lambda s: s["seed"])
     rises = [s["seed"] for s in seeds if (s["round0_to_last"].get("citation_f1") or [0, 0, 0])[1] > 0]
-    seeds_doc = {"command": " ".join(argv), "seeds": seeds, "seeds_with_citation_f1_rise": rises}
+    seeds_doc = {"command": " ".join(argv), "split": split or "eval_split", "seeds": seeds,
+                 "seeds_with_citation_f1_rise": rises}
     full = next(r for r in runs if r["row"] == "full method")
     rows = [("warm-up only", full["run_dir"], "warmup")]
     rows += [(r["row"], r["run_dir"], "last") for r in runs if r["row"] and r["row"] != "full method"]
     rows.insert(2 if len(rows) > 1 else 1, ("full method", full["run_dir"], "last"))
     abl = {"seed": ablation_seed, "command": " ".join(argv), **ablation(rows)}
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "start_seeds.json", seeds_doc)
-    write_json(out / "start_ablation.json", abl)
-    with atomic_open(out / "start_seeds.md") as f:
-        f.write(f"# START: seeds and ablation\n\nCommand: `{seeds_doc['command']}`\n\n" + markdown(seeds, abl))
+    tag = f"_{split}" if split else ""
+    write_json(out / f"start_seeds{tag}.json", seeds_doc)
+    write_json(out / f"start_ablation{tag}.json", abl)
+    title = f"on the {split} split (evaluated once, frozen config)" if split else "on the tuning split"
+    with atomic_open(out / f"start_seeds{tag}.md") as f:
+        f.write(f"# START: seeds and ablation {title}\n\nCommand: `{seeds_doc['command']}`\n\n"
+                + markdown(seeds, abl))
     return seeds_doc, abl
 
 
@@ -216,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="debug=tiny sampler=transformers: check the harness")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     parser.add_argument("--no-run", action="store_true", help="only aggregate finished runs")
+    parser.add_argument("--final-split", default=None, metavar="SPLIT",
+                        help="after the runs: evaluate every run's round 0 and last round on SPLIT (e.g. test), once")
     parser.add_argument("--runs", type=Path, default=Path("runs") / "seeds")
     parser.add_argument("--out", type=Path, default=Path("bench"))
     args, overrides = parser.parse_known_args(argv)
@@ -237,10 +276,28 @@ def main(argv: list[str] | None = None) -> int:
                 return done.returncode
     if args.dry_run:
         return 0
-    seeds_doc, _ = aggregate(runs, args.out, a_seed, ["scripts/experiment_seeds.py", *argv])
+    command = ["scripts/experiment_seeds.py", *argv]
+    seeds_doc, _ = aggregate(runs, args.out, a_seed, command)
     print((args.out / "start_seeds.md").read_text())
     print(f"citation F1 rose from round 0 to the last round (paired 95% interval above 0) in seeds "
           f"{seeds_doc['seeds_with_citation_f1_rise'] or 'none'} of {[s['seed'] for s in seeds_doc['seeds']]}")
+    if args.final_split:
+        finals = split_runs(runs, args.final_split)
+        for r in finals:
+            if share_warmup(r, finals):
+                print(f"[{r['name']}] starts from a copy of the full method's round_0", flush=True)
+            link_models(r)
+            for overrides in r["commands"]:
+                cmd = [sys.executable, "-m", "start.run", *overrides]
+                print(f"[{r['name']}]", " ".join(cmd[1:]), flush=True)
+                done = subprocess.run(cmd, cwd=ROOT, env=os.environ.copy())
+                if done.returncode:
+                    print(f"{r['name']} failed (exit {done.returncode}); re-run this script to resume it",
+                          file=sys.stderr)
+                    return done.returncode
+        final_doc, _ = aggregate(finals, args.out, a_seed, command, split=args.final_split)
+        print((args.out / f"start_seeds_{args.final_split}.md").read_text())
+        print(f"on {args.final_split}: citation F1 rose in seeds {final_doc['seeds_with_citation_f1_rise'] or 'none'}")
     return 0
 
 

@@ -111,3 +111,35 @@ def test_unfinished_run_is_named(tmp_path):
     (tmp_path / "runs" / "seed0").mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match="seed0: no report"):
         harness.main(["--no-run", "--seeds", "0", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "b")])
+
+
+def test_ablation_run_starts_from_the_full_methods_finished_round0(tmp_path):
+    runs = harness.plan_runs([0, 1], 0, tmp_path, [])
+    full, other, overall = runs[0], runs[1], runs[2]
+    assert not harness.share_warmup(overall, runs)  # the full method's round 0 is not finished yet
+    fake_eval(full["run_dir"] / "round_0" / "eval", np.full(4, 0.5), np.full(4, 0.5))
+    assert not harness.share_warmup(other, runs)  # another seed is not an ablation row
+    assert harness.share_warmup(overall, runs)
+    copied = overall["run_dir"] / "round_0" / "eval" / "metrics.json"
+    assert copied.read_text() == (full["run_dir"] / "round_0" / "eval" / "metrics.json").read_text()
+    assert not harness.share_warmup(overall, runs)  # never over an existing round 0
+    assert not (overall["run_dir"] / "round_0.tmp").exists()
+
+
+def test_final_split_links_the_models_and_evaluates_round0_and_the_last_round(tmp_path):
+    runs = harness.plan_runs([0], 0, tmp_path, ["rounds=2"])
+    src = runs[0]["run_dir"]
+    write_json(src / "config.json", {"rounds": 2, "eval": {"n_boot": 50}})
+    for m in ("round_0/warmup/model", "round_1/train/model", "round_2/train/model"):
+        write_json(src / m / "weights.json", {"w": m})
+    final = harness.split_runs(runs[:1], "test")[0]
+    assert final["name"] == "seed0-test" and final["run_dir"] == tmp_path / "seed0-test"
+    first, last = final["commands"]
+    assert {"eval_split=test", "stage=eval", "round=0", "eval.base=false"} <= set(first)
+    assert "round=2" in last and f"run_dir={tmp_path / 'seed0-test'}" in last
+    assert not any(o.startswith("run_dir=") and "seed0-test" not in o for o in first + last)
+    harness.link_models(final)
+    for m in ("round_0/warmup/model", "round_1/train/model", "round_2/train/model"):
+        a, b = src / m / "weights.json", final["run_dir"] / m / "weights.json"
+        assert a.stat().st_ino == b.stat().st_ino  # hard links: no second copy of the weights
+    assert not (final["run_dir"] / "round_1" / "eval").exists()
