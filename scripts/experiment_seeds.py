@@ -123,6 +123,18 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
+def habits(evaluation: Path) -> dict | None:
+    """What the evaluated answers do (start.shortcuts.answer_habits), read from their text."""
+    from start.io import read_jsonl
+    from start.sampling.sampler import expand_for_scoring
+    from start.shortcuts import answer_habits
+
+    samples, scores = evaluation / "sample" / "samples.jsonl", evaluation / "score" / "scores.jsonl"
+    if not (samples.is_file() and scores.is_file()):
+        return None
+    return answer_habits(expand_for_scoring(read_jsonl(samples)), read_jsonl(scores))
+
+
 def summarize_run(run_dir: Path) -> dict:
     """One finished run's report: base, warm-up (round 0), every round, round 0 -> last round."""
     report = run_dir / "report"
@@ -142,6 +154,8 @@ def summarize_run(run_dir: Path) -> dict:
         "rounds": [{"round": r, **_pick(evals[str(r)]["metrics"]),
                     "empty_answers": evals[str(r)].get("empty_answers")} for r in rounds],
         "round0_to_last": {k: _triple(change, k) for k in CHANGE if k in change},
+        "habits": {"warmup": habits(run_dir / "round_0" / "eval"),
+                   "last": habits(run_dir / f"round_{last}" / "eval") if last else None},
         "training": training,
     }
 
@@ -195,6 +209,14 @@ def _cell(v: list[float] | None) -> str:
     return "-" if v is None else f"{v[0]:.1f} [{v[1]:.1f}, {v[2]:.1f}]"
 
 
+def _habit(h: dict | None, key: str) -> str:
+    if not h:
+        return "-"
+    if key == "[1]":
+        return f"{100 * h.get('cited_position_share', {}).get('1', 0.0):.0f}%"
+    return f"{100 * h[key]:.0f}%" if key.endswith("_share") else f"{h[key]:.1f}"
+
+
 def markdown(seeds: list[dict], abl: dict) -> str:
     lines = ["## START over seeds", "", "Held-out citation F1 / comprehensiveness (95% intervals over questions); "
              "round 0 -> last: paired difference on the same questions.", "",
@@ -208,6 +230,15 @@ def markdown(seeds: list[dict], abl: dict) -> str:
                      + " | ".join(_cell(r.get("citation_f1")) for r in s["rounds"])
                      + f" | {_cell(s['round0_to_last'].get('citation_f1'))} | "
                      f"{_cell(s['round0_to_last'].get('comprehensiveness'))} | {pairs} |")
+    lines += ["", "What the answers do, round 0 -> last round (read from the text): words, citations per sentence, "
+              "answers citing every document, cited sentences copied from a document, share of citations to [1].",
+              "", "| seed | words | citations / sentence | cite all | copied | cites [1] |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for s in seeds:
+        h = s.get("habits") or {}
+        cells = [" -> ".join(_habit(h.get(w), k) for w in ("warmup", "last"))
+                 for k in ("words", "citations_per_sentence", "cite_all_share", "copied_sentence_share", "[1]")]
+        lines.append(f"| {s['seed']} | " + " | ".join(cells) + " |")
     lines += ["", "## Ablation", "", "| row | citation F1 | comprehensiveness | str_em | full method - row: F1 |",
               "|---|---:|---:|---:|---:|"]
     for r in abl.get("rows", []):

@@ -150,3 +150,58 @@ def cited_positions(scores: Sequence[Any], n_positions: int) -> list[int]:
     counts: Counter[int] = Counter(c for s in scores for sent in s.sentences for c in sent.citations
                                    if 1 <= c <= n_positions)
     return [counts[i] for i in range(1, n_positions + 1)]
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", remove_citations(text).lower())
+
+
+def longest_shared_run(a: Sequence[str], b: Sequence[str]) -> int:
+    """Length of the longest run of consecutive words that ``a`` and ``b`` share."""
+    best, prev = 0, [0] * (len(b) + 1)
+    for x in a:
+        cur = [0] * (len(b) + 1)
+        for j, y in enumerate(b, 1):
+            if x == y:
+                cur[j] = prev[j - 1] + 1
+                best = max(best, cur[j])
+        prev = cur
+    return best
+
+
+def answer_habits(records: Sequence[dict[str, Any]], scores: Sequence[dict[str, Any]], *,
+                  copy_share: float = 0.8) -> dict[str, Any]:
+    """What answers do, read from their text rather than their scores: mean words and sentences, citations
+    per sentence, the share of answers citing nothing and citing every document, the share of cited
+    sentences copied from a document (a run of at least ``copy_share`` of the sentence's words appears in
+    one document) and the share of citations going to each position. ``records`` are the scored samples
+    (``id``, ``docs``) and ``scores`` the scorer's rows (``id``, ``length``, ``sentences``)."""
+    docs = {r["id"]: [_words(d.get("text", "")) for d in r.get("docs") or []] for r in records}
+    n = len(scores)
+    if not n:
+        return {"answers": 0}
+    cites, cited_sents, copied, no_cite, cite_all = [], 0, 0, 0, 0
+    positions: Counter[int] = Counter()
+    for s in scores:
+        ds = docs.get(s["id"], [])
+        used: set[int] = set()
+        for sent in s.get("sentences") or []:
+            valid = [c for c in sent.get("citations") or [] if 1 <= c <= len(ds)]
+            cites.append(len(valid))
+            used.update(valid)
+            positions.update(valid)
+            if valid:
+                cited_sents += 1
+                w = _words(sent.get("text", ""))
+                if w and max(longest_shared_run(w, d) for d in ds) >= copy_share * len(w):
+                    copied += 1
+        no_cite += not used
+        cite_all += len(ds) >= 2 and used == set(range(1, len(ds) + 1))
+    total = sum(positions.values())
+    return {"answers": n,
+            "words": float(np.mean([s.get("length", 0) for s in scores])),
+            "sentences": float(np.mean([s.get("n_sentences", 0) for s in scores])),
+            "citations_per_sentence": float(np.mean(cites)) if cites else 0.0,
+            "no_citation_share": no_cite / n, "cite_all_share": cite_all / n,
+            "copied_sentence_share": copied / cited_sents if cited_sents else 0.0,
+            "cited_position_share": {str(k): positions[k] / total for k in sorted(positions)} if total else {}}

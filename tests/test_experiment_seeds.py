@@ -76,6 +76,9 @@ def test_aggregation_of_finished_runs(tmp_path):
     fake_run(runs_dir / "seed1", [0.0, 0.0], seed=1, pairs=[2, 0])
     fake_run(runs_dir / "seed2", [0.05, 0.3], seed=2, pairs=[4, 4])
     fake_run(runs_dir / "overall-seed0", [0.05, 0.05], seed=0, pairs=[6, 6])
+    samples = [{"id": f"q{q:02d}", "docs": [{"text": "A b c."}], "samples": [{"text": "A b c [1]."}] * 2}
+               for q in range(16)]
+    write_jsonl(runs_dir / "seed0" / "round_2" / "eval" / "sample" / "samples.jsonl", samples)
     out = tmp_path / "bench"
     assert harness.main(["--no-run", "--runs", str(runs_dir), "--out", str(out)]) == 0
 
@@ -93,6 +96,8 @@ def test_aggregation_of_finished_runs(tmp_path):
     assert seeds["seeds"][1]["round0_to_last"]["citation_f1"] == [0.0, 0.0, 0.0]
     assert seeds["seeds_with_citation_f1_rise"] == [0, 2]
     assert [t["pairs"] for t in s0["training"]] == [5, 3]
+    assert s0["habits"]["warmup"] is None  # no samples kept for that evaluation
+    assert s0["habits"]["last"]["answers"] == 32 and s0["habits"]["last"]["words"] == 4.0
 
     abl = json.loads((out / "start_ablation.json").read_text())
     assert abl["seed"] == 0

@@ -171,3 +171,27 @@ def test_sample_rows_keep_the_distractor_marks(tmp_path):
     [row] = [json.loads(x) for x in out.read_text().splitlines()]
     assert row["docs"] == [{"title": "A", "text": "Alpha holds F1."}, {"title": "C", "text": "Gamma.",
                                                                         "distractor": True}]
+
+
+def test_answer_habits_read_the_text_not_the_scores():
+    from start.shortcuts import answer_habits, longest_shared_run
+
+    assert longest_shared_run("a b c d".split(), "x b c d y".split()) == 3
+    assert longest_shared_run([], ["a"]) == 0
+    docs = [{"text": "The Eiffel Tower was built in 1889 in Paris."}, {"text": "Gold is a metal."}]
+    recs = [{"id": "q#0", "docs": docs}, {"id": "q#1", "docs": docs}, {"id": "q#2", "docs": docs}]
+    scores = [
+        {"id": "q#0", "length": 8, "n_sentences": 1,
+         "sentences": [{"text": "The Eiffel Tower was built in 1889 [1].", "citations": [1]}]},  # copied
+        {"id": "q#1", "length": 6, "n_sentences": 2,
+         "sentences": [{"text": "It is old and tall [1][2].", "citations": [1, 2, 7]},  # 7: out of range
+                       {"text": "Yes.", "citations": []}]},
+        {"id": "q#2", "length": 4, "n_sentences": 1, "sentences": [{"text": "Gold shines.", "citations": []}]},
+    ]
+    h = answer_habits(recs, scores)
+    assert h["answers"] == 3 and h["words"] == 6.0
+    assert h["citations_per_sentence"] == 3 / 4  # 1 + 2 valid + 0 + 0 over four sentences
+    assert h["no_citation_share"] == 1 / 3 and h["cite_all_share"] == 1 / 3
+    assert h["copied_sentence_share"] == 1 / 2  # of the two cited sentences
+    assert h["cited_position_share"] == {"1": 2 / 3, "2": 1 / 3}
+    assert answer_habits(recs, []) == {"answers": 0}
