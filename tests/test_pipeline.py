@@ -10,6 +10,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from start.config import build_run_config
 from start.pipeline import run
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
@@ -167,7 +168,8 @@ def test_a_round_without_pairs_passes_the_policy_through(tmp_path, tiny_causal_l
 
     cfg = compose_cfg(tmp_path, tiny_causal_lm, tiny_cross_encoder)
     write_jsonl(tmp_path / "pairs" / "pairs.jsonl", [])
-    out = train_stage(str(tiny_causal_lm), tmp_path / "pairs" / "pairs.jsonl", cfg, tmp_path / "train", seed=0)
+    out = train_stage(str(tiny_causal_lm), tmp_path / "pairs" / "pairs.jsonl", build_run_config(cfg).trainer,
+                      tmp_path / "train", seed=0)
     assert out == tiny_causal_lm == trained_policy(tmp_path / "train")
     manifest = json.loads((tmp_path / "train" / "manifest.json").read_text())
     assert manifest["counts"]["pairs"] == 0 and manifest["dpo"] == "skipped: no preference pairs"
@@ -187,7 +189,8 @@ def test_rejection_sampling_only_trains_no_dpo(tmp_path, tiny_causal_lm, tiny_cr
     write_jsonl(tmp_path / "pairs" / "pairs.jsonl", [pair])
     write_jsonl(tmp_path / "pairs" / "best.jsonl", [{"id": "q", "prompt": pair["prompt"], "completion": pair["chosen"],
                                                      "reward": 0.8}])
-    out = train_stage(str(tiny_causal_lm), tmp_path / "pairs" / "pairs.jsonl", cfg, tmp_path / "train", seed=0)
+    out = train_stage(str(tiny_causal_lm), tmp_path / "pairs" / "pairs.jsonl", build_run_config(cfg).trainer,
+                      tmp_path / "train", seed=0)
     assert out == tmp_path / "train" / "rs_sft" / "model" == trained_policy(tmp_path / "train")
     manifest = json.loads((tmp_path / "train" / "manifest.json").read_text())
     assert manifest["dpo"] == "skipped: trainer.rs_sft.only" and manifest["rs_sft"]["rows"] == 1
@@ -195,10 +198,11 @@ def test_rejection_sampling_only_trains_no_dpo(tmp_path, tiny_causal_lm, tiny_cr
 
 
 def test_a_slice_of_named_questions_is_loaded_in_its_order():
-    from start.sampling.stage import load_questions
+    from start.sampling.stage import DataConfig, load_questions
 
-    pool = [r.id for r in load_questions({"source": "embedded", "split": "train", "limit": 5})]
-    picked = load_questions({"source": "embedded", "split": "train", "limit": 2, "ids": pool[::-2]})
+    pool = [r.id for r in load_questions(DataConfig("embedded", "train", limit=5))]
+    picked = load_questions(DataConfig("embedded", "train", limit=2, ids=pool[::-2]))
     assert [r.id for r in picked] == pool[::-2]  # ids win over limit
+    assert load_questions(DataConfig("embedded", "train", limit=5).only(pool[::-2])) == picked
     with pytest.raises(ValueError, match="data.ids: 1 id"):
-        load_questions({"source": "embedded", "split": "train", "ids": [pool[0], "no-such-question"]})
+        load_questions(DataConfig("embedded", "train", ids=[pool[0], "no-such-question"]))
