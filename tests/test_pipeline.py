@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -129,6 +130,28 @@ def test_one_piece_needs_its_inputs(tmp_path, tiny_causal_lm, tiny_cross_encoder
     assert not (tmp_path / "run" / "round_0" / "eval").exists()  # nothing else ran
     with pytest.raises(ValueError, match="stage: must be one of"):
         run(compose_cfg(tmp_path, tiny_causal_lm, tiny_cross_encoder, "stage=everything"))
+
+
+def test_stages_take_typed_sections_and_never_the_raw_dict(tmp_path, tiny_causal_lm, tiny_cross_encoder,
+                                                           loop_doubles):
+    import inspect
+
+    from start.pipeline import baselines_stage, eval_stage, pairs_stage, score_stage, train_stage
+    from start.sampling.stage import sample_stage
+    from start.warmup.stage import warmup_stage
+
+    sections = {score_stage: "JudgeConfig", pairs_stage: "PreferenceConfig", train_stage: "TrainConfig",
+                eval_stage: "EvalConfig", baselines_stage: "EvalConfig", sample_stage: "SampleConfig",
+                warmup_stage: "WarmupStageConfig"}
+    for stage, section in sections.items():
+        annotations = [str(p.annotation) for p in inspect.signature(stage).parameters.values()]
+        assert section in annotations and not {"dict", "dict[str, Any]"} & set(annotations), stage.__name__
+    # the whole evaluation of round 0 from a built configuration whose raw dict is gone
+    cfg = build_run_config(compose_cfg(tmp_path, tiny_causal_lm, tiny_cross_encoder, "round=0", "stage=eval"))
+    run(replace(cfg, raw={}))
+    for stage in ("baselines", "eval_base", "eval"):
+        assert (tmp_path / "run" / "round_0" / stage / "DONE").is_file(), stage
+    assert json.loads((tmp_path / "run" / "config.json").read_text()) == {}
 
 
 def test_rejection_sampling_sft_runs_before_dpo(tmp_path, tiny_causal_lm, tiny_cross_encoder, loop_doubles):
