@@ -25,12 +25,12 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from start.config import STAGES, EvalConfig, JudgeConfig, RunConfig, TrainConfig  # noqa: F401  (STAGES: the names)
 from start.io import read_jsonl, write_json, write_jsonl
 from start.sampling.sampler import derive_seed, expand_for_scoring
 from start.stage import MARKER, StageRun, file_hash, fingerprint, is_done, model_fingerprint
 
 if TYPE_CHECKING:
+    from start.config import EvalConfig, JudgeConfig, RunConfig, TrainConfig
     from start.preferences import PreferenceConfig
     from start.sampling.stage import DataConfig
     from start.scoring import NLIConfig
