@@ -20,9 +20,9 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from start.config import RunConfig, build_run_config
 from start.data import load_source, qa_record_to_dict
 from start.io import atomic_open, write_json
-from start.pipeline import _scorer, _with_data
 from start.sampling.stage import load_questions
 from start.shortcuts import best_baseline, constant_baselines, gold_position_share
 
@@ -38,24 +38,23 @@ def multi_doc_share(source: str, split: str) -> float:
     return sum(need) / len(need) if need else 0.0
 
 
-def measure(cfg: dict) -> tuple[dict, dict]:
+def measure(cfg: RunConfig) -> tuple[dict, dict]:
     """The benchmark's keys (bench/shortcuts.json), and what it was measured on (for the Markdown)."""
-    data = _with_data(cfg, "eval")["data"]
+    data = cfg.eval.data
     records = load_questions(data)
-    n = int(cfg["data"]["max_docs"] or max(len(r.docs) for r in records))
+    n = int(data.max_docs or max(len(r.docs) for r in records))
     shares = gold_position_share(records, n)
-    log.info("%d held-out prompts (%s, %s documents); gold positions %s", len(records), data["split"], n,
+    log.info("%d held-out prompts (%s, %s documents); gold positions %s", len(records), data.split, n,
              [round(x, 3) for x in shares])
-    scorer = _scorer(cfg)
+    scorer = cfg.eval.judge.scorer()
     try:
-        baselines = constant_baselines([qa_record_to_dict(r) for r in records], scorer,
-                                       n_boot=int(cfg["eval"]["n_boot"]))
+        baselines = constant_baselines([qa_record_to_dict(r) for r in records], scorer, n_boot=cfg.eval.n_boot)
     finally:
         scorer.close()
     best = best_baseline(baselines)
-    source = cfg["data"]["source"]
-    info = {"source": source, "eval_split": data["split"], "eval_questions": len(records), "max_docs": n,
-            "scorer_nli": cfg["scorer"]["nli"]["model"], "best_constant": best}
+    source = data.source
+    info = {"source": source, "eval_split": data.split, "eval_questions": len(records), "max_docs": n,
+            "scorer_nli": cfg.eval.judge.nli.model, "best_constant": best}
     return {
         "gold_position_share": shares,
         "gold_position_max_share": max(shares),
@@ -98,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = list(sys.argv[1:] if argv is None else argv)
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
         cfg = OmegaConf.to_container(compose("config", overrides=overrides), resolve=True)
-    res, info = measure(cfg)
+    res, info = measure(build_run_config(cfg))
     out = ROOT / "bench" / "shortcuts.json"
     write_json(out, res)
     with atomic_open(out.with_suffix(".md")) as f:

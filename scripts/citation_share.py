@@ -29,6 +29,7 @@ def main(overrides: list[str]) -> int:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
+    from start.config import build_sample_config
     from start.io import atomic_open, write_json
     from start.sampling.stage import sample_stage
 
@@ -38,7 +39,8 @@ def main(overrides: list[str]) -> int:
             cfg = compose("sample", overrides=[f"prompt.n_demos={demos}",
                                                f"out_dir=runs/citation-share/demos{demos}", *overrides])
         resolved = OmegaConf.to_container(cfg, resolve=True)
-        path = sample_stage(resolved)
+        job = build_sample_config(resolved)
+        path = sample_stage(job.sample, job.data, model=job.model, out_dir=job.out_dir, seed=job.seed)
         value, n = share(path)
         results[f"{demos}-shot"] = {"share_with_valid_citation": value, "samples": n}
         model, backend = resolved["model"]["name"], resolved["sampler"]["backend"]["name"]

@@ -1,27 +1,53 @@
-"""The run's whole configuration, built into typed sections and checked once, before anything is written.
+"""The run's whole configuration: built once into typed sections at the entry and checked before anything is
+written; the stages receive their sections, never the raw dict.
 
-``python -m start.run`` (and :func:`start.pipeline.run`), ``python -m start.sample`` and
-``python -m start.warmup`` call :func:`check_run_config` / :func:`check_sample_config` first. Every
-problem is a :class:`ConfigError` whose message names the setting (``sampler.n: must be >= 1, got 0``);
-the CLIs print it on one line and exit with status 2, having written nothing.
+``python -m start.run`` (and :func:`start.pipeline.run`) calls :func:`check_run_config`, ``python -m
+start.sample`` :func:`check_sample_config`, ``python -m start.warmup`` :func:`check_warmup_config`. Each
+takes the resolved Hydra dict and returns the typed configuration, in two steps:
 
-What is checked: every typed section (scorer rules and NLI, preference, DPO trainer and its
-rejection-sampling SFT, SFT, sampler and backend, evaluation sampler, prompt, retrieval, warm-up), the
-run selection (``stage``, ``round`` against ``rounds``), that every model and NLI model is a readable local
-folder (or a built-in model, or a hub name when the hub may be reached), that the question sources load
-and are not empty, that questions without documents have a corpus, and that the prompts fit the model's
-context. The stages still receive the plain dict and build their own dataclasses from it (the same
-constructors, so they cannot disagree with this check).
+* building it (:func:`build_run_config`, ...): every section becomes its dataclass (their own checks run)
+  and the run's selection (``stage``, ``round`` against ``rounds``) is checked -- values only, no file is
+  read, so every shipped experiment builds offline;
+* checking what it names (:func:`check_inputs`): every model and NLI judge is a readable local folder (or a
+  built-in model, or a hub name when the hub may be reached), the question sources load and are not empty,
+  questions without documents have a corpus, and the prompts fit the model's context.
+
+Every problem is a :class:`ConfigError` whose message names the setting (``sampler.n: must be >= 1, got
+0``); the command lines print it on one line and exit with status 2 (:func:`validated_or_exit`).
+
+:func:`config_problems` lists what is valid per section but wrong for the run as a whole (the pipeline logs
+them as warnings):
+
+* training sequences: ``trainer.max_length`` / ``sft.max_length`` below ``model.max_model_len`` -- a
+  sampled prompt may fill ``max_model_len - max_new_tokens`` tokens and its answer the rest, and TRL cuts
+  longer rows from the end (the answer and its EOS); the trainers also check the actual rows;
+* learning rates outside the range used for the chosen method (LoRA DPO is typically trained at
+  5e-5..5e-4; 5e-6 is a full fine-tuning rate under which a LoRA adapter barely moves);
+* the prompt's generation budget differing from the sampler's, and warm-up questions drawn from the
+  held-out split;
+* ``launcher=accelerate`` without an existing ``accelerate_config``.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from start.preferences import PreferenceConfig
+    from start.sampling.stage import DataConfig, SampleConfig
+    from start.scoring import AttributionScorer, NLIConfig, ScorerConfig
+    from start.train.dpo import DPOTrainConfig
+    from start.train.launch import LaunchConfig
+    from start.train.sft import SFTSettings
+    from start.warmup.config import WarmupStageConfig
 
 STAGES = ("warmup", "sample", "score", "pairs", "train", "eval", "report")
+T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -35,17 +61,101 @@ class ConfigError(ValueError):
         super().__init__(f"{setting}: {message.removeprefix(f'{setting}: ')}")
 
 
-def validated_or_exit(cfg: dict, check) -> dict:
-    """``cfg`` after ``check(cfg)``; on a :class:`ConfigError` print its one line and exit with status 2 (the
-    command-line entry points: nothing is written before this)."""
-    import sys
-
+def validated_or_exit(cfg: dict, check: Callable[[dict], T]) -> T:
+    """``check(cfg)`` (the typed configuration); on a :class:`ConfigError` print its one line and exit with
+    status 2 (the command-line entry points: nothing is written before this)."""
     try:
-        check(cfg)
+        return check(cfg)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
-    return cfg
+
+
+# ------------------------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """A scorer: its rules and its NLI judge."""
+
+    rules: ScorerConfig
+    nli: NLIConfig
+
+    def rules_fingerprint(self) -> dict:
+        """The rules that change scores (where the NLI cache lives does not)."""
+        return {k: v for k, v in asdict(self.rules).items() if k not in ("cache", "cache_dir")}
+
+    def scorer(self) -> AttributionScorer:
+        from start.scoring import AttributionScorer
+
+        return AttributionScorer(self.nli, self.rules)
+
+
+@dataclass(frozen=True)
+class RejectionSFTConfig:
+    """Optional SFT on each question's best sample before DPO (``trainer.rs_sft``)."""
+
+    enabled: bool = False
+    min_reward: float = 0.5  # best samples below this reward are left out
+    only: bool = False  # no DPO after it (the rejection-sampling ablation)
+    settings: SFTSettings | None = None  # when enabled: the ``sft`` section updated by ``rs_sft.settings``
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A round's training stage: DPO, optionally after rejection-sampling SFT, and how each runs."""
+
+    dpo: DPOTrainConfig  # its seed is the stage's (train_stage sets it)
+    launch: LaunchConfig
+    rs_sft: RejectionSFTConfig
+    sft_launch: LaunchConfig  # how the rejection-sampling SFT runs (the ``sft`` section's launch keys)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """The held-out evaluation: its questions, sampler settings, judges and bootstrap."""
+
+    sample: SampleConfig  # the run's sampler updated by ``eval.sampler``
+    data: DataConfig  # ``eval_source`` (else ``data.source``), ``eval_split``, first ``eval_questions``
+    judge: JudgeConfig  # the reward judge (``scorer``)
+    eval_judge: JudgeConfig | None  # ``scorer.eval_nli`` with the same rules (None: off)
+    n_boot: int
+    base: bool = True  # also evaluate the base model
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A whole ``start.run``: the selection and every stage's typed section."""
+
+    experiment_name: str
+    run_dir: Path
+    seed: int
+    rounds: int
+    round: int | None  # run only this round (None: all)
+    stage: str | None  # run only this stage (None: all)
+    model: str  # the base policy (a built-in name, a folder or a hub name)
+    train_data: DataConfig  # the training pool: ``train_source`` / ``train_split``; limit = ``train_questions``
+    sample: SampleConfig  # the rounds' sampling
+    scorer: JudgeConfig  # the reward judge
+    preference: PreferenceConfig
+    trainer: TrainConfig
+    warmup: WarmupStageConfig
+    eval: EvalConfig
+    raw: dict = field(default_factory=dict, repr=False, compare=False)  # the resolved dict (saved as config.json)
+
+
+@dataclass(frozen=True)
+class SampleJob:
+    """What ``python -m start.sample`` runs."""
+
+    sample: SampleConfig
+    data: DataConfig
+    model: str
+    seed: int
+    out_dir: Path
+
+
+# ------------------------------------------------------------------------------------------- building
 
 
 def _typed(setting: str, cls, values: Any, **extra):
@@ -64,6 +174,158 @@ def _positive_or_null(cfg: dict, key: str) -> None:
     value = cfg.get(key)
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise ConfigError(key, f"must be a whole number >= 1 or null, got {value!r}")
+
+
+def _split_launch(setting: str, section: Any) -> tuple[dict, LaunchConfig]:
+    """A trainer section without its launch keys, and those keys typed (start.train.launch)."""
+    from start.train.launch import split_launch
+
+    if not isinstance(section, dict):
+        raise ConfigError(setting, f"expected a mapping, got {type(section).__name__}")
+    try:
+        return split_launch(section)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(setting, str(e)) from None
+
+
+def _sample_config(raw: dict, sampler: dict, setting: str = "sampler") -> SampleConfig:
+    """The engine (``sampler.backend`` with the model's dtype and context), decoding settings, prompt."""
+    from start.sampling.backends import BackendConfig, SamplingConfig
+    from start.sampling.prompt import PromptConfig
+    from start.sampling.stage import SampleConfig
+
+    model = raw.get("model") or {}
+    if not isinstance(model.get("max_model_len"), int) or model["max_model_len"] < 16:
+        raise ConfigError("model.max_model_len", f"must be a whole number >= 16, got {model.get('max_model_len')!r}")
+    smp = dict(sampler)
+    backend = _typed(f"{setting}.backend", BackendConfig, smp.pop("backend", {}),
+                     dtype=model.get("dtype", "auto"), max_model_len=model["max_model_len"])
+    chunk = smp.pop("chunk_size", 8)
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise ConfigError(f"{setting}.chunk_size", f"must be a whole number >= 1, got {chunk!r}")
+    params = _typed(setting, SamplingConfig, smp)
+    # one citation prompt for the warm-up's SFT rows, sampling and evaluation: the policy is trained on the
+    # prompts it is later sampled with
+    prompt = _typed("prompt", PromptConfig, {"max_model_len": model["max_model_len"], **(raw.get("prompt") or {})})
+    return SampleConfig(backend, params, prompt, chunk)
+
+
+def _data_config(data: dict, **choice) -> DataConfig:
+    """The ``data`` section, with ``choice`` (source, split, limit) replacing its values."""
+    from start.data import RetrievalConfig
+    from start.sampling.stage import DataConfig
+
+    data = dict(data)
+    _positive_or_null(data, "max_docs")
+    retrieval = _typed("data.retrieval", RetrievalConfig, data.pop("retrieval", None) or {})
+    return _typed("data", DataConfig, {**data, **choice}, retrieval=retrieval)
+
+
+def _run_questions(raw: dict, which: str) -> DataConfig:
+    """The training or held-out questions: ``{which}_source`` (else ``data.source``), ``{which}_split``, the
+    first ``{which}_questions``."""
+    data = raw.get("data") or {}
+    return _data_config(data, source=raw.get(f"{which}_source") or data.get("source"),
+                        split=raw.get(f"{which}_split"), limit=raw.get(f"{which}_questions"))
+
+
+def _warmup_config(raw: dict, sample: SampleConfig) -> WarmupStageConfig:
+    from start.scoring import NLIConfig
+    from start.train.sft import SFTSettings
+    from start.warmup.config import WarmupConfig, WarmupStageConfig
+
+    try:
+        warm = WarmupConfig.from_dict(raw.get("warmup") or {})
+    except TypeError as e:
+        raise ConfigError("warmup", str(e).split("__init__() ")[-1]) from None
+    except ValueError as e:
+        raise ConfigError("warmup", str(e)) from None
+    sft, launch = _split_launch("sft", raw.get("sft") or {})
+    # never the held-out questions: the run's training source, and its training split unless warmup.split
+    # says otherwise ("train" for python -m start.warmup, whose config has no train_split)
+    source = raw.get("train_source") or (raw.get("data") or {}).get("source")
+    split = warm.split if warm.split is not None else raw.get("train_split", "train")
+    return WarmupStageConfig(settings=warm, nli=_typed("warmup.nli", NLIConfig, warm.nli),
+                             sft=_typed("sft", SFTSettings, sft), launch=launch, prompt=sample.prompt,
+                             backend=sample.backend, model=(raw.get("model") or {}).get("name"), source=source,
+                             split=split, seed=int(raw.get("seed", 0)))
+
+
+def _trainer_config(raw: dict) -> TrainConfig:
+    from start.train.dpo import DPOTrainConfig
+    from start.train.sft import SFTSettings
+
+    settings, launch = _split_launch("trainer", raw.get("trainer") or {})
+    rs = dict(settings.pop("rs_sft", None) or {})
+    dpo = _typed("trainer", DPOTrainConfig, settings)
+    sft, sft_launch = _split_launch("sft", raw.get("sft") or {})
+    overrides = rs.pop("settings", None) or {}
+    rs_settings = _typed("trainer.rs_sft.settings", SFTSettings, {**sft, **overrides}) if rs.get("enabled") else None
+    return TrainConfig(dpo, launch, _typed("trainer.rs_sft", RejectionSFTConfig, rs, settings=rs_settings), sft_launch)
+
+
+def build_run_config(raw: dict) -> RunConfig:
+    """A whole ``start.run`` configuration (a resolved dict) as typed sections; :class:`ConfigError` on the
+    first bad value. Reads no file (:func:`check_inputs` checks what the configuration names)."""
+    from start.preferences import PreferenceConfig
+    from start.scoring import NLIConfig, ScorerConfig
+
+    for key in ("rounds", "seed"):
+        if isinstance(raw.get(key), bool) or not isinstance(raw.get(key), int) or raw[key] < 0:
+            raise ConfigError(key, f"must be a whole number >= 0, got {raw.get(key)!r}")
+    stage, rnd = raw.get("stage"), raw.get("round")
+    if stage is not None and stage not in STAGES:
+        raise ConfigError("stage", f"must be one of {', '.join(STAGES)} (or null), got {stage!r}")
+    if rnd is not None and (isinstance(rnd, bool) or not isinstance(rnd, int) or not 0 <= rnd <= raw["rounds"]):
+        raise ConfigError("round", f"must be in 0..{raw['rounds']} (rounds={raw['rounds']}) or null, got {rnd!r}")
+    if not raw.get("run_dir"):
+        raise ConfigError("run_dir", "is empty")
+    for key in ("train_questions", "eval_questions"):
+        _positive_or_null(raw, key)
+
+    sc = raw.get("scorer") or {}
+    rules = _typed("scorer.rules", ScorerConfig, sc.get("rules") or {})
+    judge = JudgeConfig(rules, _typed("scorer.nli", NLIConfig, sc.get("nli") or {}))
+    eval_nli = sc.get("eval_nli")
+    eval_judge = JudgeConfig(rules, _typed("scorer.eval_nli", NLIConfig, eval_nli)) if eval_nli else None
+
+    pref = raw.get("preference") or {}
+    if pref.get("max_pairs_per_question") == 0:
+        raise ConfigError("preference.max_pairs_per_question", "is 0: no preference pair, nothing to train on")
+    preference = _typed("preference", PreferenceConfig, pref)
+    trainer = _trainer_config(raw)
+
+    ev = raw.get("eval") or {}
+    n_boot = ev.get("n_boot")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
+        raise ConfigError("eval.n_boot", f"must be a whole number >= 1, got {n_boot!r}")
+
+    sampler = raw.get("sampler") or {}
+    sample = _sample_config(raw, sampler)
+    train_data = _run_questions(raw, "train")
+    evaluation = EvalConfig(sample=_sample_config(raw, {**sampler, **(ev.get("sampler") or {})}, "eval.sampler"),
+                            data=_run_questions(raw, "eval"), judge=judge, eval_judge=eval_judge, n_boot=n_boot,
+                            base=bool(ev.get("base", True)))
+    return RunConfig(experiment_name=str(raw.get("experiment_name", "run")), run_dir=Path(raw["run_dir"]),
+                     seed=raw["seed"], rounds=raw["rounds"], round=rnd, stage=stage,
+                     model=(raw.get("model") or {}).get("name"), train_data=train_data, sample=sample, scorer=judge,
+                     preference=preference, trainer=trainer, warmup=_warmup_config(raw, sample), eval=evaluation,
+                     raw=raw)
+
+
+def build_sample_config(raw: dict) -> SampleJob:
+    """What ``python -m start.sample`` needs: model, data, prompt, sampler, seed, out_dir."""
+    return SampleJob(sample=_sample_config(raw, raw.get("sampler") or {}), data=_data_config(raw.get("data") or {}),
+                     model=(raw.get("model") or {}).get("name"), seed=int(raw.get("seed", 0)),
+                     out_dir=Path(str(raw.get("out_dir"))))
+
+
+def build_warmup_config(raw: dict) -> WarmupStageConfig:
+    """The warm-up's section from ``python -m start.warmup``'s config (conf/sample.yaml + warmup + sft)."""
+    return _warmup_config(raw, _sample_config(raw, raw.get("sampler") or {}))
+
+
+# ------------------------------------------------------------------------------------------- inputs
 
 
 def check_model_spec(setting: str, spec: Any, *, builtin: tuple[str, ...] = ()) -> None:
@@ -108,59 +370,36 @@ def check_nli_spec(setting: str, spec: Any) -> None:
     check_model_spec(setting, spec)
 
 
-@dataclass
-class SampleSections:
-    """The typed sections sampling needs."""
+def _check_policy(spec: Any) -> None:
+    from start.models import BUILTIN_MODELS
 
-    backend: Any
-    sampler: Any
-    prompt: Any
-    chunk_size: int
+    check_model_spec("model.name", spec, builtin=tuple(BUILTIN_MODELS))
 
 
-def _sampling_sections(cfg: dict, sampler: dict, setting: str = "sampler") -> SampleSections:
-    from start.sampling.backends import BackendConfig, SamplingConfig
-    from start.sampling.prompt import PromptConfig
-
-    model = cfg.get("model") or {}
-    if not isinstance(model.get("max_model_len"), int) or model["max_model_len"] < 16:
-        raise ConfigError("model.max_model_len", f"must be a whole number >= 16, got {model.get('max_model_len')!r}")
-    smp = dict(sampler)
-    backend = _typed(f"{setting}.backend", BackendConfig, smp.pop("backend", {}),
-                     dtype=model.get("dtype", "auto"), max_model_len=model["max_model_len"])
-    chunk = smp.pop("chunk_size", 8)
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-        raise ConfigError(f"{setting}.chunk_size", f"must be a whole number >= 1, got {chunk!r}")
-    params = _typed(setting, SamplingConfig, smp)
-    prompt = _typed("prompt", PromptConfig, cfg.get("prompt") or {})
-    return SampleSections(backend, params, prompt, chunk)
-
-
-def _check_questions(setting: str, data: dict, split: Any, limit: Any, *, need_docs: bool = True) -> list:
+def _check_questions(setting: str, data: DataConfig, *, need_docs: bool = True) -> list:
     """Load the questions (cheap: no retrieval) and check the file, its size and the documents' source."""
     from start.data import load_source
     from start.io import InputError
 
-    source = data.get("source")
-    if not isinstance(source, str) or not source:
-        raise ConfigError(setting, f"expected a data source (embedded, a file or a data set), got {source!r}")
+    if not isinstance(data.source, str) or not data.source:
+        raise ConfigError(setting, f"expected a data source (embedded, a file or a data set), got {data.source!r}")
     try:
-        records = load_source(source, split, limit)
+        records = load_source(data.source, data.split, data.limit)
     except (InputError, ValueError, OSError) as e:
         raise ConfigError(setting, str(e)) from None
     if not records:
-        raise ConfigError(setting, f"{source} has no questions" + (f" in split {split!r}" if split else ""))
+        raise ConfigError(setting, f"{data.source} has no questions"
+                          + (f" in split {data.split!r}" if data.split else ""))
     if need_docs and any(not r.docs for r in records):
-        corpus = data.get("corpus")
-        if corpus is None:
-            raise ConfigError("data.corpus", f"{sum(not r.docs for r in records)} question(s) of {source} have no "
-                              "documents and data.corpus is null; give a corpus to retrieve from")
-        if corpus != "embedded" and not Path(corpus).is_file():
-            raise ConfigError("data.corpus", f"no such file: {corpus}")
+        if data.corpus is None:
+            raise ConfigError("data.corpus", f"{sum(not r.docs for r in records)} question(s) of {data.source} have "
+                              "no documents and data.corpus is null; give a corpus to retrieve from")
+        if data.corpus != "embedded" and not Path(data.corpus).is_file():
+            raise ConfigError("data.corpus", f"no such file: {data.corpus}")
     return records
 
 
-def _check_prompt_fits(cfg: dict, sections: SampleSections, questions: list) -> None:
+def _check_prompt_fits(model: str, sample: SampleConfig, questions: list) -> None:
     """Every question's prompt, with its documents emptied, must fit ``max_model_len - max_new_tokens``
     tokens (documents are shortened to fit; the rest cannot be). Needs the tokenizer: only checked when the
     model is a local folder (or an already converted built-in model)."""
@@ -169,9 +408,9 @@ def _check_prompt_fits(cfg: dict, sections: SampleSections, questions: list) -> 
     from start.sampling.prompt import build_prompt
     from start.text import Document
 
-    spec = cfg["model"]["name"]
-    folder = cache_root() / "models" / spec if spec in BUILTIN_MODELS else Path(spec)
-    if not (folder / "config.json").is_file() or (spec in BUILTIN_MODELS and not (folder / CONVERTED_MARKER).is_file()):
+    folder = cache_root() / "models" / model if model in BUILTIN_MODELS else Path(model)
+    converted = model not in BUILTIN_MODELS or (folder / CONVERTED_MARKER).is_file()
+    if not (folder / "config.json").is_file() or not converted:
         return
     from transformers import AutoTokenizer
 
@@ -179,114 +418,96 @@ def _check_prompt_fits(cfg: dict, sections: SampleSections, questions: list) -> 
     longest = max(questions, key=lambda r: len(r.question))
     empty = [Document(d.title, "", d.distractor) for d in longest.docs]
     try:
-        build_prompt(sections.prompt, longest.question, empty, tokenizer)
+        build_prompt(sample.prompt, longest.question, empty, tokenizer)
     except ValueError as e:
         raise ConfigError("model.max_model_len", f"question {longest.id}: {e}") from None
 
 
-def check_sample_config(cfg: dict) -> SampleSections:
-    """What ``python -m start.sample`` needs: model, data, prompt, sampler."""
-    from start.models import BUILTIN_MODELS
-
-    check_model_spec("model.name", (cfg.get("model") or {}).get("name"), builtin=tuple(BUILTIN_MODELS))
-    sections = _sampling_sections(cfg, cfg.get("sampler") or {})
-    data = cfg.get("data") or {}
-    _positive_or_null(data, "max_docs")
-    _typed("data.retrieval", _retrieval_config(), data.get("retrieval") or {})
-    questions = _check_questions("data.source", data, data.get("split"), data.get("limit"))
-    _check_prompt_fits(cfg, sections, questions)
-    return sections
-
-
-def _retrieval_config():
-    from start.data import RetrievalConfig
-
-    return RetrievalConfig
-
-
-def check_warmup_config(cfg: dict):
-    """The warm-up's sections: its own settings, the SFT settings and its NLI judge."""
-    from start.models import BUILTIN_MODELS
-    from start.train.launch import split_launch
-    from start.train.sft import SFTSettings
-    from start.warmup.config import WarmupConfig
-    from start.warmup.stage import training_source
-
-    try:
-        warm = WarmupConfig.from_dict(cfg.get("warmup") or {})
-    except TypeError as e:
-        raise ConfigError("warmup", str(e).split("__init__() ")[-1]) from None
-    except ValueError as e:
-        raise ConfigError("warmup", str(e)) from None
-    _typed("sft", SFTSettings, split_launch(cfg.get("sft") or {})[0])
+def _check_warmup_inputs(warm: WarmupStageConfig) -> None:
     if warm.enabled:
-        check_model_spec("model.name", (cfg.get("model") or {}).get("name"), builtin=tuple(BUILTIN_MODELS))
-        check_nli_spec("warmup.nli.model", (warm.nli or {}).get("model", "default"))
-        source, split = training_source(cfg, warm)
-        _check_questions("warmup.split", {**(cfg.get("data") or {}), "source": source}, split, warm.limit,
-                         need_docs=False)
+        _check_policy(warm.model)
+        check_nli_spec("warmup.nli.model", warm.nli.model)
+        _check_questions("warmup.split", _data_config({}, source=warm.source, split=warm.split,
+                                                      limit=warm.settings.limit), need_docs=False)
+
+
+def check_inputs(run: RunConfig) -> None:
+    """What the run's configuration names: models, NLI judges, question sources and prompt lengths."""
+    check_nli_spec("scorer.nli.model", run.scorer.nli.model)
+    if run.eval.eval_judge is not None:
+        check_nli_spec("scorer.eval_nli.model", run.eval.eval_judge.nli.model)
+    _check_policy(run.model)
+    questions = _check_questions("train_source" if run.raw.get("train_source") else "data.source", run.train_data)
+    _check_prompt_fits(run.model, run.sample, questions)
+    _check_questions("eval_source" if run.raw.get("eval_source") else "data.source", run.eval.data)
+    _check_warmup_inputs(run.warmup)
+
+
+def check_run_config(raw: dict) -> RunConfig:
+    """:func:`build_run_config` and :func:`check_inputs`: the entry's whole check, before anything is written."""
+    run = build_run_config(raw)
+    check_inputs(run)
+    return run
+
+
+def check_sample_config(raw: dict) -> SampleJob:
+    job = build_sample_config(raw)
+    _check_policy(job.model)
+    _check_prompt_fits(job.model, job.sample, _check_questions("data.source", job.data))
+    return job
+
+
+def check_warmup_config(raw: dict) -> WarmupStageConfig:
+    warm = build_warmup_config(raw)
+    _check_warmup_inputs(warm)
     return warm
 
 
-def check_run_config(cfg: dict) -> None:
-    """Check a whole ``start.run`` configuration (a resolved dict); raise :class:`ConfigError` on the first
-    bad setting."""
-    from start.preferences import PreferenceConfig
-    from start.scoring import NLIConfig, ScorerConfig
-    from start.train.dpo import DPOTrainConfig
-    from start.train.launch import split_launch
-    from start.train.sft import SFTSettings
+# ------------------------------------------------------------------------------------------- warnings
 
-    for key in ("rounds", "seed"):
-        if isinstance(cfg.get(key), bool) or not isinstance(cfg.get(key), int) or cfg[key] < 0:
-            raise ConfigError(key, f"must be a whole number >= 0, got {cfg.get(key)!r}")
-    stage, rnd = cfg.get("stage"), cfg.get("round")
-    if stage is not None and stage not in STAGES:
-        raise ConfigError("stage", f"must be one of {', '.join(STAGES)} (or null), got {stage!r}")
-    if rnd is not None and (isinstance(rnd, bool) or not isinstance(rnd, int) or not 0 <= rnd <= cfg["rounds"]):
-        raise ConfigError("round", f"must be in 0..{cfg['rounds']} (rounds={cfg['rounds']}) or null, got {rnd!r}")
-    if not cfg.get("run_dir"):
-        raise ConfigError("run_dir", "is empty")
-    for key in ("train_questions", "eval_questions"):
-        _positive_or_null(cfg, key)
+# (method, LoRA?) -> the learning rates such runs use in practice (inclusive)
+LR_RANGES = {
+    ("dpo", True): (5e-5, 5e-4),
+    ("dpo", False): (1e-7, 1e-5),
+    ("sft", True): (5e-5, 1e-3),
+    ("sft", False): (1e-6, 5e-5),
+}
 
-    sc = cfg.get("scorer") or {}
-    _typed("scorer.rules", ScorerConfig, sc.get("rules") or {})
-    _typed("scorer.nli", NLIConfig, sc.get("nli") or {})
-    check_nli_spec("scorer.nli.model", (sc.get("nli") or {}).get("model", "default"))
-    if sc.get("eval_nli"):
-        _typed("scorer.eval_nli", NLIConfig, sc["eval_nli"])
-        check_nli_spec("scorer.eval_nli.model", sc["eval_nli"].get("model", "default"))
 
-    pref = cfg.get("preference") or {}
-    if pref.get("max_pairs_per_question") == 0:
-        raise ConfigError("preference.max_pairs_per_question", "is 0: no preference pair, nothing to train on")
-    _typed("preference", PreferenceConfig, pref)
+def _lr_problem(name: str, method: str, lora: bool, lr: float) -> str | None:
+    low, high = LR_RANGES[(method, lora)]
+    if low <= lr <= high:
+        return None
+    kind = "LoRA" if lora else "full fine-tuning"
+    return (f"{name}={lr:g} is outside the usual {kind} {method.upper()} range {low:g}..{high:g}"
+            + (" (a full fine-tuning rate: the adapter barely moves)" if lora and lr < low else ""))
 
-    trainer = dict(split_launch(cfg.get("trainer") or {})[0])  # launch keys: how a stage runs (start.train.launch)
-    rs = trainer.pop("rs_sft", None) or {}
-    _typed("trainer", DPOTrainConfig, trainer)
-    if rs.get("enabled"):
-        _typed("trainer.rs_sft.settings", SFTSettings,
-               {**split_launch(cfg.get("sft") or {})[0], **(rs.get("settings") or {})})
 
-    ev = cfg.get("eval") or {}
-    n_boot = ev.get("n_boot")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
-        raise ConfigError("eval.n_boot", f"must be a whole number >= 1, got {n_boot!r}")
-
-    data = cfg.get("data") or {}
-    sample_cfg = {**cfg, "data": {**data, "split": cfg.get("train_split"), "limit": cfg.get("train_questions"),
-                                  "source": cfg.get("train_source") or data.get("source")}}
-    try:
-        check_sample_config(sample_cfg)
-    except ConfigError as e:
-        if e.setting != "data.source":
-            raise
-        raise ConfigError("train_source" if cfg.get("train_source") else "data.source",
-                          str(e).split(": ", 1)[1]) from None
-    _sampling_sections(cfg, {**(cfg.get("sampler") or {}), **(ev.get("sampler") or {})}, "eval.sampler")
-    eval_data = {**data, "source": cfg.get("eval_source") or data.get("source")}
-    _check_questions("eval_source" if cfg.get("eval_source") else "data.source", eval_data, cfg.get("eval_split"),
-                     cfg.get("eval_questions"))
-    check_warmup_config(cfg)
+def config_problems(run: RunConfig) -> list[str]:
+    """What is wrong with the run's configuration as a whole (empty: nothing); see the module docstring."""
+    dpo, sft, rs, prompt = run.trainer.dpo, run.warmup.sft, run.trainer.rs_sft.settings, run.sample.prompt
+    ctx = run.sample.backend.max_model_len
+    problems = []
+    lengths = [("trainer.max_length", dpo.max_length), ("sft.max_length", sft.max_length)]
+    rates = [_lr_problem("trainer.learning_rate", "dpo", dpo.lora.enabled, dpo.learning_rate),
+             _lr_problem("sft.learning_rate", "sft", sft.use_lora, sft.learning_rate)]
+    if rs is not None:
+        lengths.append(("trainer.rs_sft.settings.max_length", rs.max_length))
+        rates.append(_lr_problem("trainer.rs_sft.settings.learning_rate", "sft", rs.use_lora, rs.learning_rate))
+    for name, value in lengths:
+        if value < ctx:
+            problems.append(f"{name}={value} < model.max_model_len={ctx}: a prompt of up to "
+                            f"{ctx - prompt.max_new_tokens} tokens plus its answer can exceed it, and TRL "
+                            "cuts such rows from the end (the answer and its EOS)")
+    problems += [p for p in rates if p]
+    if prompt.max_new_tokens != run.sample.params.max_new_tokens:
+        problems.append(f"prompt.max_new_tokens={prompt.max_new_tokens} differs from sampler.max_new_tokens="
+                        f"{run.sample.params.max_new_tokens}: prompts are sized for another generation budget")
+    held_out = (run.eval.data.source, run.eval.data.split)
+    if run.warmup.enabled and (run.warmup.source, run.warmup.split) == held_out:
+        problems.append(f"the warm-up writes its data for the held-out questions ({held_out[0]}, split "
+                        f"{held_out[1]}); set train_source / train_split or warmup.split")
+    for section, launch in (("trainer", run.trainer.launch), ("sft", run.warmup.launch)):
+        if launch.launcher == "accelerate" and not Path(str(launch.accelerate_config)).is_file():
+            problems.append(f"{section}.accelerate_config={launch.accelerate_config} does not exist")
+    return problems

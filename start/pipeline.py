@@ -15,20 +15,25 @@ from its last checkpoint). Seeds: one ``seed``; each stage derives its own from 
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import random
 from collections import Counter
 from collections.abc import Sequence
 from contextlib import contextmanager
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from start.config import STAGES  # noqa: F401  (the stage names, checked by start.config)
 from start.io import read_jsonl, write_json, write_jsonl
 from start.sampling.sampler import derive_seed, expand_for_scoring
 from start.stage import MARKER, StageRun, file_hash, fingerprint, is_done, model_fingerprint
+
+if TYPE_CHECKING:
+    from start.config import EvalConfig, JudgeConfig, RunConfig, TrainConfig
+    from start.preferences import PreferenceConfig
+    from start.sampling.stage import DataConfig
+    from start.scoring import NLIConfig
 
 log = logging.getLogger(__name__)
 ROUND_STAGES = ("sample", "score", "pairs", "train", "eval")
@@ -43,21 +48,11 @@ def _stage_fp(folder: Path) -> str:
     return json.loads((folder / MARKER).read_text())["fingerprint"]
 
 
-def _with_data(cfg: dict, which: str) -> dict:
-    """The config with ``data`` pointing at the training or the held-out questions."""
-    c = copy.deepcopy(cfg)
-    c["data"]["split"], c["data"]["limit"] = cfg[f"{which}_split"], cfg.get(f"{which}_questions")
-    if cfg.get(f"{which}_source"):
-        c["data"]["source"] = cfg[f"{which}_source"]
-    return c
-
-
-def _train_pool(cfg: dict) -> list[str]:
+def _train_pool(data: DataConfig) -> list[str]:
     """The ids of every training question (``train_split`` of ``train_source`` or ``data.source``)."""
     from start.data import load_source
 
-    data = _with_data(cfg, "train")["data"]
-    return [r.id for r in load_source(data["source"], data.get("split"), None)]
+    return [r.id for r in load_source(data.source, data.split, None)]
 
 
 def round_questions(pool: Sequence[str], per_round: int | None, rounds: int, seed: int) -> list[dict]:
@@ -89,25 +84,26 @@ def round_questions(pool: Sequence[str], per_round: int | None, rounds: int, see
 # ------------------------------------------------------------------------------------------- stages
 
 
-def score_stage(samples: Path, cfg: dict, out: Path, *, scorer=None, labels: str = "gold_answers") -> Path:
+def score_stage(samples: Path, judge: JudgeConfig, out: Path, *, scorer=None, labels: str = "gold_answers",
+                consensus_share: float = 0.5) -> Path:
     """Score every sample (one ALCE record per sample) -> ``scores.jsonl`` + ``metrics.json``.
 
     ``labels`` says where comprehensiveness comes from: ``gold_answers`` (the data set's gold fields, as
     the evaluation uses them) or ``consensus`` (label-free, for the rounds: the gold fields are removed
-    before scoring and comprehensiveness is the share of the question's consensus claims an answer
-    covers, ``start.scoring.consensus``; the claims go to ``consensus.jsonl``).
+    before scoring and comprehensiveness is the share of the question's consensus claims -- entailed by at
+    least ``consensus_share`` of the other samples -- an answer covers, ``start.scoring.consensus``; the
+    claims go to ``consensus.jsonl``). ``scorer`` (else one built from ``judge``) does the scoring.
     """
     from start.sampling.stage import GOLD_FIELDS
     from start.scoring import aggregate, consensus_comprehensiveness
 
     if labels not in ("gold_answers", "consensus"):
         raise ValueError(f"labels must be 'gold_answers' or 'consensus', got {labels!r}")
-    sc = cfg["scorer"]
-    share = float(cfg["preference"]["consensus_share"]) if labels == "consensus" else None
+    share = float(consensus_share) if labels == "consensus" else None
     label_settings = {"labels": labels, "consensus_share": share} if labels == "consensus" else {}
-    settings = {"scorer": sc} | label_settings
-    scorer = scorer or _scorer(cfg)
-    fp = fingerprint({**judge_fingerprint(cfg, scorer), "samples": file_hash(samples), **label_settings})
+    settings = {"scorer": asdict(judge)} | label_settings
+    scorer = scorer or judge.scorer()
+    fp = fingerprint({**judge_fingerprint(judge, scorer), "samples": file_hash(samples), **label_settings})
     if is_done(out, fp):
         log.info("scores already complete in %s; skipping", out)
         return out / "scores.jsonl"
@@ -136,39 +132,33 @@ def score_stage(samples: Path, cfg: dict, out: Path, *, scorer=None, labels: str
     return out / "scores.jsonl"
 
 
-def scorer_rules(sc: dict) -> dict:
-    """The scoring rules that change scores (where the NLI cache lives does not)."""
-    return {k: v for k, v in sc["rules"].items() if k not in ("cache", "cache_dir")}
-
-
-def judge_fingerprint(cfg: dict, scorer) -> dict:
+def judge_fingerprint(judge: JudgeConfig, scorer) -> dict:
     """What decides a scorer's verdicts: its rules and its NLI judge (weights, settings, threshold)."""
     from start.scoring.nli import nli_fingerprint
 
-    return {"rules": scorer_rules(cfg["scorer"]), "nli": nli_fingerprint(scorer.nli)}
+    return {"rules": judge.rules_fingerprint(), "nli": nli_fingerprint(scorer.nli)}
 
 
-def pairs_stage(samples: Path, scores: Path, cfg: dict, out: Path) -> Path:
+def pairs_stage(samples: Path, scores: Path, pc: PreferenceConfig, out: Path, *, first_line_only: bool,
+                max_new_tokens: int) -> Path:
     """Fine-grained preference pairs -> ``pairs.jsonl`` (a ``datasets`` JSON file) + ``stats.json``.
 
-    Each sample's text is cut as the scorer read it (``scorer.rules.first_line_only``), so the pairs train
-    exactly the scored text; samples that hit ``sampler.max_new_tokens`` there are never chosen.
+    Each sample's text is cut as the scorer read it (``first_line_only``, ``scorer.rules``), so the pairs
+    train exactly the scored text; samples that hit ``max_new_tokens`` (the sampler's) are never chosen.
     """
-    from start.preferences import PreferenceConfig, best_samples, build_pairs, question_samples
+    from start.preferences import best_samples, build_pairs, question_samples
     from start.scoring import RecordScore
 
-    pc = PreferenceConfig(**cfg["preference"])
-    first_line = bool(cfg["scorer"]["rules"].get("first_line_only", True))
-    limit = int(cfg["sampler"]["max_new_tokens"])
     inputs = {"samples": file_hash(samples), "scores": file_hash(scores)}
-    fp = fingerprint({"preference": cfg["preference"], "first_line_only": first_line, "max_new_tokens": limit,
+    fp = fingerprint({"preference": asdict(pc), "first_line_only": first_line_only, "max_new_tokens": max_new_tokens,
                       **inputs})
     if is_done(out, fp):
         log.info("pairs already complete in %s; skipping", out)
         return out / "pairs.jsonl"
-    run = StageRun(out, fp, config=cfg["preference"], seed=0, inputs=inputs)
+    run = StageRun(out, fp, config=asdict(pc), seed=0, inputs=inputs)
     by_id = {d["id"]: RecordScore.from_dict(d) for d in read_jsonl(scores)}
-    questions = question_samples(read_jsonl(samples), by_id, first_line_only=first_line, max_new_tokens=limit)
+    questions = question_samples(read_jsonl(samples), by_id, first_line_only=first_line_only,
+                                 max_new_tokens=max_new_tokens)
     pairs, stats = build_pairs(questions, pc)
     sources = Counter(str(s.comprehensiveness_source) for s in by_id.values())
     stats["comprehensiveness"] = {"setting": pc.comprehensiveness, "sources": dict(sources)}
@@ -181,44 +171,40 @@ def pairs_stage(samples: Path, scores: Path, cfg: dict, out: Path) -> Path:
     return out / "pairs.jsonl"
 
 
-def train_stage(policy: str, pairs: Path, cfg: dict, out: Path, seed: int) -> Path:
+def train_stage(policy: str, pairs: Path, cfg: TrainConfig, out: Path, seed: int) -> Path:
     """DPO from ``policy`` with ``policy`` as reference -> ``model/``; returns the new policy.
 
-    With ``trainer.rs_sft.enabled``, the policy is first fine-tuned (SFT settings ``sft`` updated by
-    ``trainer.rs_sft.settings``) on each question's best sample whose reward is >= ``rs_sft.min_reward``
+    With ``cfg.rs_sft.enabled``, the policy is first fine-tuned (``cfg.rs_sft.settings``: the SFT settings
+    updated by ``trainer.rs_sft.settings``) on each question's best sample whose reward is >= ``min_reward``
     (``best.jsonl`` next to the pairs), and DPO starts from that model and uses it as the reference;
     ``rs_sft.only`` stops there (no DPO: the rejection-sampling ablation). A round without preference pairs
     trains no DPO either: the policy passes through unchanged (``passthrough.json`` names it).
     """
     from start.models import resolve_model
-    from start.train.dpo import DPOTrainConfig
-    from start.train.launch import run_dpo, split_launch
+    from start.train.launch import run_dpo
 
     policy = resolve_model(policy)
-    settings, launch = split_launch(cfg["trainer"])  # launch keys: how it runs, not what it computes
-    trainer = dict(settings)
-    rs = trainer.pop("rs_sft", None) or {}
-    tc = DPOTrainConfig(**{**trainer, "seed": seed})
+    rs = cfg.rs_sft
     inputs = {"pairs": file_hash(pairs), "policy": model_fingerprint(policy)}  # the weights, not the path
-    if rs.get("enabled"):
+    if rs.enabled:
         inputs["best"] = file_hash(pairs.parent / BEST_FILE)
-    fp = fingerprint({"trainer": settings, "seed": seed, **inputs,
-                      "sft": split_launch(cfg["sft"])[0] if rs.get("enabled") else None})
+    # the launch settings say how it runs, not what it computes: not fingerprinted
+    fp = fingerprint({"dpo": asdict(cfg.dpo), "rs_sft": asdict(rs), "seed": seed, **inputs})
     if is_done(out, fp):
         log.info("training already complete in %s; skipping", out)
         return trained_policy(out)
-    run = StageRun(out, fp, config=cfg["trainer"], seed=seed, inputs=inputs)
+    run = StageRun(out, fp, config=asdict(cfg), seed=seed, inputs=inputs)
     n_pairs = len(read_jsonl(pairs))
     start_from, extra = policy, {}
-    if rs.get("enabled"):
-        start_from, extra["rs_sft"] = _rejection_sampling_sft(policy, pairs.parent / BEST_FILE, cfg, rs, out, seed)
-    if not n_pairs or rs.get("enabled") and rs.get("only"):
+    if rs.enabled:
+        start_from, extra["rs_sft"] = _rejection_sampling_sft(policy, pairs.parent / BEST_FILE, cfg, out, seed)
+    if not n_pairs or rs.enabled and rs.only:
         why = "trainer.rs_sft.only" if n_pairs else "no preference pairs"
         log.warning("round without DPO (%s): the policy is %s", why, start_from)
         write_json(out / PASSTHROUGH, {"policy": start_from, "why": why})
         run.finish(counts={"pairs": n_pairs}, extra={"dpo": f"skipped: {why}", **extra})
         return Path(start_from)
-    model = run_dpo(start_from, pairs, tc, out, launch=launch)
+    model = run_dpo(start_from, pairs, replace(cfg.dpo, seed=seed), out, launch=cfg.launch)
     metrics = json.loads((out / "metrics.json").read_text())
     run.finish(counts={"pairs": metrics["pairs"]}, extra={"train": metrics["train"], **extra})
     return model
@@ -230,72 +216,53 @@ def trained_policy(folder: Path) -> Path:
     return Path(json.loads(passed.read_text())["policy"]) if passed.is_file() else folder / "model"
 
 
-def _rejection_sampling_sft(policy: str, best: Path, cfg: dict, rs: dict, out: Path, seed: int) -> tuple[str, dict]:
-    """SFT of ``policy`` on the best samples with reward >= ``rs.min_reward``; the new model and a summary."""
-    from start.train.launch import run_sft, split_launch
-    from start.train.sft import SFTSettings
+def _rejection_sampling_sft(policy: str, best: Path, cfg: TrainConfig, out: Path, seed: int) -> tuple[str, dict]:
+    """SFT of ``policy`` on the best samples with reward >= ``rs_sft.min_reward``; the new model and a summary."""
+    from start.train.launch import run_sft
 
-    rows = [r for r in read_jsonl(best) if r["reward"] >= float(rs.get("min_reward", 0.0))]
+    rs = cfg.rs_sft
+    rows = [r for r in read_jsonl(best) if r["reward"] >= rs.min_reward]
     if not rows:
-        log.warning("rejection-sampling SFT: no sample reaches reward %s; DPO starts from the policy",
-                    rs.get("min_reward"))
+        log.warning("rejection-sampling SFT: no sample reaches reward %s; DPO starts from the policy", rs.min_reward)
         return policy, {"rows": 0}
-    sft, launch = split_launch(cfg["sft"])
-    settings = SFTSettings(**{**sft, **(rs.get("settings") or {})})
     log.info("rejection-sampling SFT on %d best samples before DPO", len(rows))
-    model = run_sft(rows, policy, settings, out / "rs_sft", seed=seed, launch=launch)
+    model = run_sft(rows, policy, rs.settings, out / "rs_sft", seed=seed, launch=cfg.sft_launch)
     return str(model), {"rows": len(rows), "model": str(model)}
 
 
-def _scorer(cfg: dict):
-    from start.scoring import AttributionScorer, NLIConfig, ScorerConfig
-
-    return AttributionScorer(NLIConfig(**cfg["scorer"]["nli"]), ScorerConfig(**cfg["scorer"]["rules"]))
-
-
 @contextmanager
-def _using(scorer, cfg: dict):
-    """The given scorer, or one built from the config and closed afterwards."""
+def _using(scorer, judge: JudgeConfig):
+    """The given scorer, or one built from ``judge`` and closed afterwards."""
     if scorer is not None:
         yield scorer
         return
-    own = _scorer(cfg)
+    own = judge.scorer()
     try:
         yield own
     finally:
         own.close()
 
 
-def _eval_judge_cfg(cfg: dict) -> dict | None:
-    """The config that scores with the evaluation judge (``scorer.eval_nli``), None when it is off."""
-    if not cfg["scorer"].get("eval_nli"):
-        return None
-    c = copy.deepcopy(cfg)
-    c["scorer"]["nli"] = c["scorer"].pop("eval_nli")
-    return c
-
-
-def eval_stage(policy: str, cfg: dict, out: Path, seed: int, upstream: str, *, scorer=None,
+def eval_stage(policy: str, ev: EvalConfig, out: Path, seed: int, upstream: str, *, scorer=None,
                eval_scorer=None) -> Path:
-    """Sample the held-out split (eval sampler settings), score, bootstrap, attribution margin (the answers
-    re-cited with each constant position, :mod:`start.shortcuts`) -> ``metrics.json``. With
-    ``scorer.eval_nli`` the samples are scored by that judge too (``score_eval/``) and its citation metrics
-    are stored beside the reward judge's (``eval_judge``): a policy fitted to the reward judge's mistakes
-    shows up as a gap between the two."""
+    """Sample the held-out questions (``ev.sample``), score, bootstrap, attribution margin (the answers
+    re-cited with each constant position, :mod:`start.shortcuts`) -> ``metrics.json``. With an evaluation
+    judge (``scorer.eval_nli``) the samples are scored by that judge too (``score_eval/``) and its citation
+    metrics are stored beside the reward judge's (``eval_judge``): a policy fitted to the reward judge's
+    mistakes shows up as a gap between the two."""
     from start.sampling.stage import sample_stage
 
-    ecfg = _with_data(cfg, "eval")
-    ecfg["sampler"] = {**ecfg["sampler"], **cfg["eval"]["sampler"]}
-    samples = sample_stage(ecfg, model=policy, out_dir=out / "sample", seed=seed, inputs={"policy": upstream})
-    scores = score_stage(samples, cfg, out / "score", scorer=scorer)
-    judge_cfg = _eval_judge_cfg(cfg)
-    judged = None if judge_cfg is None else score_stage(samples, judge_cfg, out / "score_eval", scorer=eval_scorer)
-    with _using(scorer, cfg) as sc:
-        return _eval_statistics(policy, cfg, out, seed, samples, scores, sc, judged, judge_cfg)
+    samples = sample_stage(ev.sample, ev.data, model=policy, out_dir=out / "sample", seed=seed,
+                           inputs={"policy": upstream})
+    scores = score_stage(samples, ev.judge, out / "score", scorer=scorer)
+    judged = (None if ev.eval_judge is None
+              else score_stage(samples, ev.eval_judge, out / "score_eval", scorer=eval_scorer))
+    with _using(scorer, ev.judge) as sc:
+        return _eval_statistics(policy, ev, out, seed, samples, scores, sc, judged)
 
 
-def _eval_statistics(policy: str, cfg: dict, out: Path, seed: int, samples: Path, scores: Path, sc,
-                     judged: Path | None, judge_cfg: dict | None) -> Path:
+def _eval_statistics(policy: str, ev: EvalConfig, out: Path, seed: int, samples: Path, scores: Path, sc,
+                     judged: Path | None) -> Path:
     """The evaluation's own step: bootstrap intervals, the attribution margin (re-scored by ``sc``) and the
     evaluation judge's citation metrics."""
     from start.evaluate import bootstrap, per_question
@@ -303,16 +270,16 @@ def _eval_statistics(policy: str, cfg: dict, out: Path, seed: int, samples: Path
     from start.shortcuts import attribution_margin
 
     inputs = {"scores": file_hash(scores)} | ({"eval_judge_scores": file_hash(judged)} if judged else {})
-    fp = fingerprint({**inputs, "n_boot": cfg["eval"]["n_boot"], "seed": seed, "judge": judge_fingerprint(cfg, sc),
+    fp = fingerprint({**inputs, "n_boot": ev.n_boot, "seed": seed, "judge": judge_fingerprint(ev.judge, sc),
                       "margin": 1})
     if is_done(out, fp):
         return out / "metrics.json"
-    run = StageRun(out, fp, config=cfg["eval"], seed=seed, inputs=inputs)
+    run = StageRun(out, fp, config={"n_boot": ev.n_boot, "sampler": asdict(ev.sample.params)}, seed=seed,
+                   inputs=inputs)
     records = [RecordScore.from_dict(d) for d in read_jsonl(scores)]
     cols = per_question(records, lambda i: i.rsplit("#", 1)[0])
-    metrics = bootstrap(cols, n_boot=cfg["eval"]["n_boot"], seed=seed)
-    margin = attribution_margin(expand_for_scoring(read_jsonl(samples)), cols, sc, n_boot=cfg["eval"]["n_boot"],
-                                seed=seed)
+    metrics = bootstrap(cols, n_boot=ev.n_boot, seed=seed)
+    margin = attribution_margin(expand_for_scoring(read_jsonl(samples)), cols, sc, n_boot=ev.n_boot, seed=seed)
     metrics["attribution_margin"] = {k: margin[k] for k in ("value", "low", "high")}
     empty = sum(r.n_sentences == 0 for r in records)  # they count 0 in the citation metrics
     result = {"policy": policy, "questions": len(cols["length"]), "samples": len(records), "empty_answers": empty,
@@ -320,27 +287,27 @@ def _eval_statistics(policy: str, cfg: dict, out: Path, seed: int, samples: Path
     if judged is not None:
         jcols = per_question([RecordScore.from_dict(d) for d in read_jsonl(judged)], lambda i: i.rsplit("#", 1)[0])
         jcols = {k: v for k, v in jcols.items() if k.startswith("citation_")}
-        result["eval_judge"] = {"nli": judge_cfg["scorer"]["nli"].get("model"),
-                                "metrics": bootstrap(jcols, n_boot=cfg["eval"]["n_boot"], seed=seed)}
+        result["eval_judge"] = {"nli": ev.eval_judge.nli.model,
+                                "metrics": bootstrap(jcols, n_boot=ev.n_boot, seed=seed)}
     write_json(out / "metrics.json", result)
     run.finish(counts={"questions": len(cols["length"]), "samples": len(records), "empty_answers": empty})
     return out / "metrics.json"
 
 
-def baselines_stage(cfg: dict, out: Path, *, scorer=None) -> Path:
+def baselines_stage(ev: EvalConfig, out: Path, *, scorer=None) -> Path:
     """The constant baselines (cite a fixed position, cite all, copy first sentences) on the held-out
     prompts, scored once per run -> ``metrics.json`` (the report's "best constant baseline" row)."""
     from start.data import qa_record_to_dict
     from start.sampling.stage import load_questions
     from start.shortcuts import best_baseline, constant_baselines
 
-    rows = [qa_record_to_dict(r) for r in load_questions(_with_data(cfg, "eval")["data"])]
-    with _using(scorer, cfg) as sc:
-        fp = fingerprint({"rows": rows, "judge": judge_fingerprint(cfg, sc), "n_boot": cfg["eval"]["n_boot"]})
+    rows = [qa_record_to_dict(r) for r in load_questions(ev.data)]
+    with _using(scorer, ev.judge) as sc:
+        fp = fingerprint({"rows": rows, "judge": judge_fingerprint(ev.judge, sc), "n_boot": ev.n_boot})
         if is_done(out, fp):
             return out / "metrics.json"
-        run = StageRun(out, fp, config=cfg["eval"], seed=0, inputs={"questions": fingerprint(rows)})
-        baselines = constant_baselines(rows, sc, n_boot=cfg["eval"]["n_boot"])
+        run = StageRun(out, fp, config={"n_boot": ev.n_boot}, seed=0, inputs={"questions": fingerprint(rows)})
+        baselines = constant_baselines(rows, sc, n_boot=ev.n_boot)
     best = best_baseline(baselines)
     write_json(out / "metrics.json", {"questions": len(rows), "best": best, "baselines": baselines})
     run.finish(counts={"questions": len(rows), "baselines": len(baselines)}, extra={"best": best})
@@ -350,25 +317,26 @@ def baselines_stage(cfg: dict, out: Path, *, scorer=None) -> Path:
 # ------------------------------------------------------------------------------------------- the loop
 
 
-def _same_judge(a: dict, b: dict) -> bool:
-    """Two NLI configs that load the same judge (batch size and progress bars aside)."""
-    keep = {"model": "default", "device": "auto", "max_length": None, "threshold": None, "entailment_label": None,
-            "dtype": "auto", "number_guard": None, "premise_window_words": None, "extra": {}}
-    return all(a.get(k, v) == b.get(k, v) for k, v in keep.items())
+def _same_judge(a: NLIConfig, b: NLIConfig) -> bool:
+    """Two NLI configs that load the same judge (batch size, progress bars and replicas aside)."""
+    def loads(c: NLIConfig) -> dict:
+        return {k: v for k, v in asdict(c).items() if k not in ("batch_size", "progress", "devices")}
+
+    return loads(a) == loads(b)
 
 
-def _policy_0(cfg: dict, run_dir: Path, base: str, scorer=None) -> tuple[str, str]:
+def _policy_0(cfg: RunConfig, scorer=None) -> tuple[str, str]:
     """Policy 0 and its fingerprint: the warm-up SFT model, or the base model when warm-up is off.
 
     The warm-up borrows the scorer's NLI model when both name the same judge: one copy in memory, not two.
     """
-    if not cfg["warmup"].get("enabled", True):
-        return base, fingerprint({"base": base})
+    if not cfg.warmup.enabled:
+        return cfg.model, fingerprint({"base": cfg.model})
     from start.warmup.stage import warmup_stage
 
-    folder = run_dir / "round_0" / "warmup"
-    shared = scorer is not None and _same_judge(cfg["warmup"].get("nli") or {}, cfg["scorer"]["nli"])
-    model = warmup_stage(cfg, folder, nli=scorer.nli if shared else None)
+    folder = cfg.run_dir / "round_0" / "warmup"
+    shared = scorer is not None and _same_judge(cfg.warmup.nli, cfg.scorer.nli)
+    model = warmup_stage(cfg.warmup, folder, nli=scorer.nli if shared else None)
     return str(model), _stage_fp(folder)
 
 
@@ -379,47 +347,47 @@ def _existing(folder: Path, output: str, r: int, stage: str) -> Path:
     return folder / output
 
 
-def run(cfg: dict[str, Any]) -> Path:
+def run(cfg: RunConfig | dict[str, Any]) -> Path:
     """Warm-up and ``cfg.rounds`` rounds, or only ``round`` and/or ``stage``; returns the report folder.
 
+    ``cfg`` is the typed configuration (:func:`start.config.check_run_config`), or the resolved dict, which
+    is then built and checked here, before anything is written (a bad setting: start.config.ConfigError).
     Stages outside the selection are not run; the ones a selected stage needs must be complete.
     """
-    from start.config import check_run_config
+    from start.config import check_run_config, config_problems
 
-    check_run_config(cfg)  # every setting, before anything is written (start.config.ConfigError)
-    run_dir = Path(cfg["run_dir"])
+    if isinstance(cfg, dict):
+        cfg = check_run_config(cfg)
+    run_dir = cfg.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / "config.json", cfg)
-    from start.config_check import config_problems
-
-    for problem in config_problems(cfg):  # every stage's settings are built here: a bad value fails now
+    write_json(run_dir / "config.json", cfg.raw)
+    for problem in config_problems(cfg):
         log.warning("config: %s", problem)
-    only_round, only_stage = cfg.get("round"), cfg.get("stage")
-    seed, base = int(cfg["seed"]), cfg["model"]["name"]
+    only_round, only_stage = cfg.round, cfg.stage
+    seed, base = cfg.seed, cfg.model
     eval_seed = derive_seed(seed, "eval")  # the same held-out samples' randomness in every round
 
     def active(r: int, stage: str) -> bool:
         return (only_round is None or only_round == r) and (only_stage is None or only_stage == stage)
 
-    scorer = _scorer(cfg)
-    judge_cfg = _eval_judge_cfg(cfg)
-    judge = None if judge_cfg is None else _scorer(judge_cfg)
+    scorer = cfg.scorer.scorer()
+    judge = None if cfg.eval.eval_judge is None else cfg.eval.eval_judge.scorer()
     try:
         r0 = run_dir / "round_0"
         if active(0, "eval"):
-            baselines_stage(cfg, r0 / "baselines", scorer=scorer)
-        if cfg["eval"].get("base", True) and active(0, "eval"):
-            eval_stage(base, cfg, r0 / "eval_base", eval_seed, fingerprint({"base": base}), scorer=scorer,
+            baselines_stage(cfg.eval, r0 / "baselines", scorer=scorer)
+        if cfg.eval.base and active(0, "eval"):
+            eval_stage(base, cfg.eval, r0 / "eval_base", eval_seed, fingerprint({"base": base}), scorer=scorer,
                        eval_scorer=judge)
-        if not cfg["warmup"].get("enabled", True):
+        if not cfg.warmup.enabled:
             policy, policy_fp = base, fingerprint({"base": base})
         elif active(0, "warmup"):
-            policy, policy_fp = _policy_0(cfg, run_dir, base, scorer)
+            policy, policy_fp = _policy_0(cfg, scorer)
         elif only_round != 0 or only_stage == "eval":
             policy, policy_fp = str(_existing(r0 / "warmup", "model", 0, "warmup")), _stage_fp(r0 / "warmup")
         if active(0, "eval"):
-            eval_stage(policy, cfg, r0 / "eval", eval_seed, policy_fp, scorer=scorer, eval_scorer=judge)
-        last = int(cfg["rounds"]) if only_round is None else int(only_round)
+            eval_stage(policy, cfg.eval, r0 / "eval", eval_seed, policy_fp, scorer=scorer, eval_scorer=judge)
+        last = cfg.rounds if only_round is None else only_round
         slices = None  # each round's training questions, computed when a round samples
         for r in range(1, last + 1):
             rd = run_dir / f"round_{r}"
@@ -437,26 +405,29 @@ def run(cfg: dict[str, Any]) -> Path:
                     from start.sampling.stage import sample_stage
 
                     if slices is None:
-                        slices = round_questions(_train_pool(cfg), cfg.get("train_questions"), int(cfg["rounds"]),
+                        slices = round_questions(_train_pool(cfg.train_data), cfg.train_data.limit, cfg.rounds,
                                                  derive_seed(seed, "train-questions"))
                     write_json(rd / "questions.json", slices[r - 1])
                     if slices[r - 1]["reused"]:
                         log.warning("round %d: the training pool (%d questions) is used up; %d of its %d questions "
                                     "were sampled in an earlier round", r, slices[r - 1]["pool"],
                                     slices[r - 1]["reused"], len(slices[r - 1]["ids"]))
-                    tcfg = _with_data(cfg, "train")
-                    tcfg["data"]["ids"], tcfg["data"]["limit"] = slices[r - 1]["ids"], None
-                    out[st] = sample_stage(tcfg, model=policy, out_dir=rd / "sample",
-                                           seed=derive_seed(seed, f"sample{r}"), inputs={"policy": policy_fp})
+                    out[st] = sample_stage(cfg.sample, cfg.train_data.only(slices[r - 1]["ids"]), model=policy,
+                                           out_dir=rd / "sample", seed=derive_seed(seed, f"sample{r}"),
+                                           inputs={"policy": policy_fp})
                 elif st == "score" and st in runs:
-                    out[st] = score_stage(out["sample"], cfg, rd / "score", scorer=scorer,
-                                          labels=cfg["preference"]["comprehensiveness"])
+                    out[st] = score_stage(out["sample"], cfg.scorer, rd / "score", scorer=scorer,
+                                          labels=cfg.preference.comprehensiveness,
+                                          consensus_share=cfg.preference.consensus_share)
                 elif st == "pairs" and st in runs:
-                    out[st] = pairs_stage(out["sample"], out["score"], cfg, rd / "pairs")
+                    out[st] = pairs_stage(out["sample"], out["score"], cfg.preference, rd / "pairs",
+                                          first_line_only=cfg.scorer.rules.first_line_only,
+                                          max_new_tokens=cfg.sample.params.max_new_tokens)
                 elif st == "train" and st in runs:
-                    out[st] = train_stage(policy, out["pairs"], cfg, rd / "train", derive_seed(seed, f"train{r}"))
+                    out[st] = train_stage(policy, out["pairs"], cfg.trainer, rd / "train",
+                                          derive_seed(seed, f"train{r}"))
                 elif st == "eval" and st in runs:
-                    eval_stage(str(out["train"]), cfg, rd / "eval", eval_seed, _stage_fp(rd / "train"),
+                    eval_stage(str(out["train"]), cfg.eval, rd / "eval", eval_seed, _stage_fp(rd / "train"),
                                scorer=scorer, eval_scorer=judge)
                 if st == "train" and "train" in out:
                     policy, policy_fp = str(out["train"]), _stage_fp(rd / "train")
@@ -466,5 +437,4 @@ def run(cfg: dict[str, Any]) -> Path:
             judge.close()
     from start.evaluate import write_report
 
-    return write_report(run_dir, title=f"START: {cfg.get('experiment_name', 'run')}", n_boot=int(cfg["eval"]["n_boot"]),
-                        seed=eval_seed)
+    return write_report(run_dir, title=f"START: {cfg.experiment_name}", n_boot=cfg.eval.n_boot, seed=eval_seed)

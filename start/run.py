@@ -8,11 +8,12 @@ Examples::
     python -m start.run round=2 stage=eval                  # one piece (earlier stages must be complete)
     python -m start.run debug=tiny                          # a few questions, tiny budgets
 
-The whole configuration is checked first (start/config.py): a bad setting is one line on stderr naming it,
-exit status 2, nothing written. The terminal then shows one line per stage (running / done / skipped) and
-the final table; everything else -- the resolved configuration, libraries' logs and warnings, progress
-bars, vLLM's engine output -- goes to ``<run_dir>/run.log``. The resolved configuration is saved in the run
-folder; every stage is resumable (see start/pipeline.py).
+The whole configuration is built into typed sections and checked first (start/config.py): a bad setting is
+one line on stderr naming it, exit status 2, nothing written; each stage then receives its own section. The
+terminal shows one line per stage (running / done / skipped) and the final table; everything else -- the
+resolved configuration, libraries' logs and warnings, progress bars, vLLM's engine output -- goes to
+``<run_dir>/run.log``. The resolved configuration is saved in the run folder; every stage is resumable
+(see start/pipeline.py).
 """
 
 from __future__ import annotations
@@ -87,16 +88,16 @@ def route_output(run_dir: Path) -> tuple[TextIO, Path]:
 def main(cfg: DictConfig) -> None:
     from start.config import check_run_config, validated_or_exit
 
-    resolved = validated_or_exit(OmegaConf.to_container(cfg, resolve=True), check_run_config)
-    terminal, log_path = route_output(Path(resolved["run_dir"]))
+    run_cfg = validated_or_exit(OmegaConf.to_container(cfg, resolve=True), check_run_config)
+    terminal, log_path = route_output(run_cfg.run_dir)
     from start.evaluate import baseline_row, collect_rounds, markdown_table
     from start.pipeline import run
 
-    log.info("START %s -> %s (details: %s)", resolved.get("experiment_name", "run"), resolved["run_dir"], log_path)
+    log.info("START %s -> %s (details: %s)", run_cfg.experiment_name, run_cfg.run_dir, log_path)
     logging.getLogger("start.config").info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
     t0 = time.monotonic()
     try:
-        report = run(resolved)
+        report = run(run_cfg)
     except Exception as e:  # the traceback goes to the log (Hydra prints it to stderr); one line here
         print(f"\nerror: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}\n(details: {log_path})",
               file=terminal)

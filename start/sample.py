@@ -22,9 +22,9 @@ def main(cfg: DictConfig) -> None:
     from start.config import check_sample_config, validated_or_exit
     from start.sampling.stage import sample_stage
 
-    resolved = validated_or_exit(OmegaConf.to_container(cfg, resolve=True), check_sample_config)
+    job = validated_or_exit(OmegaConf.to_container(cfg, resolve=True), check_sample_config)
     log.info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
-    path = sample_stage(resolved)
+    path = sample_stage(job.sample, job.data, model=job.model, out_dir=job.out_dir, seed=job.seed)
     log.info("samples: %s", path)
 
 

@@ -52,43 +52,104 @@ def container(*overrides) -> dict:
     return OmegaConf.to_container(cfg(*overrides), resolve=True)
 
 
+def run_config(*overrides):
+    from start.config import build_run_config
+
+    return build_run_config(container(*overrides))
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 @pytest.mark.parametrize("debug", [None, "tiny"])
 @pytest.mark.parametrize("sampler", [None, "transformers"])
 def test_every_config_of_every_experiment_builds_and_holds_the_invariants(experiment, debug, sampler):
-    from start.config_check import config_problems, stage_configs
+    from start.config import config_problems
 
     overrides = [f"{k}={v}" for k, v in (("experiment", experiment), ("debug", debug), ("sampler", sampler)) if v]
-    c = container(*overrides)
-    built = stage_configs(c)  # every stage's typed settings (raises on a bad value)
-    assert config_problems(c) == []
-    ctx = c["model"]["max_model_len"]
-    assert built["dpo"].max_length >= ctx and built["sft"].max_length >= ctx
-    assert built["prompt"].max_model_len == ctx and built["prompt"].max_new_tokens == built["sampling"].max_new_tokens
+    run = run_config(*overrides)  # every stage's typed section (raises on a bad value; reads no file)
+    assert config_problems(run) == []
+    ctx = container(*overrides)["model"]["max_model_len"]
+    assert run.trainer.dpo.max_length >= ctx and run.warmup.sft.max_length >= ctx
+    prompt = run.sample.prompt
+    assert prompt.max_model_len == ctx and prompt.max_new_tokens == run.sample.params.max_new_tokens
+
+
+@pytest.mark.parametrize("override", [None, "debug=tiny", "experiment=cpu_large", "experiment=gpu_7b"])
+def test_the_run_config_is_built_once_into_typed_sections(override):
+    from start.config import EvalConfig, JudgeConfig, RunConfig, TrainConfig
+    from start.preferences import PreferenceConfig
+    from start.sampling.backends import BackendConfig, SamplingConfig
+    from start.sampling.prompt import PromptConfig
+    from start.sampling.stage import DataConfig, SampleConfig
+    from start.scoring import NLIConfig, ScorerConfig
+    from start.train.dpo import DPOTrainConfig
+    from start.train.sft import SFTSettings
+    from start.warmup.config import WarmupConfig, WarmupStageConfig
+
+    raw = container(*[override] if override else [])
+    run = run_config(*[override] if override else [])
+    assert isinstance(run, RunConfig) and run.raw == raw
+    assert isinstance(run.sample, SampleConfig) and isinstance(run.sample.backend, BackendConfig)
+    assert isinstance(run.sample.params, SamplingConfig) and isinstance(run.sample.prompt, PromptConfig)
+    assert isinstance(run.train_data, DataConfig) and isinstance(run.eval.data, DataConfig)
+    assert isinstance(run.scorer, JudgeConfig) and isinstance(run.scorer.rules, ScorerConfig)
+    assert isinstance(run.scorer.nli, NLIConfig) and isinstance(run.preference, PreferenceConfig)
+    assert isinstance(run.trainer, TrainConfig) and isinstance(run.trainer.dpo, DPOTrainConfig)
+    assert isinstance(run.warmup, WarmupStageConfig) and isinstance(run.warmup.settings, WarmupConfig)
+    assert isinstance(run.warmup.sft, SFTSettings) and isinstance(run.eval, EvalConfig)
+    # the values are the config's, with the run's choices of questions applied
+    assert (run.seed, run.rounds, run.round, run.stage) == (raw["seed"], raw["rounds"], None, None)
+    assert str(run.run_dir) == raw["run_dir"] and run.model == raw["model"]["name"]
+    assert run.sample.params.n == raw["sampler"]["n"] and run.eval.n_boot == raw["eval"]["n_boot"]
+    assert run.eval.sample.params.n == raw["eval"]["sampler"]["n"]  # the evaluation's own sampler settings
+    assert run.eval.sample.params.max_new_tokens == raw["sampler"]["max_new_tokens"]  # ... over the run's
+    assert (run.train_data.source, run.train_data.split, run.train_data.limit) == (
+        raw["train_source"] or raw["data"]["source"], raw["train_split"], raw["train_questions"])
+    assert (run.eval.data.source, run.eval.data.split, run.eval.data.limit) == (
+        raw["eval_source"] or raw["data"]["source"], raw["eval_split"], raw["eval_questions"])
+    assert run.train_data.max_docs == run.eval.data.max_docs == raw["data"]["max_docs"]
+    assert run.scorer.nli.model == raw["scorer"]["nli"]["model"]
+    assert run.eval.eval_judge.nli.model == raw["scorer"]["eval_nli"]["model"]
+    assert run.trainer.dpo.learning_rate == raw["trainer"]["learning_rate"] and not run.trainer.rs_sft.enabled
+    assert run.warmup.prompt is run.sample.prompt and run.warmup.settings.limit == raw["warmup"]["limit"]
+    with pytest.raises(AttributeError):  # frozen: a stage cannot change the run's settings
+        run.seed = 1
+
+
+def test_a_round_slice_is_a_typed_copy():
+    run = run_config()
+    picked = run.train_data.only(["b", "a"])
+    assert picked.ids == ("b", "a") and picked.limit is None and run.train_data.ids is None
+    assert picked.source == run.train_data.source and picked.retrieval == run.train_data.retrieval
+
+
+def test_rejection_sampling_sft_gets_the_sft_settings_updated_by_its_own():
+    run = run_config("trainer.rs_sft.enabled=true", "+trainer.rs_sft.settings.epochs=1", "sft.learning_rate=3e-4")
+    rs = run.trainer.rs_sft
+    assert rs.enabled and rs.settings.epochs == 1 and rs.settings.learning_rate == 3e-4
+    assert run_config().trainer.rs_sft.settings is None  # off: no SFT settings in the training fingerprint
 
 
 def test_gpu_7b_warms_up_on_its_training_questions_with_the_sampling_prompt():
-    from start.config_check import stage_configs
-    from start.warmup.stage import training_source
-
-    c = container("experiment=gpu_7b")
-    built = stage_configs(c)
-    assert training_source(c, built["warmup"]) == ("data/asqa_train_gtr_top5.json", None)
-    assert built["prompt"].n_demos == 1  # the warm-up SFT rows use this same PromptConfig
-    assert built["dpo"].lora.enabled and 5e-5 <= built["dpo"].learning_rate <= 5e-4
-    assert built["sft"].max_length == built["dpo"].max_length == 4096
+    run = run_config("experiment=gpu_7b")
+    assert (run.warmup.source, run.warmup.split) == ("data/asqa_train_gtr_top5.json", None)
+    assert run.warmup.prompt.n_demos == 1  # the warm-up SFT rows use this same PromptConfig
+    assert run.trainer.dpo.lora.enabled and 5e-5 <= run.trainer.dpo.learning_rate <= 5e-4
+    assert run.warmup.sft.max_length == run.trainer.dpo.max_length == 4096
 
 
 def test_warmup_split_defaults_to_the_runs_training_split():
-    from start.warmup.config import WarmupConfig
-    from start.warmup.stage import training_source
+    from start.config import build_warmup_config
 
-    warm = WarmupConfig.from_dict(container()["warmup"])
-    assert warm.split is None
-    assert training_source({"data": {"source": "embedded"}}, warm) == ("embedded", "train")  # start.warmup's config
-    assert training_source(container("train_split=dev"), warm) == ("embedded", "dev")
-    assert training_source(container("warmup.split=test"), WarmupConfig.from_dict(
-        container("warmup.split=test")["warmup"])) == ("embedded", "test")
+    warm = run_config().warmup
+    assert warm.settings.split is None and (warm.source, warm.split) == ("embedded", "train")
+    assert (run_config("train_split=dev").warmup.split) == "dev"
+    assert run_config("warmup.split=test").warmup.split == "test"
+    with initialize_config_dir(str(CONF), version_base="1.3"):  # python -m start.warmup's config: no train_split
+        from omegaconf import OmegaConf
+
+        sample = OmegaConf.to_container(compose("sample", overrides=["+warmup=default", "+trainer@sft=sft",
+                                                                     "out_dir=x"]), resolve=True)
+    assert (build_warmup_config(sample).source, build_warmup_config(sample).split) == ("embedded", "train")
 
 
 @pytest.mark.parametrize("override, message", [
@@ -100,16 +161,16 @@ def test_warmup_split_defaults_to_the_runs_training_split():
     ("trainer.lora.enabled=false", "full fine-tuning DPO range"),
 ])
 def test_config_problems_are_found(override, message):
-    from start.config_check import config_problems
+    from start.config import config_problems
 
-    problems = config_problems(container(override))
+    problems = config_problems(run_config(override))
     assert len(problems) == 1 and message in problems[0], problems
 
 
 def test_a_missing_accelerate_config_file_is_a_problem():
-    from start.config_check import config_problems
+    from start.config import ConfigError, config_problems
 
-    with pytest.raises(ValueError, match="accelerate_config"):  # launcher=accelerate without any file
-        config_problems(container("trainer.launcher=accelerate"))
-    problems = config_problems(container("sft.launcher=accelerate", "sft.accelerate_config=conf/accelerate/no.yaml"))
+    with pytest.raises(ConfigError, match="accelerate_config"):  # launcher=accelerate without any file
+        run_config("trainer.launcher=accelerate")
+    problems = config_problems(run_config("sft.launcher=accelerate", "sft.accelerate_config=conf/accelerate/no.yaml"))
     assert problems == ["sft.accelerate_config=conf/accelerate/no.yaml does not exist"]

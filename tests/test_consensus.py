@@ -68,9 +68,11 @@ def test_empty_answers_cover_nothing_and_nli_goes_through_the_cache(tmp_path):
     sc.close()
 
 
-def _cfg(tmp_path, labels_share=0.5):
-    return {"scorer": {"nli": {}, "rules": {"cache": False}},
-            "preference": {"comprehensiveness": "consensus", "consensus_share": labels_share}}
+def _judge():
+    from start.config import JudgeConfig
+    from start.scoring import NLIConfig
+
+    return JudgeConfig(ScorerConfig(cache=False), NLIConfig())
 
 
 @pytest.mark.parametrize("gold", [{"qa_pairs": [{"short_answers": ["F2"]}]}, {"claims": ["F2 is true."]},
@@ -81,8 +83,9 @@ def test_consensus_score_stage_reads_no_gold_answers(tmp_path, gold):
            "samples": [{"text": t, "n_tokens": 5, "finish_reason": "stop"} for t in SAMPLES], **gold}
     write_jsonl(tmp_path / "samples.jsonl", [row])
     nli = StubNLI()
-    scores = score_stage(tmp_path / "samples.jsonl", _cfg(tmp_path), tmp_path / "score",
-                         scorer=AttributionScorer(nli, ScorerConfig(cache=False)), labels="consensus")
+    scores = score_stage(tmp_path / "samples.jsonl", _judge(), tmp_path / "score",
+                         scorer=AttributionScorer(nli, ScorerConfig(cache=False)), labels="consensus",
+                         consensus_share=0.5)
     rows = read_jsonl(scores)
     assert [r["comprehensiveness"] for r in rows] == [1.0, 1.0, 1.0, 0.0, 1.0]
     assert {r["comprehensiveness_source"] for r in rows} == {"consensus"}
@@ -92,7 +95,7 @@ def test_consensus_score_stage_reads_no_gold_answers(tmp_path, gold):
     manifest = json.loads((tmp_path / "score" / "manifest.json").read_text())
     assert manifest["comprehensiveness"] == "consensus" and manifest["consensus"]["consensus_claims"] == 1
     # the gold variant, as the evaluation runs it, does read them
-    gold_scores = read_jsonl(score_stage(tmp_path / "samples.jsonl", _cfg(tmp_path), tmp_path / "gold",
+    gold_scores = read_jsonl(score_stage(tmp_path / "samples.jsonl", _judge(), tmp_path / "gold",
                                          scorer=AttributionScorer(StubNLI(), ScorerConfig(cache=False))))
     expected = None if not gold else "claims" if "claims" in gold else "short_answers"  # claims come first
     assert {r["comprehensiveness_source"] for r in gold_scores} == {expected}

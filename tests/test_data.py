@@ -7,6 +7,7 @@ import re
 import sys
 import types
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
@@ -360,15 +361,15 @@ def test_limit_docs_keeps_gold_documents_in_a_seeded_random_order(splits):
 
 
 def test_load_questions_shuffles_retrieved_documents(tmp_path):
-    from start.sampling.stage import load_questions
+    from start.sampling.stage import DataConfig, load_questions
 
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"title": f"T{i}", "text": f"radium fact number {i} radium"}) + "\n"
                               for i in range(8)), encoding="utf-8")
     questions = _write(tmp_path / "q.jsonl", [{"id": f"q{i}", "question": f"radium fact {i}?"} for i in range(6)],
                        fmt="jsonl")
-    data = {"source": str(questions), "split": None, "corpus": str(corpus), "retrieval": {"k": 4, "use_cache": False}}
-    ranked = load_questions({**data, "shuffle_docs": False})
+    data = DataConfig(str(questions), None, corpus=str(corpus), retrieval={"k": 4, "use_cache": False})
+    ranked = load_questions(replace(data, shuffle_docs=False))
     shuffled = load_questions(data)
     assert [sorted(d.title for d in r.docs) for r in ranked] == [sorted(d.title for d in r.docs) for r in shuffled]
     assert [r.docs for r in ranked] != [r.docs for r in shuffled]

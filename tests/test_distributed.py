@@ -160,7 +160,7 @@ def test_pipeline_runs_dpo_under_accelerate(tmp_path, tiny_causal_lm, tiny_cross
     assert json.loads((train / "metrics.json").read_text())["processes"] == 2
     assert (train / "DONE").is_file() and (tmp_path / "run" / "round_1" / "eval" / "DONE").is_file()
     manifest = json.loads((train / "manifest.json").read_text())
-    assert manifest["config"]["launcher"] == "accelerate"
+    assert manifest["config"]["launch"]["launcher"] == "accelerate"
 
 
 # ------------------------------------------------------------------------------- data-parallel sampling
@@ -195,6 +195,7 @@ def _sample(lm: Path, out: Path, sampler: str, dp: int) -> Path:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
+    from start.config import build_sample_config
     from start.sampling.stage import sample_stage
 
     overrides = [f"model.name={lm}", "model.dtype=float32", "model.max_model_len=512", f"sampler={sampler}",
@@ -202,8 +203,8 @@ def _sample(lm: Path, out: Path, sampler: str, dp: int) -> Path:
                  "data.limit=5", "data.max_docs=2", "prompt.n_demos=0", f"sampler.backend.data_parallel_size={dp}",
                  f"out_dir={out / f'{sampler}-dp{dp}'}"]
     with initialize_config_dir(str(CPU_DDP.parents[1]), version_base="1.3"):
-        cfg = OmegaConf.to_container(compose("sample", overrides=overrides), resolve=True)
-    return sample_stage(cfg)
+        job = build_sample_config(OmegaConf.to_container(compose("sample", overrides=overrides), resolve=True))
+    return sample_stage(job.sample, job.data, model=job.model, out_dir=job.out_dir, seed=job.seed)
 
 
 def test_two_engines_sample_what_one_engine_samples(tiny_causal_lm, tmp_path):

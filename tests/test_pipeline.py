@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from start.config import build_run_config
 from start.pipeline import run
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
@@ -130,6 +132,28 @@ def test_one_piece_needs_its_inputs(tmp_path, tiny_causal_lm, tiny_cross_encoder
         run(compose_cfg(tmp_path, tiny_causal_lm, tiny_cross_encoder, "stage=everything"))
 
 
+def test_stages_take_typed_sections_and_never_the_raw_dict(tmp_path, tiny_causal_lm, tiny_cross_encoder,
+                                                           loop_doubles):
+    import inspect
+
+    from start.pipeline import baselines_stage, eval_stage, pairs_stage, score_stage, train_stage
+    from start.sampling.stage import sample_stage
+    from start.warmup.stage import warmup_stage
+
+    sections = {score_stage: "JudgeConfig", pairs_stage: "PreferenceConfig", train_stage: "TrainConfig",
+                eval_stage: "EvalConfig", baselines_stage: "EvalConfig", sample_stage: "SampleConfig",
+                warmup_stage: "WarmupStageConfig"}
+    for stage, section in sections.items():
+        annotations = [str(p.annotation) for p in inspect.signature(stage).parameters.values()]
+        assert section in annotations and not {"dict", "dict[str, Any]"} & set(annotations), stage.__name__
+    # the whole evaluation of round 0 from a built configuration whose raw dict is gone
+    cfg = build_run_config(compose_cfg(tmp_path, tiny_causal_lm, tiny_cross_encoder, "round=0", "stage=eval"))
+    run(replace(cfg, raw={}))
+    for stage in ("baselines", "eval_base", "eval"):
+        assert (tmp_path / "run" / "round_0" / stage / "DONE").is_file(), stage
+    assert json.loads((tmp_path / "run" / "config.json").read_text()) == {}
+
+
 def test_rejection_sampling_sft_runs_before_dpo(tmp_path, tiny_causal_lm, tiny_cross_encoder, loop_doubles):
     cfg = compose_cfg(tmp_path, tiny_causal_lm, tiny_cross_encoder, "rounds=1", "round=1", "eval.base=false",
                       "trainer.rs_sft.enabled=true", "trainer.rs_sft.min_reward=0.0", "sft.max_steps=1",
@@ -167,7 +191,8 @@ def test_a_round_without_pairs_passes_the_policy_through(tmp_path, tiny_causal_l
 
     cfg = compose_cfg(tmp_path, tiny_causal_lm, tiny_cross_encoder)
     write_jsonl(tmp_path / "pairs" / "pairs.jsonl", [])
-    out = train_stage(str(tiny_causal_lm), tmp_path / "pairs" / "pairs.jsonl", cfg, tmp_path / "train", seed=0)
+    out = train_stage(str(tiny_causal_lm), tmp_path / "pairs" / "pairs.jsonl", build_run_config(cfg).trainer,
+                      tmp_path / "train", seed=0)
     assert out == tiny_causal_lm == trained_policy(tmp_path / "train")
     manifest = json.loads((tmp_path / "train" / "manifest.json").read_text())
     assert manifest["counts"]["pairs"] == 0 and manifest["dpo"] == "skipped: no preference pairs"
@@ -187,7 +212,8 @@ def test_rejection_sampling_only_trains_no_dpo(tmp_path, tiny_causal_lm, tiny_cr
     write_jsonl(tmp_path / "pairs" / "pairs.jsonl", [pair])
     write_jsonl(tmp_path / "pairs" / "best.jsonl", [{"id": "q", "prompt": pair["prompt"], "completion": pair["chosen"],
                                                      "reward": 0.8}])
-    out = train_stage(str(tiny_causal_lm), tmp_path / "pairs" / "pairs.jsonl", cfg, tmp_path / "train", seed=0)
+    out = train_stage(str(tiny_causal_lm), tmp_path / "pairs" / "pairs.jsonl", build_run_config(cfg).trainer,
+                      tmp_path / "train", seed=0)
     assert out == tmp_path / "train" / "rs_sft" / "model" == trained_policy(tmp_path / "train")
     manifest = json.loads((tmp_path / "train" / "manifest.json").read_text())
     assert manifest["dpo"] == "skipped: trainer.rs_sft.only" and manifest["rs_sft"]["rows"] == 1
@@ -195,10 +221,11 @@ def test_rejection_sampling_only_trains_no_dpo(tmp_path, tiny_causal_lm, tiny_cr
 
 
 def test_a_slice_of_named_questions_is_loaded_in_its_order():
-    from start.sampling.stage import load_questions
+    from start.sampling.stage import DataConfig, load_questions
 
-    pool = [r.id for r in load_questions({"source": "embedded", "split": "train", "limit": 5})]
-    picked = load_questions({"source": "embedded", "split": "train", "limit": 2, "ids": pool[::-2]})
+    pool = [r.id for r in load_questions(DataConfig("embedded", "train", limit=5))]
+    picked = load_questions(DataConfig("embedded", "train", limit=2, ids=pool[::-2]))
     assert [r.id for r in picked] == pool[::-2]  # ids win over limit
+    assert load_questions(DataConfig("embedded", "train", limit=5).only(pool[::-2])) == picked
     with pytest.raises(ValueError, match="data.ids: 1 id"):
-        load_questions({"source": "embedded", "split": "train", "ids": [pool[0], "no-such-question"]})
+        load_questions(DataConfig("embedded", "train", ids=[pool[0], "no-such-question"]))

@@ -4,6 +4,7 @@ report's shortcut sections (stub NLI: a sentence is entailed when its F<n> token
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -135,8 +136,15 @@ def test_baselines_stage_writes_once(tmp_path, scorer, monkeypatch):
 
     path = tmp_path / "q.jsonl"
     write_jsonl(path, [ROW, {**ROW, "id": "q2"}])
-    cfg = {"data": {"source": str(path), "max_docs": None, "shuffle_docs": False}, "eval_split": None,
-           "eval_questions": None, "scorer": {"rules": {}}, "eval": {"n_boot": 10}}
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from start.config import build_run_config
+
+    overrides = [f"eval_source={path}", "eval_split=null", "eval_questions=null", "data.max_docs=null",
+                 "data.shuffle_docs=false", "eval.n_boot=10"]
+    with initialize_config_dir(str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
+        cfg = build_run_config(OmegaConf.to_container(compose("config", overrides=overrides), resolve=True)).eval
     calls = []
     monkeypatch.setattr(stage, "load_source", lambda s, split, limit: calls.append(s) or load_qa(s))
     out = baselines_stage(cfg, tmp_path / "b", scorer=scorer)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import StubNLI
 
+from start.config import build_warmup_config
 from start.sampling.backends import Generation
 from start.scoring import AttributionScorer, ScorerConfig
 from start.warmup import (
@@ -334,7 +335,7 @@ QUESTIONS = {
 }
 
 
-def stage_cfg(tiny_causal_lm, tmp_path, **extra) -> dict:
+def stage_cfg(tiny_causal_lm, tmp_path, **extra):
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
@@ -347,7 +348,7 @@ def stage_cfg(tiny_causal_lm, tmp_path, **extra) -> dict:
                  *[f"{k}={v}" for k, v in extra.items()]]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="sample", overrides=["+warmup=default", "+trainer@sft=sft", *overrides])
-    return OmegaConf.to_container(cfg, resolve=True)
+    return build_warmup_config(OmegaConf.to_container(cfg, resolve=True))  # the stage's typed section
 
 
 def test_warmup_stage_end_to_end_with_resume(tiny_causal_lm, tmp_path):
@@ -429,7 +430,7 @@ def test_warmup_with_smollm2_and_the_default_nli(tmp_path):
                  "sft.lora_r=4", "sft.save_steps=1"]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         composed = compose(config_name="sample", overrides=["+warmup=default", "+trainer@sft=sft", *overrides])
-        cfg = OmegaConf.to_container(composed, resolve=True)
+        cfg = build_warmup_config(OmegaConf.to_container(composed, resolve=True))
     out = tmp_path / "warmup"
     model_dir = warmup_stage(cfg, out)  # 8 questions, 2 answer candidates each: some examples survive
     from datasets import load_dataset

@@ -50,13 +50,6 @@ class PromptConfig:
                 for d in self.demos[: self.n_demos]]
 
 
-def run_prompt_config(cfg: dict) -> PromptConfig:
-    """The one citation prompt of a run, from its ``prompt`` section (``max_model_len`` defaulting to the
-    model's): the warm-up's SFT rows, sampling and evaluation all use it, so the policy is trained on the
-    prompts it is later sampled with."""
-    return PromptConfig(**{"max_model_len": cfg["model"].get("max_model_len", 2048), **cfg["prompt"]})
-
-
 @dataclass(frozen=True)
 class BuiltPrompt:
     text: str

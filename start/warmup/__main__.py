@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> Path:
     log.info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
     from start.config import check_warmup_config, validated_or_exit
 
-    resolved = validated_or_exit(OmegaConf.to_container(cfg, resolve=True), check_warmup_config)
-    model_dir = warmup_stage(resolved, resolved["out_dir"])
+    section = validated_or_exit(OmegaConf.to_container(cfg, resolve=True), check_warmup_config)
+    model_dir = warmup_stage(section, cfg.out_dir)
     log.info("warm-up model: %s", model_dir)
     return model_dir
 

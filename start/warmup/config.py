@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from start.sampling.backends import SamplingConfig
+
+if TYPE_CHECKING:
+    from start.sampling.backends import BackendConfig
+    from start.sampling.prompt import PromptConfig
+    from start.scoring import NLIConfig
+    from start.train.launch import LaunchConfig
+    from start.train.sft import SFTSettings
 
 
 @dataclass
@@ -144,3 +151,23 @@ class WarmupConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class WarmupStageConfig:
+    """Everything the warm-up stage reads, built once at the entry (``start.config``)."""
+
+    settings: WarmupConfig
+    nli: NLIConfig  # the judge of steps 5-7 (``warmup.nli``)
+    sft: SFTSettings  # the ``sft`` section
+    launch: LaunchConfig  # how SFT runs (in this process or under ``accelerate launch``)
+    prompt: PromptConfig  # the run's citation prompt: the SFT rows are the prompts the policy is sampled with
+    backend: BackendConfig  # the engine that writes the data
+    model: str  # the policy model (a built-in name, a folder or a hub name), also the SFT base
+    source: str  # the training questions: ``train_source``, else ``data.source``
+    split: str | None  # ``warmup.split``, else the run's ``train_split`` -- never the held-out questions
+    seed: int
+
+    @property
+    def enabled(self) -> bool:
+        return self.settings.enabled

@@ -27,16 +27,15 @@ from start.data import load_source
 from start.data.records import QARecord
 from start.io import read_jsonl, write_json, write_jsonl
 from start.models import resolve_model
-from start.sampling.backends import BackendConfig, Generator, make_generator
-from start.sampling.prompt import PromptConfig, build_prompt, run_prompt_config
+from start.sampling.backends import Generator, make_generator
+from start.sampling.prompt import PromptConfig, build_prompt
 from start.sampling.sampler import derive_seed
-from start.scoring import AttributionScorer, NLIBackend, NLIConfig, ScorerConfig, load_nli
+from start.scoring import AttributionScorer, NLIBackend, ScorerConfig, load_nli
 from start.scoring.nli import nli_fingerprint
 from start.scoring.nli import resolve_model as resolve_nli_model
 from start.stage import StageRun, fingerprint, is_done, model_fingerprint
-from start.train.launch import run_sft, split_launch
-from start.train.sft import SFTSettings
-from start.warmup.config import WarmupConfig
+from start.train.launch import run_sft
+from start.warmup.config import WarmupConfig, WarmupStageConfig
 from start.warmup.relabel import MemoNLI, check_documents, relabel, verify
 from start.warmup.steps import (
     StepStats,
@@ -49,14 +48,6 @@ from start.warmup.steps import (
 
 log = logging.getLogger(__name__)
 DATA_FILE = Path("data") / "warmup.jsonl"
-
-
-def training_source(cfg: dict[str, Any], warm: WarmupConfig) -> tuple[str, str | None]:
-    """Where the warm-up's questions come from: the run's training questions (``train_source``, else
-    ``data.source``) and split (``warmup.split``, else the run's ``train_split``; "train" when the config has
-    no such key, as ``python -m start.warmup``'s) -- never the held-out ones."""
-    source = cfg.get("train_source") or cfg["data"]["source"]
-    return source, warm.split if warm.split is not None else cfg.get("train_split", "train")
 
 
 def load_training_questions(source: str, split: str | None, limit: int | None) -> list[QARecord]:
@@ -119,52 +110,34 @@ def _generation_steps(steps: _StepRunner, items: list[WarmupItem], warm: WarmupC
                      lambda xs: generate_documents(xs, get_lm(), p, warm.documents, seed), items)
 
 
-def _backend(cfg: dict[str, Any]) -> BackendConfig:
-    return BackendConfig(**{**cfg.get("sampler", {}).get("backend", {}), "dtype": cfg["model"].get("dtype", "auto"),
-                            "max_model_len": cfg["model"].get("max_model_len", 2048)})
-
-
-def _generation_child(cfg: dict[str, Any], out: str, steps_fp: str) -> None:
+def _generation_child(cfg: WarmupStageConfig, out: str, steps_fp: str) -> None:
     """The generation steps in a child process (the parent's stage fingerprint chains them: ``steps_fp``)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    warm, seed = WarmupConfig.from_dict(cfg["warmup"]), int(cfg["seed"])
-    questions = load_training_questions(*training_source(cfg, warm), warm.limit)
+    questions = load_training_questions(cfg.source, cfg.split, cfg.settings.limit)
     lm: list[Generator] = []
 
     def get_lm() -> Generator:
         if not lm:
-            lm.append(make_generator(resolve_model(cfg["model"]["name"]), _backend(cfg), seed=seed))
+            lm.append(make_generator(resolve_model(cfg.model), cfg.backend, seed=cfg.seed))
         return lm[0]
 
     _generation_steps(_StepRunner(Path(out) / "steps", steps_fp), [WarmupItem(q.id, q.question) for q in questions],
-                      warm, get_lm, seed)
+                      cfg.settings, get_lm, cfg.seed)
 
 
-def warmup_stage(cfg: dict[str, Any], out_dir: str | Path, *, generator: Generator | None = None,
+def warmup_stage(cfg: WarmupStageConfig, out_dir: str | Path, *, generator: Generator | None = None,
                  nli: NLIBackend | None = None, isolate: bool = True) -> Path:
     """Run (or skip, or resume) the warm-up; return the SFT model folder.
 
-    ``cfg`` holds ``seed``, ``model`` (name, dtype, max_model_len), ``data`` (source; ``train_source`` /
-    ``train_split`` when set), ``prompt`` (the sampler's citation prompt, used as it is), ``warmup``
-    (conf/warmup/default.yaml), ``sft`` (conf/trainer/sft.yaml) and optionally ``sampler.backend``.
-    ``generator`` / ``nli`` replace the models built from the config (tests pass stubs); the model named in
-    ``cfg.model.name`` is still the SFT base.
+    ``cfg`` is the warm-up's typed section (``start.config.build_run_config(raw).warmup``, or
+    ``start.config.build_warmup_config`` for ``python -m start.warmup``). ``generator`` / ``nli`` replace the
+    models built from it (tests pass stubs); ``cfg.model`` is still the SFT base.
     With the vLLM backend the generation steps run in a child process (``isolate``), so that the engine's
     memory is free again before the NLI checks and SFT.
     """
-    if not isinstance(cfg, dict):  # a Hydra DictConfig
-        from omegaconf import OmegaConf
-
-        cfg = OmegaConf.to_container(cfg, resolve=True)
     out = Path(out_dir)
-    seed = int(cfg["seed"])
-    warm = WarmupConfig.from_dict(cfg["warmup"])
-    sft_settings, launch = split_launch(cfg["sft"])
-    sft = SFTSettings(**sft_settings)
-    model_spec = cfg["model"]["name"]
-    prompt_cfg = run_prompt_config(cfg)  # the sampler's prompt, demonstrations included
-    backend = _backend(cfg)
-    source, split = training_source(cfg, warm)
+    seed, warm, sft, prompt_cfg, backend = cfg.seed, cfg.settings, cfg.sft, cfg.prompt, cfg.backend
+    model_spec, source, split = cfg.model, cfg.source, cfg.split
     questions = load_training_questions(source, split, warm.limit)
     if not questions:
         raise ValueError(f"no training questions in split {split!r} of {source!r}")
@@ -172,7 +145,7 @@ def warmup_stage(cfg: dict[str, Any], out_dir: str | Path, *, generator: Generat
     model_path = resolve_model(model_spec)
     # the weights by content (policy and judge), not by name or path
     judge_fp = (nli_fingerprint(nli) if nli is not None  # a bundled judge's name resolves to its folder
-                else model_fingerprint(resolve_nli_model(warm.nli.get("model", "default"))))
+                else model_fingerprint(resolve_nli_model(cfg.nli.model)))
     fp = fingerprint({"model": model_fingerprint(model_path), "warmup": warm.to_dict(), "trainer": asdict(sft),
                       "prompt": asdict(prompt_cfg), "backend": backend.fingerprint_fields(), "seed": seed,
                       "questions": ids, "generator": type(generator).__name__ if generator else None,
@@ -181,7 +154,7 @@ def warmup_stage(cfg: dict[str, Any], out_dir: str | Path, *, generator: Generat
     if is_done(out, fp):
         log.info("warm-up already complete in %s; skipping", out)
         return model_dir
-    run = StageRun(out, fp, config=cfg, seed=seed, inputs={"questions": fingerprint(ids)})
+    run = StageRun(out, fp, config=asdict(cfg), seed=seed, inputs={"questions": fingerprint(ids)})
     log.info("warm-up on %d questions of %s (split %s) with %s", len(questions), source, split, model_spec)
 
     lm: dict[str, Generator] = {"generator": generator} if generator is not None else {}
@@ -195,7 +168,7 @@ def warmup_stage(cfg: dict[str, Any], out_dir: str | Path, *, generator: Generat
 
     def get_nli() -> MemoNLI:
         if "nli" not in judge:
-            judge["nli"] = MemoNLI(nli if nli is not None else load_nli(NLIConfig(**warm.nli)))
+            judge["nli"] = MemoNLI(nli if nli is not None else load_nli(cfg.nli))
         return judge["nli"]
 
     steps = _StepRunner(out / "steps", fingerprint({"stage": fp}))
@@ -237,7 +210,7 @@ def warmup_stage(cfg: dict[str, Any], out_dir: str | Path, *, generator: Generat
     judge.clear()  # the NLI model is not needed for training
     gc.collect()
 
-    trained = run_sft(out / DATA_FILE, model_path, sft, out, seed=derive_seed(seed, "warmup:sft"), launch=launch)
+    trained = run_sft(out / DATA_FILE, model_path, sft, out, seed=derive_seed(seed, "warmup:sft"), launch=cfg.launch)
     metrics = json.loads((out / "metrics.json").read_text())
     run.finish(counts={"questions": len(questions), "examples": len(items),
                        "steps": {s["step"]: s["out"] for s in steps.stats}},
