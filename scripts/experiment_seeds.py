@@ -248,6 +248,15 @@ def markdown(seeds: list[dict], abl: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def code_version() -> str:
+    """The commit the runs' code came from (``+changes`` when the work tree differs from it)."""
+    def git(*a: str) -> str:
+        return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD")
+    return f"{head}+changes" if head and git("status", "--porcelain", "--untracked-files=no") else head or "unknown"
+
+
 def aggregate(runs: list[dict], out: Path, ablation_seed: int, argv: list[str], split: str | None = None
               ) -> tuple[dict, dict]:
     """Write ``start_seeds.json``, ``start_ablation.json`` and ``start_seeds.md`` from finished runs (with
@@ -257,7 +266,7 @@ def aggregate(runs: list[dict], out: Path, ablation_seed: int, argv: list[str], 
     seeds = [{"seed": r["seed"], **summarize_run(r["run_dir"])} for r in runs if r["name"].startswith("seed")]
     seeds.sort(key=lambda s: s["seed"])
     rises = [s["seed"] for s in seeds if (s["round0_to_last"].get("citation_f1") or [0, 0, 0])[1] > 0]
-    seeds_doc = {"command": " ".join(argv), "split": split or "eval_split", "seeds": seeds,
+    seeds_doc = {"command": " ".join(argv), "code": code_version(), "split": split or "eval_split", "seeds": seeds,
                  "seeds_with_citation_f1_rise": rises}
     full = next(r for r in runs if r["row"] == "full method")
     rows = [("warm-up only", full["run_dir"], "warmup")]
@@ -270,7 +279,8 @@ def aggregate(runs: list[dict], out: Path, ablation_seed: int, argv: list[str], 
     write_json(out / f"start_ablation{tag}.json", abl)
     title = f"on the {split} split (evaluated once, frozen config)" if split else "on the tuning split"
     with atomic_open(out / f"start_seeds{tag}.md") as f:
-        f.write(f"# START: seeds and ablation {title}\n\nCommand: `{seeds_doc['command']}`\n\n"
+        f.write(f"# START: seeds and ablation {title}\n\nCommand: `{seeds_doc['command']}` (code "
+                f"{seeds_doc['code']})\n\n"
                 + markdown(seeds, abl))
     return seeds_doc, abl
 
