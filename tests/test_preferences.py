@@ -232,3 +232,46 @@ def test_every_pair_keeps_the_invariants(seed):
         assert stats["pairs"] == len(pairs)
     assert build_pairs(qs, PreferenceConfig(min_margin=0.0, signal_margin=0.0, close_tolerance=1.0,
                                             min_attributability=0.0))[0]  # the loose setting does give pairs
+
+
+def test_pair_floor_table_rebuilds_a_rounds_pairs_per_floor(tmp_path):
+    """scripts/pair_floors.py: a finished round's samples and scores re-paired under several floors."""
+    import json
+    import sys
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from conftest import StubNLI
+
+    from start.io import write_json, write_jsonl
+    from start.sampling.sampler import expand_for_scoring
+    from start.scoring import AttributionScorer, ScorerConfig
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    import pair_floors
+
+    gold = {"qa_pairs": [{"short_answers": ["F2"]}]}
+    # (attributability, comprehensiveness): (1, 1), (0, 1), (0, 0)
+    texts = ["The answer is F2 as stated [2].", "The answer is F2 as stated [1].", "The answer is F1 as stated [3]."]
+    rows = [{"id": "q0", "question": "which?", "prompt": "p", "docs": [{"title": f"d{i}", "text": f"Fact {t} is "
+             "stated here."} for i, t in enumerate(DOCS3, 1)], "samples": [{"text": t, "n_tokens": 9,
+                                                                          "finish_reason": "stop"} for t in texts],
+             **gold}]
+    report = AttributionScorer(StubNLI(), ScorerConfig(cache=False)).score(expand_for_scoring(rows))
+    rd = tmp_path / "run" / "round_1"
+    write_jsonl(rd / "sample" / "samples.jsonl", rows)
+    write_jsonl(rd / "score" / "scores.jsonl", [r.to_dict() for r in report.records])
+    pc = PreferenceConfig(weights={"attributability": 1.0, "comprehensiveness": 1.0}, min_margin=0.0,
+                          max_pairs_per_question=5)
+    write_json(rd / "pairs" / "manifest.json", {"config": asdict(pc)})
+    write_json(rd.parent / "config.json", {"scorer": {"rules": {"first_line_only": True}},
+                                           "sampler": {"max_new_tokens": 96}})
+    table = pair_floors.floor_table(rd, [0.0, 0.6, 1.0])
+    assert [t["floor"] for t in table] == [0.0, 0.6, 1.0]
+    counts = [t["pairs"] for t in table]
+    # floor 0 keeps a comprehensiveness pair whose chosen answer's citation supports nothing
+    assert counts == [3, 2, 2] and table[0]["chosen_unsupported_share"] == pytest.approx(1 / 3)
+    for t in table[1:]:  # above a floor every chosen answer is attributable
+        assert t["chosen_attributability"] >= t["floor"] and t["chosen_unsupported_share"] == 0.0
+    assert pair_floors.main([str(rd), "--floors", "0.5", "--out", str(tmp_path / "f.json")]) == 0
+    assert json.loads((tmp_path / "f.json").read_text())["floors"][0]["floor"] == 0.5
