@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from conftest import StubNLI
 
-from start.nli.agreement import HumanSentence, score_at
 from start.nli.aggregator import evaluate, feature_table, fixed_rule, labelled_pairs, targets
+from start.nli.agreement import HumanSentence, score_at
 from start.scoring.aggregate import (
     AggregatedNLI,
     LogisticAggregator,

@@ -19,9 +19,11 @@ sentences are judged with them and the agreement is computed over all held-out p
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -213,3 +215,41 @@ def feature_table(backend: AggregatedNLI, pairs: Sequence[Pair]) -> dict[Pair, d
     """Every pair's features from one batched pass of the judge's models."""
     rows, _ = backend.feature_rows(pairs)
     return dict(zip(pairs, rows, strict=True))
+
+
+def fit_judge(model: str, human: str | Path, features: Sequence[str] = DEFAULT_FEATURES, l2: float = 1.0,
+              partner: str | None = "minilm", window_words: int = 40, grid: Sequence[float] = GRID,
+              probe: str | Path | None = None, log: Callable[[str], None] = print) -> dict:
+    """Fit the aggregator of the judge at ``model`` on the human file; returns the ``"aggregator"`` block for
+    its ``start_nli.json`` and a report: in-sample and leave-one-question-out agreement, beside the same two
+    numbers for the judge's stored fixed rule (reader, guard, ensemble, threshold) on the same readings."""
+    from start.nli.agreement import load_human, probe_accuracy
+    from start.scoring.nli import NLIConfig, load_nli, resolve_model
+
+    settings_file = Path(resolve_model(model)) / "start_nli.json"
+    settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
+    ens = settings.get("ensemble") or {}
+    weight = float(ens.get("weight", 0.0)) if ens.get("model") == partner else 0.0
+    rows = load_human(human)
+    hyps = targets(rows)
+    bare = {"premise_window_words": 0, "number_guard": False, "ensemble": False, "aggregator": False,
+            "progress": False}
+    main = load_nli(NLIConfig(model=model, **bare))
+    part = load_nli(NLIConfig(model=partner, max_length=main.max_length, **bare)) if partner else None
+    placeholder = LogisticAggregator(("whole",), (1.0,), 0.0, (0.0,), (1.0,), partner_weight=weight)
+    pairs = candidate_pairs(rows)
+    log(f"reading {len(pairs)} (premise, sentence) pairs of {len(rows)} sentences ...")
+    table = feature_table(AggregatedNLI(main, placeholder, window_words, part), pairs)
+    lp = labelled_pairs(rows, hyps)
+    log(f"{len(lp)} labelled pairs ({sum(p.label for p in lp)} entailed); leave-one-question-out fits ...")
+    ours = evaluate(rows, table, lp, features, l2, weight, grid)
+    fixed = evaluate(rows, table, lp, None, partner_weight=weight, grid=grid,
+                     fixed_threshold=settings.get("threshold"))
+    final = replace(_fit(table, lp, features, l2, weight), threshold=ours["in_sample"]["threshold"])
+    judge = AggregatedNLI(main, final, window_words, part)
+    report = {"human_file": Path(human).name, "sentences": len(rows), "questions": len({r.question for r in rows}),
+              "training_pairs": len(lp), "entailed_pairs": sum(p.label for p in lp), "l2": l2,
+              "features": list(features), "threshold_grid": [float(min(grid)), float(max(grid))],
+              "in_sample": ours["in_sample"], "cv": ours["cv"], "fixed_rule": fixed,
+              "probe": probe_accuracy(judge, probe) if probe is not None and Path(probe).is_file() else None}
+    return {"aggregator": {**final.to_dict(), "window_words": window_words, "partner": partner}, "report": report}

@@ -297,6 +297,58 @@ def _probe_rows(probe: dict | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _agg_row(name: str, a: dict) -> str:
+    return (f"| {name} | {a['recall']['acc']:.3f} | {a['recall']['kappa']:.3f} | {a['precision']['acc']:.3f} | "
+            f"{a['precision']['kappa']:.3f} |")
+
+
+def _aggregator_section(meta: dict) -> str:
+    """The learned aggregator (start.scoring.aggregate): what it reads, its coefficients, its honest numbers."""
+    agg, rep = meta.get("aggregator"), meta.get("aggregator_calibration")
+    if not agg or not rep:
+        return ""
+    ref = (meta.get("human_calibration") or {}).get("reference_agreement")
+    rows = ["| judge | recall acc | recall kappa | precision acc | precision kappa |", "|---|---:|---:|---:|---:|"]
+    if ref:
+        rows.append(_agg_row("TRUE T5-11B (labels stored by ALCE)", ref))
+    fixed = rep["fixed_rule"]
+    rows += [_agg_row("fixed rule (stored reader, guard, ensemble), in-sample", fixed["in_sample"]["agreement"]),
+             _agg_row("fixed rule, threshold chosen leaving each question out", fixed["cv"]["agreement"]),
+             _agg_row(f"aggregator, in-sample (threshold {rep['in_sample']['threshold']:.3f})",
+                      rep["in_sample"]["agreement"]),
+             _agg_row("**aggregator, leave-one-question-out**", rep["cv"]["agreement"])]
+    coef = "\n".join(f"| `{f}` | {c:+.3f} |" for f, c in sorted(zip(agg["features"], agg["coef"], strict=True),
+                                                                  key=lambda fc: -abs(fc[1])))
+    partner = f"and of `{agg['partner']}`" if agg.get("partner") else "(no partner model)"
+    return f"""## Learned aggregator (the stored decision rule)
+
+P(entailment) of a pair is a logistic regression (`start.scoring.aggregate.AggregatedNLI`, numpy at run time)
+over features of the pair: this model's P(entailment) {partner} on the whole premise and on its windows of
+at most {agg['window_words']} words inside each document (max, mean), the fixed rule's score, the number guard's
+verdict, and how much of the sentence's content words, numbers and capitalised names the premise contains.
+Entailed when P >= **{agg['threshold']:.3f}**. It replaces the fixed rule (reader max, ensemble mean, guard) below;
+`NLIConfig(aggregator=False)` (`aggregator=false`) restores that rule.
+
+Fitted by `python -m start.nli aggregate` on {rep['training_pairs']} (premise, sentence) pairs labelled from the
+people's judgments of {rep['sentences']} sentences of {rep['questions']} questions (`{rep['human_file']}`): the
+joint premise of each sentence -> its recall label; each cited document of a multi-citation sentence -> whether
+people said it supports the sentence alone; leave-one-out premises where their scores decide it. L2 penalty
+{rep['l2']}; threshold chosen by replaying the scorer (the weaker kappa first). The in-sample numbers are
+optimistic by construction; the **leave-one-question-out** ones (regression and threshold fitted on the other
+{rep['questions'] - 1} questions, each held-out question judged with them, agreement over all of them) are the
+honest estimate:
+
+{chr(10).join(rows)}
+
+Coefficients (standardised features):
+
+| feature | coefficient |
+|---|---:|
+{coef}
+
+"""
+
+
 # What `make nli-model` passes to `python -m start.nli calibrate` (the search behind the stored settings).
 CALIBRATE_ARGS = ("--max-length 512 --ensemble minilm --weights 0 0.3 --threshold-step 0.05 "
                   "--readers whole text-60 documents-40+whole documents-60+whole documents-100+whole")
@@ -353,9 +405,10 @@ premise is read as {reader}; P(entailment) is the maximum over those parts
 (`start.scoring.nli.PremiseWindowNLI`). Entailed when P >= **{meta["threshold"]:.3f}**; the number/date
 guard is {"on" if meta.get("number_guard") else "off"} (`start.nli.guard`).{_ensemble_note(meta.get("ensemble"))} All
 stored in `start_nli.json` (keys `threshold`, `premise_window_words`, `premise_windows`, `premise_whole`,
-`number_guard`, `max_length`, `ensemble`); `NLIConfig` fields of the same names override them.
+`number_guard`, `max_length`, `ensemble`); `NLIConfig` fields of the same names override them.{
+" A learned aggregator over these readings now decides instead (next section)." if meta.get("aggregator") else ""}
 
-{human}
+{_aggregator_section(meta)}{human}
 ## Training data (train split only)
 
 The first judge's data (`data_cards/nli_training_data.md`: BIG-bench `vitaminc_fact_verification`,

@@ -32,6 +32,7 @@ FEATURES: tuple[str, ...] = (
     "win_max_partner",  # the same from the partner
     "win_mean",  # mean over the windows, own model (low when the support is one window among many)
     "mix_max",  # the fixed rule the aggregator replaces: max over readings of (1 - w) own + w partner
+    "rule",  # the fixed rule's score itself: mix_max, zeroed when the guard rejects the pair
     "guard",  # 1 when every number/year/month of the hypothesis is in the premise (start.nli.guard), else 0
     "cov_words",  # share of the hypothesis's content words found in the premise
     "cov_numbers",  # share of its numbers/months found in the premise (1 when it has none)
@@ -99,6 +100,13 @@ def reading_features(r: Readings, partner_weight: float) -> dict[str, float]:
     return {"whole": float(own[0]), "whole_partner": float(part[0]), "win_max": float(wins.max()),
             "win_max_partner": float(wins_p.max()), "win_mean": float(wins.mean()), "mix_max": float(mix.max()),
             "logit_win_max": _logit(float(wins.max())), "logit_whole": _logit(float(own[0]))}
+
+
+def pair_features(r: Readings, premise: str, hypothesis: str, partner_weight: float) -> dict[str, float]:
+    """Every feature of :data:`FEATURES` for one pair."""
+    out = reading_features(r, partner_weight) | lexical_features(premise, hypothesis)
+    out["rule"] = out["mix_max"] * out["guard"]
+    return out
 
 
 @dataclass(frozen=True)
@@ -224,7 +232,7 @@ class AggregatedNLI:
 
     def feature_rows(self, pairs: Sequence[Pair]) -> tuple[list[dict[str, float]], np.ndarray]:
         readings, truncated = self.read(pairs)
-        rows = [reading_features(r, self.aggregator.partner_weight) | lexical_features(p, h)
+        rows = [pair_features(r, p, h, self.aggregator.partner_weight)
                 for r, (p, h) in zip(readings, pairs, strict=True)]
         return rows, truncated
 
