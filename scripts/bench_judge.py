@@ -30,8 +30,8 @@ DEFAULT_HUMAN = ROOT.parent / "shared" / "data" / "alce-human-dev" / "sentences.
 
 
 # The bundled judges: the first one, the passage judge with its fixed rule (the default before the learned
-# aggregator) and the passage judge as stored (with its aggregator).
-JUDGES = ("old=minilm", "previous=default:aggregator=false", "new=default")
+# aggregator) and the passage judge with its learned aggregator (whether or not stored as enabled).
+JUDGES = ("old=minilm", "previous=default:aggregator=false", "new=default:aggregator=true")
 
 
 def parse_judge(spec: str) -> tuple[str, str, dict]:
@@ -52,13 +52,12 @@ def parse_judge(spec: str) -> tuple[str, str, dict]:
     return name, model, kw
 
 
-def held_out(meta: dict, kw: dict) -> dict | None:
+def held_out(meta: dict, uses_aggregator: bool) -> dict | None:
     """The judge's leave-one-question-out agreement as recorded with its settings (None: not recorded). The
     fixed rule's is recorded beside the aggregator's (same readings, threshold re-chosen per fold)."""
     rep = meta.get("aggregator_calibration")
     if not rep:
         return None
-    uses_aggregator = bool(meta.get("aggregator")) and kw.get("aggregator", True) is not False
     cv = rep["cv"] if uses_aggregator else rep["fixed_rule"]["cv"]
     return {k: cv["agreement"][k] for k in ("recall", "precision")}
 
@@ -119,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     from start.nli.agreement import agreement, judge_labels, load_human, to_records
     from start.nli.train import load_probe
     from start.scoring import AttributionScorer, NLIConfig, ScorerConfig
+    from start.scoring.aggregate import AggregatedNLI
     from start.scoring.nli import load_nli, resolve_model
     from start.text import remove_citations
 
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         report = scorer.score(to_records(rows))
         wall = time.perf_counter() - t0
         test = meta.get("metrics", {}).get("test", {})
-        uses_aggregator = bool(meta.get("aggregator")) and kw.get("aggregator", True) is not False
+        uses_aggregator = isinstance(backend, AggregatedNLI)
         out["judges"][name] = {
             "model": model,
             "overrides": kw,
@@ -152,10 +152,12 @@ def main(argv: list[str] | None = None) -> int:
             "settings": {k: meta.get(k) for k in ("threshold", "number_guard", "premise_window_words",
                                                   "premise_windows", "premise_whole", "max_length", "ensemble")}
             | ({"aggregator": meta["aggregator"]} if uses_aggregator else {}),
+            "is_default_rule": model == "default" and uses_aggregator == bool((meta.get("aggregator") or {})
+                                                                             .get("enabled", True)),
             "threshold": backend.threshold,
             "tuned_on_this_set": bool(meta.get("human_calibration")) or uses_aggregator,
             "agreement": agreement(rows, *judge_labels(rows, report)),
-            "agreement_cv": held_out(meta, kw),
+            "agreement_cv": held_out(meta, uses_aggregator),
             "vitaminc_auc": test.get("vitaminc_fact_verification", {}).get("entail_auc"),
             "long_premise_auc": meta.get("metrics", {}).get("test_long", {}).get("all", {}).get("entail_auc"),
             "probe": probe(backend, probe_rows),
@@ -199,6 +201,8 @@ def _settings_line(name: str, j: dict) -> str:
                   f"{s['premise_window_words']} words ({s['premise_windows'] or 'text'}"
                   f"{', plus the whole premise' if s['premise_whole'] else ''}){_ensemble(s.get('ensemble'))}")
     over = f" (overrides: {j['overrides']})" if j.get("overrides") else ""
+    if j["model"] == "default":
+        over += "; **the default judge's rule**" if j.get("is_default_rule") else "; not the default judge's rule"
     return (f"- {name}{over}: {reader}, max length {s['max_length']}; probe by kind {j['probe']['by_kind']}; "
             f"held-out long-premise AUC {j['long_premise_auc']}")
 

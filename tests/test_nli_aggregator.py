@@ -38,6 +38,9 @@ def test_reading_features_whole_windows_and_the_fixed_rule():
     f = reading_features(Readings(own=(0.2, 0.9, 0.1), partner=(0.5, 0.3, 0.0)), partner_weight=0.5)
     assert (f["whole"], f["whole_partner"], f["win_max"], f["win_max_partner"]) == (0.2, 0.5, 0.9, 0.3)
     assert f["win_mean"] == pytest.approx(0.5) and f["mix_max"] == pytest.approx(0.6)
+    # coverage: the best window by the mix covers a third of the sentence, the whole premise all of it
+    cov = reading_features(Readings(own=(0.2, 0.9, 0.1), partner=(0.5, 0.3, 0.0), cover=(1.0, 1 / 3, 0.0)), 0.5)
+    assert cov["best_cov"] == pytest.approx(1 / 3) and cov["mix_cov_max"] == pytest.approx(0.35)
     one = reading_features(Readings(own=(0.7,), partner=None), partner_weight=0.3)
     assert one["win_max"] == one["whole"] == one["mix_max"] == pytest.approx(0.7)  # no windows: the whole premise
 
@@ -76,6 +79,8 @@ def test_aggregated_backend_reads_windows_and_moves_predictions_the_expected_way
     assert premise in asked and "Title: A\nF1 was built in 1889." in asked  # the whole premise and a window
     # windows are asked once however many hypotheses share the premise's readings (one call, deduplicated)
     assert len(inner.calls) == 1 and len(inner.pairs_seen) == len(set(inner.pairs_seen))
+    readings, _ = nli.read(pairs[:1])
+    assert readings[0].cover[0] == 1.0 and min(readings[0].cover) < 1.0  # "built" is in one window only
     stricter = AggregatedNLI(StubNLI(), _aggregator(intercept=-6.0), words=6)
     assert stricter.predict(pairs[:1]).probs[0] < probs[0] and stricter.fingerprint != nli.fingerprint
     assert nli.predict([]).probs.shape == (0,)
@@ -96,10 +101,16 @@ def test_stored_aggregator_round_trips_through_settings_and_load_nli(tiny_cross_
     pairs = [("the tower was built in 1889 .", "it was built in 1889 ."), ("the tower is tall .", "it is 1925 .")]
     x = agg.matrix(nli.feature_rows(pairs)[0])
     assert nli.predict(pairs).probs == pytest.approx(agg.prob(x))
-    old = load_nli(NLIConfig(model=str(a), aggregator=False, progress=False))  # the stored fixed rule
-    assert isinstance(old, NumberGuardedNLI) and isinstance(old.inner, PremiseWindowNLI) and old.threshold == 0.4
     with pytest.raises(ValueError, match="aggregator=false"):
         load_nli(NLIConfig(model=str(a), premise_window_words=0, progress=False))
+    off = {**block, "enabled": False}  # stored but not the default: the fixed rule decides unless asked for
+    (a / "start_nli.json").write_text(json.dumps({**json.loads((a / "start_nli.json").read_text()), "aggregator": off}))
+    assert isinstance(load_nli(NLIConfig(model=str(a), progress=False)), NumberGuardedNLI)
+    assert isinstance(load_nli(NLIConfig(model=str(a), aggregator=True, progress=False)), AggregatedNLI)
+    with pytest.raises(ValueError, match="stores no 'aggregator'"):
+        load_nli(NLIConfig(model=str(b), aggregator=True, progress=False))
+    old = load_nli(NLIConfig(model=str(a), aggregator=False, progress=False))  # the stored fixed rule
+    assert isinstance(old, NumberGuardedNLI) and isinstance(old.inner, PremiseWindowNLI) and old.threshold == 0.4
     (a / "start_nli.json").write_text(json.dumps({"aggregator": {**block, "coef": [1.0]}}))
     with pytest.raises(ValueError, match="start_nli.json: bad 'aggregator'"):
         load_nli(NLIConfig(model=str(a), progress=False))
@@ -149,3 +160,42 @@ def test_cross_validation_holds_out_each_question_and_the_fixed_rule_replays_the
     windows_only = evaluate(rows, table, lp, ("win_max",), l2=0.1, grid=(0.3, 0.5, 0.7))
     assert windows_only["in_sample"]["agreement"]["recall"]["acc"] < 1.0
     assert fixed_rule({"mix_max": 0.8, "guard": 0.0}) == 0.0
+
+
+def test_aggregate_command_stores_an_aggregator_that_load_nli_applies(tiny_cross_encoder, tmp_path, capsys):
+    from start.nli.__main__ import main
+
+    judge, partner = tmp_path / "judge", tmp_path / "partner"
+    shutil.copytree(tiny_cross_encoder, judge)
+    shutil.copytree(tiny_cross_encoder, partner)
+    (judge / "start_nli.json").write_text(json.dumps({"threshold": 0.4, "number_guard": True, "premise_window_words": 8,
+                                                      "premise_windows": "documents", "premise_whole": True,
+                                                      "ensemble": {"model": str(partner), "weight": 0.3}}))
+    human = tmp_path / "human.jsonl"
+    with human.open("w") as f:
+        for r in _rows():
+            f.write(json.dumps({"question": r.question, "sentence": r.sentence, "human_recall": r.human_recall,
+                                "cited_docs": [{"title": t, "text": x} for t, x in r.docs],
+                                "human_citation_scores": list(r.citation_scores)}) + "\n")
+    args = ["aggregate", "--model", str(judge), "--human", str(human), "--partner", str(partner),
+            "--window-words", "8", "--features", "rule", "cov_words", "--l2", "1", "--probe", "none",
+            "--threshold-step", "0.2"]
+    assert main([*args, "--dry-run"]) == 0
+    assert "aggregator" not in json.loads((judge / "start_nli.json").read_text())
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(summary) == {"in_sample", "cv", "fixed_rule", "adopted"}
+    assert main(args) == 0
+    meta = json.loads((judge / "start_nli.json").read_text())
+    block, rep = meta["aggregator"], meta["aggregator_calibration"]
+    assert block["features"] == ["rule", "cov_words"] and block["window_words"] == 8
+    assert block["partner_weight"] == 0.3 and rep["cv"]["folds"] == 7 and rep["training_pairs"] > 7
+    from start.nli.card import _aggregator_section
+
+    card = _aggregator_section(meta)
+    assert "## Learned aggregator" in card and "leave-one-question-out" in card and "`cov_words`" in card
+    assert block["enabled"] == rep["adopted"]
+    nli = load_nli(NLIConfig(model=str(judge), aggregator=True, progress=False))
+    assert isinstance(nli, AggregatedNLI) and nli.aggregator == LogisticAggregator.from_dict(block)
+    assert nli.threshold == block["threshold"] == rep["in_sample"]["threshold"]
+    with pytest.raises(SystemExit):
+        main([*args[:4], "--features", "shoe_size"])

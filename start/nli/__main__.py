@@ -59,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     agg_p.add_argument("--features", nargs="+", default=None,
                        help="features (names in start.scoring.aggregate.FEATURES; "
                             "default: start.nli.aggregator.DEFAULT_FEATURES)")
-    agg_p.add_argument("--l2", type=float, default=1.0, help="L2 penalty of the logistic regression")
+    agg_p.add_argument("--l2", type=float, default=None,
+                       help="L2 penalty of the logistic regression (default: start.nli.aggregator.DEFAULT_L2)")
+    agg_p.add_argument("--threshold-step", type=float, default=0.025, help="threshold grid step in [0.1, 0.9]")
     agg_p.add_argument("--probe", type=Path, default=Path("tests/data/nli_probe.jsonl"),
                        help="hand-written probe pairs, run through the fitted judge (report only)")
     agg_p.add_argument("--dry-run", action="store_true", help="report only; leave start_nli.json as it is")
@@ -125,17 +127,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _write_meta(folder: Path, meta: dict) -> None:
-    """start_nli.json and the README.md rendered from it, each written whole (temp file + rename)."""
+    """start_nli.json and, for a model built here, the README.md rendered from it; each written whole."""
     from start.nli.card import render_model_card
 
-    for name, text in (("start_nli.json", json.dumps(meta, indent=2) + "\n"), ("README.md", render_model_card(meta))):
+    files = [("start_nli.json", json.dumps(meta, indent=2) + "\n")]
+    if "config" in meta:  # build settings: a model built by `start.nli build` (its card is rendered from them)
+        files.append(("README.md", render_model_card(meta)))
+    for name, text in files:
         tmp = folder / (name + ".tmp")
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, folder / name)
 
 
 def _aggregate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from start.nli.aggregator import DEFAULT_FEATURES, fit_judge
+    import numpy as np
+
+    from start.nli.aggregator import DEFAULT_FEATURES, DEFAULT_L2, fit_judge
     from start.scoring.aggregate import FEATURES
 
     meta_path = args.model / "start_nli.json"
@@ -145,13 +152,17 @@ def _aggregate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
     unknown = sorted(set(features) - set(FEATURES))
     if unknown:
         parser.error(f"unknown feature(s) {unknown}; known: {list(FEATURES)}")
-    found = fit_judge(str(args.model), args.human, features, args.l2,
-                      None if args.partner == "none" else args.partner, args.window_words, probe=args.probe)
+    if not 0 < args.threshold_step <= 0.8:
+        parser.error(f"--threshold-step must be in (0, 0.8], got {args.threshold_step}")
+    grid = tuple(round(float(t), 4) for t in np.arange(0.1, 0.9 + 1e-9, args.threshold_step))
+    found = fit_judge(str(args.model), args.human, features, DEFAULT_L2 if args.l2 is None else args.l2,
+                      None if args.partner == "none" else args.partner, args.window_words, grid, probe=args.probe)
     rep = found["report"]
     summary = {k: {"threshold": rep[k].get("threshold"), **{m: rep[k]["agreement"][m] for m in ("recall", "precision")}}
                for k in ("in_sample", "cv")}
     summary["fixed_rule"] = {k: {m: rep["fixed_rule"][k]["agreement"][m] for m in ("recall", "precision")}
                              for k in ("in_sample", "cv")}
+    summary["adopted"] = rep["adopted"]
     print(json.dumps(summary))
     if args.dry_run:
         return 0
@@ -159,7 +170,9 @@ def _aggregate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
     meta["aggregator"] = found["aggregator"]
     meta["aggregator_calibration"] = rep
     _write_meta(args.model, meta)
-    print(f"stored the aggregator in {meta_path}")
+    print(f"stored the aggregator in {meta_path} ("
+          + ("enabled: it agrees with people better than the fixed rule, held-out)" if rep["adopted"] else
+             "not enabled: the fixed rule agrees with people as well or better held-out; aggregator=true uses it)"))
     return 0
 
 

@@ -34,9 +34,10 @@ from start.text import Document, join_documents
 
 log = logging.getLogger(__name__)
 GRID = tuple(np.round(np.arange(0.1, 0.901, 0.025), 3))
-# The features of the stored default judge (chosen by leave-one-question-out agreement; bench/judge.md).
-DEFAULT_FEATURES = ("whole", "whole_partner", "win_max", "win_max_partner", "win_mean", "mix_max", "guard",
-                    "cov_words", "cov_numbers", "cov_names", "hyp_words", "premise_words")
+# The features of the bundled judge's aggregator, chosen among the sets tried by leave-one-question-out agreement
+# (bench/judge.md lists them): the readings' mix weighted by how much of the sentence each reading covers.
+DEFAULT_FEATURES = ("mix_cov_max",)
+DEFAULT_L2 = 10.0
 
 
 @dataclass(frozen=True)
@@ -217,7 +218,7 @@ def feature_table(backend: AggregatedNLI, pairs: Sequence[Pair]) -> dict[Pair, d
     return dict(zip(pairs, rows, strict=True))
 
 
-def fit_judge(model: str, human: str | Path, features: Sequence[str] = DEFAULT_FEATURES, l2: float = 1.0,
+def fit_judge(model: str, human: str | Path, features: Sequence[str] = DEFAULT_FEATURES, l2: float = DEFAULT_L2,
               partner: str | None = "minilm", window_words: int = 40, grid: Sequence[float] = GRID,
               probe: str | Path | None = None, log: Callable[[str], None] = print) -> dict:
     """Fit the aggregator of the judge at ``model`` on the human file; returns the ``"aggregator"`` block for
@@ -252,4 +253,7 @@ def fit_judge(model: str, human: str | Path, features: Sequence[str] = DEFAULT_F
               "features": list(features), "threshold_grid": [float(min(grid)), float(max(grid))],
               "in_sample": ours["in_sample"], "cv": ours["cv"], "fixed_rule": fixed,
               "probe": probe_accuracy(judge, probe) if probe is not None and Path(probe).is_file() else None}
-    return {"aggregator": {**final.to_dict(), "window_words": window_words, "partner": partner}, "report": report}
+    # the aggregator decides by default only when it agrees with people better than the fixed rule held-out
+    report["adopted"] = objective(ours["cv"]["agreement"]) > objective(fixed["cv"]["agreement"])
+    block = {**final.to_dict(), "window_words": window_words, "partner": partner, "enabled": report["adopted"]}
+    return {"aggregator": block, "report": report}

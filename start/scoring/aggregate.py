@@ -32,7 +32,10 @@ FEATURES: tuple[str, ...] = (
     "win_max_partner",  # the same from the partner
     "win_mean",  # mean over the windows, own model (low when the support is one window among many)
     "mix_max",  # the fixed rule the aggregator replaces: max over readings of (1 - w) own + w partner
+    "mix_cov_max",  # max over readings of the mix weighted by the share of the hypothesis's content words in it
+    "best_cov",  # that share in the reading the mix rates highest (is the best reading about the sentence?)
     "rule",  # the fixed rule's score itself: mix_max, zeroed when the guard rejects the pair
+    "rule_cov",  # mix_cov_max, zeroed when the guard rejects the pair
     "guard",  # 1 when every number/year/month of the hypothesis is in the premise (start.nli.guard), else 0
     "cov_words",  # share of the hypothesis's content words found in the premise
     "cov_numbers",  # share of its numbers/months found in the premise (1 when it has none)
@@ -61,13 +64,9 @@ def lexical_features(premise: str, hypothesis: str) -> dict[str, float]:
     >>> f["cov_words"], f["cov_numbers"], f["cov_names"], f["guard"]
     (0.6666666666666666, 1.0, 1.0, 1.0)
     """
-    from start.data.retrieval import tokenize
     from start.nli.guard import extract_quantities, numbers_consistent
 
-    def words(text: str) -> set[str]:  # content words; numbers have their own feature
-        return {w for w in tokenize(text) if not any(c.isdigit() for c in w)}
-
-    p_words, h_words = words(premise), words(hypothesis)
+    p_words, h_words = content_words(premise), content_words(hypothesis)
     p_lower = premise.lower()
     names = {w.lower() for w in hypothesis.split()[1:] if w[:1].isupper()}
     names = {n.strip(".,;:!?()\"'") for n in names} - {""}
@@ -88,6 +87,14 @@ class Readings:
 
     own: tuple[float, ...]
     partner: tuple[float, ...] | None
+    cover: tuple[float, ...] | None = None  # share of the hypothesis's content words in each reading
+
+
+def content_words(text: str) -> set[str]:
+    """Lower-cased words without stop words and numbers (numbers have their own features)."""
+    from start.data.retrieval import tokenize
+
+    return {w for w in tokenize(text) if not any(c.isdigit() for c in w)}
 
 
 def reading_features(r: Readings, partner_weight: float) -> dict[str, float]:
@@ -97,7 +104,9 @@ def reading_features(r: Readings, partner_weight: float) -> dict[str, float]:
     wins = own[1:] if len(own) > 1 else own
     wins_p = part[1:] if len(part) > 1 else part
     mix = (1 - partner_weight) * own + partner_weight * part
-    return {"whole": float(own[0]), "whole_partner": float(part[0]), "win_max": float(wins.max()),
+    cover = np.asarray(r.cover) if r.cover is not None else np.ones(len(own))
+    extra = {"mix_cov_max": float((mix * cover).max()), "best_cov": float(cover[int(mix.argmax())])}
+    return extra | {"whole": float(own[0]), "whole_partner": float(part[0]), "win_max": float(wins.max()),
             "win_max_partner": float(wins_p.max()), "win_mean": float(wins.mean()), "mix_max": float(mix.max()),
             "logit_win_max": _logit(float(wins.max())), "logit_whole": _logit(float(own[0]))}
 
@@ -106,6 +115,7 @@ def pair_features(r: Readings, premise: str, hypothesis: str, partner_weight: fl
     """Every feature of :data:`FEATURES` for one pair."""
     out = reading_features(r, partner_weight) | lexical_features(premise, hypothesis)
     out["rule"] = out["mix_max"] * out["guard"]
+    out["rule_cov"] = out["mix_cov_max"] * out["guard"]
     return out
 
 
@@ -225,8 +235,10 @@ class AggregatedNLI:
         own = self.inner.predict(uniq)
         part = self.partner.predict(uniq).probs[idx] if self.partner is not None else None
         own_p, own_t = own.probs[idx], own.truncated[idx]
-        out = [Readings(tuple(own_p[a:b].tolist()), None if part is None else tuple(part[a:b].tolist()))
-               for a, b in spans]
+        hyp_words = {h: content_words(h) for h in {h for _, h in pairs}}
+        cover = [_share(hyp_words[h], content_words(w)) for w, h in flat]
+        out = [Readings(tuple(own_p[a:b].tolist()), None if part is None else tuple(part[a:b].tolist()),
+                        tuple(cover[a:b])) for a, b in spans]
         truncated = np.array([bool(own_t[a:b].any()) for a, b in spans], dtype=bool)
         return out, truncated
 

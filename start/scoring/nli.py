@@ -82,7 +82,8 @@ class NLIConfig:
     premise_whole: bool | None = None  # None: as stored; True: the whole premise is read too (max with windows)
     ensemble: bool | None = None  # None: as stored ("ensemble" in start_nli.json); False: this model alone
     # None: as stored ("aggregator" in start_nli.json: a learned combination of the readings, start.scoring.aggregate,
-    # which then replaces the reader, guard and ensemble settings above); False: the stored fixed rule instead
+    # which replaces the reader, guard and ensemble settings above when its "enabled" is true); True: the stored
+    # aggregator even when not enabled (an error when there is none); False: the stored fixed rule
     aggregator: bool | None = None
     # passed to from_pretrained (e.g. revision). {"device_map": "auto"} spreads one model too big for a GPU
     # (TRUE T5-11B: 22 GB in bf16) over the visible GPUs, layer by layer; "max_memory" caps each GPU's share
@@ -537,8 +538,11 @@ def load_nli(cfg: NLIConfig | str = "default", *, wrap=None) -> NLIBackend:
         backend = DeviceReplicasNLI.from_backend(backend, cfg.devices)
     if wrap is not None:
         backend = wrap(backend)
-    agg = settings.get("aggregator") if cfg.aggregator is not False else None
-    if agg:
+    agg = settings.get("aggregator")
+    if cfg.aggregator and not agg:
+        raise ValueError(f"aggregator=true, but {Path(path) / SETTINGS_FILE} stores no 'aggregator' "
+                         "(fit one with `python -m start.nli aggregate`)")
+    if agg and (cfg.aggregator or (cfg.aggregator is None and agg.get("enabled", True))):
         return _aggregated(cfg, backend, agg, path, model_max_length)
     ens = settings.get("ensemble") if cfg.ensemble is None or cfg.ensemble else None
     if ens and float(ens["weight"]) > 0:
