@@ -178,21 +178,26 @@ def test_aggregate_command_stores_an_aggregator_that_load_nli_applies(tiny_cross
                                 "cited_docs": [{"title": t, "text": x} for t, x in r.docs],
                                 "human_citation_scores": list(r.citation_scores)}) + "\n")
     args = ["aggregate", "--model", str(judge), "--human", str(human), "--partner", str(partner),
-            "--window-words", "8", "--features", "rule", "cov_words", "--l2", "1", "--probe", "none",
-            "--threshold-step", "0.2"]
-    assert main([*args, "--dry-run"]) == 0
+            "--window-words", "8", "--l2", "1", "--probe", "none", "--threshold-step", "0.2"]
+    assert main([*args, "--features", "rule", "cov_words", "--dry-run"]) == 0
     assert "aggregator" not in json.loads((judge / "start_nli.json").read_text())
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert set(summary) == {"in_sample", "cv", "fixed_rule", "adopted"}
+    assert set(summary) == {"in_sample", "cv", "fixed_rule", "adopted", "chosen"}
     assert main(args) == 0
     meta = json.loads((judge / "start_nli.json").read_text())
     block, rep = meta["aggregator"], meta["aggregator_calibration"]
-    assert block["features"] == ["rule", "cov_words"] and block["window_words"] == 8
+    # every candidate set is reported; the stored one is the best held-out (weaker kappa first, then the mean)
+    from start.nli.aggregator import CANDIDATES
+    from start.nli.agreement import objective
+
+    assert set(rep["search"]) == set(CANDIDATES) and block["features"] == list(CANDIDATES[rep["chosen"]])
+    best = max(objective(v["cv"]) for v in rep["search"].values())
+    assert objective(rep["search"][rep["chosen"]]["cv"]) == best and block["window_words"] == 8
     assert block["partner_weight"] == 0.3 and rep["cv"]["folds"] == 7 and rep["training_pairs"] > 7
     from start.nli.card import _aggregator_section
 
     card = _aggregator_section(meta)
-    assert "## Learned aggregator" in card and "leave-one-question-out" in card and "`cov_words`" in card
+    assert "## Learned aggregator" in card and "leave-one-question-out" in card and f"`{block['features'][0]}`" in card
     assert block["enabled"] == rep["adopted"]
     nli = load_nli(NLIConfig(model=str(judge), aggregator=True, progress=False))
     assert isinstance(nli, AggregatedNLI) and nli.aggregator == LogisticAggregator.from_dict(block)

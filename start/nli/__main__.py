@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     agg_p.add_argument("--partner", default="minilm", help="second model read beside it ('none': no partner)")
     agg_p.add_argument("--window-words", type=int, default=40, help="words per premise window")
     agg_p.add_argument("--features", nargs="+", default=None,
-                       help="features (names in start.scoring.aggregate.FEATURES; "
-                            "default: start.nli.aggregator.DEFAULT_FEATURES)")
+                       help="one feature set (names in start.scoring.aggregate.FEATURES); default: try every set "
+                            "of start.nli.aggregator.CANDIDATES and keep the best held-out")
     agg_p.add_argument("--l2", type=float, default=None,
                        help="L2 penalty of the logistic regression (default: start.nli.aggregator.DEFAULT_L2)")
     agg_p.add_argument("--threshold-step", type=float, default=0.025, help="threshold grid step in [0.1, 0.9]")
@@ -142,27 +142,27 @@ def _write_meta(folder: Path, meta: dict) -> None:
 def _aggregate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     import numpy as np
 
-    from start.nli.aggregator import DEFAULT_FEATURES, DEFAULT_L2, fit_judge
+    from start.nli.aggregator import DEFAULT_L2, fit_judge
     from start.scoring.aggregate import FEATURES
 
     meta_path = args.model / "start_nli.json"
     if not meta_path.is_file():
         parser.error(f"{meta_path} not found: build the model first")
-    features = tuple(args.features or DEFAULT_FEATURES)
-    unknown = sorted(set(features) - set(FEATURES))
+    unknown = sorted(set(args.features or ()) - set(FEATURES))
     if unknown:
         parser.error(f"unknown feature(s) {unknown}; known: {list(FEATURES)}")
     if not 0 < args.threshold_step <= 0.8:
         parser.error(f"--threshold-step must be in (0, 0.8], got {args.threshold_step}")
     grid = tuple(round(float(t), 4) for t in np.arange(0.1, 0.9 + 1e-9, args.threshold_step))
-    found = fit_judge(str(args.model), args.human, features, DEFAULT_L2 if args.l2 is None else args.l2,
+    candidates = {"+".join(args.features): tuple(args.features)} if args.features else None
+    found = fit_judge(str(args.model), args.human, candidates, DEFAULT_L2 if args.l2 is None else args.l2,
                       None if args.partner == "none" else args.partner, args.window_words, grid, probe=args.probe)
     rep = found["report"]
     summary = {k: {"threshold": rep[k].get("threshold"), **{m: rep[k]["agreement"][m] for m in ("recall", "precision")}}
                for k in ("in_sample", "cv")}
     summary["fixed_rule"] = {k: {m: rep["fixed_rule"][k]["agreement"][m] for m in ("recall", "precision")}
                              for k in ("in_sample", "cv")}
-    summary["adopted"] = rep["adopted"]
+    summary["adopted"], summary["chosen"] = rep["adopted"], rep["chosen"]
     print(json.dumps(summary))
     if args.dry_run:
         return 0
