@@ -193,6 +193,9 @@ def test_aggregate_command_stores_an_aggregator_that_load_nli_applies(tiny_cross
     assert set(rep["search"]) == set(CANDIDATES) and block["features"] == list(CANDIDATES[rep["chosen"]])
     best = max(objective(v["cv"]) for v in rep["search"].values())
     assert objective(rep["search"][rep["chosen"]]["cv"]) == best and block["window_words"] == 8
+    # nested: the set chosen per held-out question on the other questions; every question judged once
+    assert sum(rep["nested"]["picks"].values()) == 7 and rep["nested"]["agreement"]["sentences"] == 7
+    assert "held_out_labels" not in json.dumps(rep)
     assert block["partner_weight"] == 0.3 and rep["cv"]["folds"] == 7 and rep["training_pairs"] > 7
     from start.nli.card import _aggregator_section
 

@@ -214,11 +214,12 @@ def evaluate(rows: Sequence[HumanSentence], table: dict[Pair, dict[str, float]],
     rec: list[int | None] = [None] * len(rows)
     cites: list[list[int] | None] = [None] * len(rows)
     thresholds = []
+    folds = {}
     for q in questions:
         held = [i for i, r in enumerate(rows) if r.question == q]
         train_rows = [r for r in rows if r.question != q]
         probs = model([p for p in lpairs if p.group != q])
-        t, _ = _sweep(train_rows, probs, grid)
+        t, m_train = _sweep(train_rows, probs, grid)
         thresholds.append(t)
         sub = [rows[i] for i in held]
         from start.scoring import AttributionScorer, ScorerConfig
@@ -228,12 +229,33 @@ def evaluate(rows: Sequence[HumanSentence], table: dict[Pair, dict[str, float]],
         r_, c_ = judge_labels(sub, report)
         for k, i in enumerate(held):
             rec[i], cites[i] = r_[k], c_[k]
+        folds[q] = {"train_objective": objective(m_train), "held": held}
     cv = agreement(rows, rec, cites)
     cv.pop("reference", None)
     m_in.pop("reference", None)
     return {"in_sample": {"threshold": t_in, "agreement": m_in},
             "cv": {"folds": len(questions), "threshold_range": [min(thresholds), max(thresholds)],
-                   "agreement": cv}}
+                   "agreement": cv},
+            "held_out_labels": {"rec": rec, "cites": cites, "folds": folds}}  # for nested selection; not stored
+
+
+def nested(rows: Sequence[HumanSentence], search: dict[str, dict]) -> dict:
+    """Leave-one-question-out agreement of the whole procedure, the choice of feature set included: for each
+    held-out question the set is the one that agrees best with people on the other questions (in-sample there),
+    and the question is judged by that set's fit. Uses the per-fold results :func:`evaluate` kept."""
+    rec: list[int | None] = [None] * len(rows)
+    cites: list[list[int] | None] = [None] * len(rows)
+    picks: dict[str, int] = {}
+    first = next(iter(search.values()))["held_out_labels"]["folds"]
+    for q in first:
+        name = max(search, key=lambda k: search[k]["held_out_labels"]["folds"][q]["train_objective"])
+        picks[name] = picks.get(name, 0) + 1
+        labels = search[name]["held_out_labels"]
+        for i in first[q]["held"]:
+            rec[i], cites[i] = labels["rec"][i], labels["cites"][i]
+    m = agreement(rows, rec, cites)
+    m.pop("reference", None)
+    return {"agreement": m, "picks": dict(sorted(picks.items(), key=lambda kv: -kv[1]))}
 
 
 def feature_table(backend: AggregatedNLI, pairs: Sequence[Pair]) -> dict[Pair, dict[str, float]]:
@@ -287,6 +309,8 @@ def fit_judge(model: str, human: str | Path, candidates: dict[str, Sequence[str]
     # the aggregator decides by default only when it agrees with people better than the fixed rule held-out
     report["search"] = {k: {"features": v["features"], "in_sample": v["in_sample"]["agreement"],
                             "cv": v["cv"]["agreement"]} for k, v in search.items()}
+    report["nested"] = nested(rows, search)
+    report["fixed_rule"].pop("held_out_labels", None)
     report["adopted"] = objective(ours["cv"]["agreement"]) > objective(fixed["cv"]["agreement"])
     block = {**final.to_dict(), "window_words": window_words, "partner": partner, "enabled": report["adopted"]}
     return {"aggregator": block, "report": report}

@@ -302,6 +302,24 @@ def _agg_row(name: str, a: dict) -> str:
             f"{a['precision']['kappa']:.3f} |")
 
 
+def _search_rows(rep: dict) -> str:
+    search = rep.get("search")
+    if not search:
+        return ""
+    lines = [f"Feature sets tried (`start.nli.aggregator.CANDIDATES`), by held-out agreement; the best one, "
+             f"`{rep['chosen']}`, is stored. Picking it on the same folds makes its held-out number somewhat "
+             "optimistic: the spread below shows by how much the choice matters.", "",
+             "| feature set | in-sample recall kappa | in-sample precision kappa | held-out recall kappa | "
+             "held-out precision kappa |", "|---|---:|---:|---:|---:|"]
+    for name, v in sorted(search.items(), key=lambda kv: -min(kv[1]["cv"]["recall"]["kappa"],
+                                                              kv[1]["cv"]["precision"]["kappa"])):
+        mark = " (stored)" if name == rep["chosen"] else ""
+        lines.append(f"| `{name}`{mark} | {v['in_sample']['recall']['kappa']:.3f} | "
+                     f"{v['in_sample']['precision']['kappa']:.3f} | {v['cv']['recall']['kappa']:.3f} | "
+                     f"{v['cv']['precision']['kappa']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
 def _aggregator_section(meta: dict) -> str:
     """The learned aggregator (start.scoring.aggregate): what it reads, its coefficients, its honest numbers."""
     agg, rep = meta.get("aggregator"), meta.get("aggregator_calibration")
@@ -320,14 +338,18 @@ def _aggregator_section(meta: dict) -> str:
     coef = "\n".join(f"| `{f}` | {c:+.3f} |" for f, c in sorted(zip(agg["features"], agg["coef"], strict=True),
                                                                   key=lambda fc: -abs(fc[1])))
     partner = f"and of `{agg['partner']}`" if agg.get("partner") else "(no partner model)"
+    status = ("**Enabled**: it agrees with people better than the fixed rule held-out, so it replaces that rule "
+              "(reader max, ensemble mean, guard; described above); `NLIConfig(aggregator=False)` "
+              "(`aggregator=false`) restores it." if agg.get("enabled", True) else
+              "**Not enabled**: held-out it does not agree with people better than the fixed rule, which stays "
+              "the default; `NLIConfig(aggregator=True)` (`aggregator=true`) uses it.")
     return f"""## Learned aggregator (the stored decision rule)
 
 P(entailment) of a pair is a logistic regression (`start.scoring.aggregate.AggregatedNLI`, numpy at run time)
 over features of the pair: this model's P(entailment) {partner} on the whole premise and on its windows of
 at most {agg['window_words']} words inside each document (max, mean), the fixed rule's score, the number guard's
 verdict, and how much of the sentence's content words, numbers and capitalised names the premise contains.
-Entailed when P >= **{agg['threshold']:.3f}**. It replaces the fixed rule (reader max, ensemble mean, guard) below;
-`NLIConfig(aggregator=False)` (`aggregator=false`) restores that rule.
+Entailed when P >= **{agg['threshold']:.3f}**. {status}
 
 Fitted by `python -m start.nli aggregate` on {rep['training_pairs']} (premise, sentence) pairs labelled from the
 people's judgments of {rep['sentences']} sentences of {rep['questions']} questions (`{rep['human_file']}`): the
@@ -340,6 +362,7 @@ honest estimate:
 
 {chr(10).join(rows)}
 
+{_search_rows(rep)}
 Coefficients (standardised features):
 
 | feature | coefficient |
@@ -406,7 +429,8 @@ premise is read as {reader}; P(entailment) is the maximum over those parts
 guard is {"on" if meta.get("number_guard") else "off"} (`start.nli.guard`).{_ensemble_note(meta.get("ensemble"))} All
 stored in `start_nli.json` (keys `threshold`, `premise_window_words`, `premise_windows`, `premise_whole`,
 `number_guard`, `max_length`, `ensemble`); `NLIConfig` fields of the same names override them.{
-" A learned aggregator over these readings now decides instead (next section)." if meta.get("aggregator") else ""}
+" A learned aggregator over these readings now decides instead (next section)."
+if (meta.get("aggregator") or {}).get("enabled", False) else ""}
 
 {_aggregator_section(meta)}{human}
 ## Training data (train split only)
@@ -466,6 +490,7 @@ python -m start.nli build --out {cfg["out"]} --base {cfg["base"]} --max-length {
   --freeze-layers {cfg.get("freeze_layers", 0)} --seed {meta["seed"]}
 python -m start.nli calibrate --model {cfg["out"]} --human <ALCE human-judged sentences .jsonl> \\
   {CALIBRATE_ARGS}
+python -m start.nli aggregate --model {cfg["out"]} --human <ALCE human-judged sentences .jsonl>
 ```
 
 ## Limitations
@@ -473,6 +498,7 @@ python -m start.nli calibrate --model {cfg["out"]} --human <ALCE human-judged se
 - Trained on {tr["pairs_seen"]:,} pairs on a shared CPU: a small, quick adaptation, not a strong NLI model.
 - Passages are built from VitaminC sentences (with their synthetic revisions filtered out), not real
   retrieved passages; two-claim hypotheses are joined with ", and".
-- Reader and threshold were chosen on {cal["sentences"] if cal else "no"} human-judged sentences of one task (ASQA, one
-  answer model); other data may want `python -m start.nli calibrate` again.
+- Reader and threshold were chosen (and the aggregator fitted) on {cal["sentences"] if cal else "no"} human-judged
+  sentences of one task (ASQA, one answer model); other data may want `python -m start.nli calibrate` and
+  `python -m start.nli aggregate` again.
 """
