@@ -207,3 +207,28 @@ def test_aggregate_command_stores_an_aggregator_that_load_nli_applies(tiny_cross
     assert nli.threshold == block["threshold"] == rep["in_sample"]["threshold"]
     with pytest.raises(SystemExit):
         main([*args[:4], "--features", "shoe_size"])
+
+
+def test_bench_judge_reads_judge_overrides_and_shows_held_out_numbers():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    import bench_judge
+
+    assert bench_judge.parse_judge("previous=default:aggregator=false,threshold=0.4") == (
+        "previous", "default", {"aggregator": False, "threshold": 0.4})
+    with pytest.raises(ValueError, match="NAME=MODEL"):
+        bench_judge.parse_judge("default")
+    m = {"recall": {"acc": 0.8, "kappa": 0.4}, "precision": {"acc": 0.7, "kappa": 0.3}}
+    cv = {"recall": {"acc": 0.75, "kappa": 0.35}, "precision": {"acc": 0.65, "kappa": 0.25}}
+    judge = {"model": "default", "agreement": m, "agreement_cv": cv, "vitaminc_auc": None, "long_premise_auc": None,
+             "probe": {"accuracy": 0.9, "by_kind": {}}, "speed": {"pairs_per_s": 10, "scorer_dev_seconds": 5,
+                                                                  "pairs": 3},
+             "settings": {"threshold": 0.4, "number_guard": True, "premise_window_words": 40,
+                          "premise_windows": "documents", "premise_whole": True, "max_length": 512}}
+    out = {"human_file": "h.jsonl", "reference": {"name": "TRUE", **m}, "machine": "x",
+           "judges": {"new": judge, "old": {**judge, "agreement_cv": None, "tuned_on_this_set": False}}}
+    md = bench_judge.render(out)
+    assert "| new (`default`) | 0.800 | 0.400 | 0.700 | 0.300 | 0.750 | 0.350 | 0.650 | 0.250 |" in md
+    assert "| old (`default`) | 0.800 | 0.400 | 0.700 | 0.300 | 0.800 | 0.400 | 0.700 | 0.300 |" in md  # not tuned

@@ -335,8 +335,19 @@ def _aggregator_section(meta: dict) -> str:
              _agg_row(f"aggregator, in-sample (threshold {rep['in_sample']['threshold']:.3f})",
                       rep["in_sample"]["agreement"]),
              _agg_row("**aggregator, leave-one-question-out**", rep["cv"]["agreement"])]
-    coef = "\n".join(f"| `{f}` | {c:+.3f} |" for f, c in sorted(zip(agg["features"], agg["coef"], strict=True),
-                                                                  key=lambda fc: -abs(fc[1])))
+    if rep.get("nested"):
+        rows.append(_agg_row("aggregator, leave-one-question-out with the feature set also chosen without the "
+                             "held-out question (nested)", rep["nested"]["agreement"]))
+    from start.scoring.aggregate import FEATURE_HELP
+
+    coef = "\n".join(f"| `{f}` | {c:+.3f} | {FEATURE_HELP.get(f, '')} |"
+                      for f, c in sorted(zip(agg["features"], agg["coef"], strict=True), key=lambda fc: -abs(fc[1])))
+    probe = rep.get("probe")
+    probe_line = "" if not probe else (
+        f"Probe set (`tests/data/nli_probe.jsonl`) through the aggregator: **{probe['accuracy']:.1%}** ("
+        + ", ".join(f"{k} {v['correct']}/{v['n']}" for k, v in sorted(probe["by_kind"].items()))
+        + "). Weighting by the words a reading shares with the sentence costs paraphrases: a sentence that says "
+        "the same in other words is credited less.\n\n")
     partner = f"and of `{agg['partner']}`" if agg.get("partner") else "(no partner model)"
     status = ("**Enabled**: it agrees with people better than the fixed rule held-out, so it replaces that rule "
               "(reader max, ensemble mean, guard; described above); `NLIConfig(aggregator=False)` "
@@ -346,9 +357,9 @@ def _aggregator_section(meta: dict) -> str:
     return f"""## Learned aggregator (the stored decision rule)
 
 P(entailment) of a pair is a logistic regression (`start.scoring.aggregate.AggregatedNLI`, numpy at run time)
-over features of the pair: this model's P(entailment) {partner} on the whole premise and on its windows of
-at most {agg['window_words']} words inside each document (max, mean), the fixed rule's score, the number guard's
-verdict, and how much of the sentence's content words, numbers and capitalised names the premise contains.
+over features of the pair (coefficients below), computed from this model's P(entailment) {partner} on the
+whole premise and on its windows of at most {agg['window_words']} words inside each document, the number guard's
+verdict, and how much of the sentence's content words, numbers and capitalised names each reading contains.
 Entailed when P >= **{agg['threshold']:.3f}**. {status}
 
 Fitted by `python -m start.nli aggregate` on {rep['training_pairs']} (premise, sentence) pairs labelled from the
@@ -358,18 +369,19 @@ people said it supports the sentence alone; leave-one-out premises where their s
 {rep['l2']}; threshold chosen by replaying the scorer (the weaker kappa first). The in-sample numbers are
 optimistic by construction; the **leave-one-question-out** ones (regression and threshold fitted on the other
 {rep['questions'] - 1} questions, each held-out question judged with them, agreement over all of them) are the
-honest estimate:
+honest estimate (for the fixed rule only its threshold is re-chosen per fold: its reader, guard and ensemble were
+also chosen on this set):
 
 {chr(10).join(rows)}
 
 {_search_rows(rep)}
 Coefficients (standardised features):
 
-| feature | coefficient |
-|---|---:|
+| feature | coefficient | what it measures |
+|---|---:|---|
 {coef}
 
-"""
+{probe_line}"""
 
 
 # What `make nli-model` passes to `python -m start.nli calibrate` (the search behind the stored settings).

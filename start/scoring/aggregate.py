@@ -24,27 +24,28 @@ import numpy as np
 
 from start.scoring.nli import NLIBackend, NLIPrediction, Pair, document_windows
 
-# Every feature a stored aggregator may name (its own list is a subset, in its own order).
-FEATURES: tuple[str, ...] = (
-    "whole",  # P(entail) of the whole premise, the judge's own model
-    "whole_partner",  # the same from the partner model
-    "win_max",  # max over the premise's windows (whole premise when it is a single window), own model
-    "win_max_partner",  # the same from the partner
-    "win_mean",  # mean over the windows, own model (low when the support is one window among many)
-    "mix_max",  # the fixed rule the aggregator replaces: max over readings of (1 - w) own + w partner
-    "mix_cov_max",  # max over readings of the mix weighted by the share of the hypothesis's content words in it
-    "best_cov",  # that share in the reading the mix rates highest (is the best reading about the sentence?)
-    "rule",  # the fixed rule's score itself: mix_max, zeroed when the guard rejects the pair
-    "rule_cov",  # mix_cov_max, zeroed when the guard rejects the pair
-    "guard",  # 1 when every number/year/month of the hypothesis is in the premise (start.nli.guard), else 0
-    "cov_words",  # share of the hypothesis's content words found in the premise
-    "cov_numbers",  # share of its numbers/months found in the premise (1 when it has none)
-    "cov_names",  # share of its capitalised words after the first found in the premise (1 when none)
-    "hyp_words",  # log(1 + words of the hypothesis)
-    "premise_words",  # log(1 + words of the premise)
-    "logit_win_max",  # log-odds of win_max (clipped): spreads the probabilities near 0 and 1
-    "logit_whole",  # log-odds of whole (clipped)
-)
+# Every feature a stored aggregator may name (its own list is a subset, in its own order), with what it measures.
+FEATURE_HELP: dict[str, str] = {
+    "whole": "P(entail) of the whole premise, the judge's own model",
+    "whole_partner": "the same from the partner model",
+    "win_max": "max over the premise's windows (whole premise when it is a single window), own model",
+    "win_max_partner": "the same from the partner",
+    "win_mean": "mean over the windows, own model (low when the support is one window among many)",
+    "mix_max": "the fixed rule the aggregator replaces: max over readings of (1 - w) own + w partner",
+    "mix_cov_max": "max over readings of the mix weighted by the share of the hypothesis's content words in it",
+    "best_cov": "that share in the reading the mix rates highest (is the best reading about the sentence?)",
+    "rule": "the fixed rule's score itself: mix_max, zeroed when the guard rejects the pair",
+    "rule_cov": "mix_cov_max, zeroed when the guard rejects the pair",
+    "guard": "1 when every number/year/month of the hypothesis is in the premise (start.nli.guard), else 0",
+    "cov_words": "share of the hypothesis's content words found in the premise",
+    "cov_numbers": "share of its numbers/months found in the premise (1 when it has none)",
+    "cov_names": "share of its capitalised words after the first found in the premise (1 when none)",
+    "hyp_words": "log(1 + words of the hypothesis)",
+    "premise_words": "log(1 + words of the premise)",
+    "logit_win_max": "log-odds of win_max (clipped): spreads the probabilities near 0 and 1",
+    "logit_whole": "log-odds of whole (clipped)",
+}
+FEATURES: tuple[str, ...] = tuple(FEATURE_HELP)
 _EPS = 1e-4
 
 
