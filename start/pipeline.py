@@ -353,7 +353,7 @@ def baselines_stage(cfg: dict, out: Path, *, scorer=None) -> Path:
 def _same_judge(a: dict, b: dict) -> bool:
     """Two NLI configs that load the same judge (batch size and progress bars aside)."""
     keep = {"model": "default", "device": "auto", "max_length": None, "threshold": None, "entailment_label": None,
-            "dtype": "auto", "number_guard": None, "premise_window_words": None, "extra": {}}
+            "dtype": "auto", "number_guard": None, "premise_window_words": None, "aggregator": None, "extra": {}}
     return all(a.get(k, v) == b.get(k, v) for k, v in keep.items())
 
 

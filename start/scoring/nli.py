@@ -579,7 +579,7 @@ def _aggregated(cfg: NLIConfig, backend: NLIBackend, agg: dict, path: str, max_l
     if fixed:
         raise ValueError(f"the judge at {path} combines its premise readings with a learned aggregator "
                          f"({SETTINGS_FILE} 'aggregator'), which fixes {', '.join(fixed)}; set aggregator=false "
-                         "to use the stored fixed rule with your own reader settings")
+                         "(CLI: --no-aggregator) to use the stored fixed rule with your own reader settings")
     try:
         aggregator = LogisticAggregator.from_dict(agg)
         words = int(agg["window_words"])
