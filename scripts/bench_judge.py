@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT))
 DEFAULT_HUMAN = ROOT.parent / "shared" / "data" / "alce-human-dev" / "sentences.jsonl"
 
 
-# The bundled judges: the first one, the passage judge with its fixed rule (the default before the learned
-# aggregator) and the passage judge with its learned aggregator (whether or not stored as enabled).
-JUDGES = ("old=minilm", "previous=default:aggregator=false", "new=default:aggregator=true")
+# The bundled judges: the first one, the passage judge with its fixed rule and with its learned aggregator (the
+# settings line of each says which of the two is the default judge's rule: the aggregator's "enabled").
+JUDGES = ("old=minilm", "fixed=default:aggregator=false", "aggregator=default:aggregator=true")
 
 
 def parse_judge(spec: str) -> tuple[str, str, dict]:
@@ -237,14 +237,15 @@ def render(out: dict) -> str:
         "citations. Accuracy / Cohen's kappa against the people. Precision: a citation is precise for people when "
         "its score is >= 1. Each judge runs with its stored settings (`start_nli.json`).",
         "",
-        "Two numbers per judge. **In-sample**: the judge as stored, on this set. For `previous` and `new` these "
-        "settings were chosen (and `new`'s aggregator fitted) on this same set, so in-sample is optimistic by "
-        "construction. **Held-out (leave-one-question-out)**: for each of the 50 questions, the threshold (and "
-        "for `new` the aggregator's regression) is fitted on the other 49 and the held-out question's sentences "
-        "are judged with it; agreement over all held-out judgments (`python -m start.nli aggregate`, recorded in "
-        "`start_nli.json`; for `previous` only its threshold is re-chosen, its reader was also picked on this "
-        "set). TRUE and `old` were not tuned here: held-out = in-sample. A further set of other questions is kept "
-        "aside for the final measurement.",
+        "Two numbers per judge. **In-sample**: the judge as stored, on this set. The passage judge's settings "
+        "were chosen on this same set (`fixed`: reader, guard, ensemble, threshold by `python -m start.nli "
+        "calibrate`; `aggregator`: its regression fitted and its feature set chosen by `python -m start.nli "
+        "aggregate`), so in-sample is optimistic by construction. **Held-out (leave-one-question-out)**: for each "
+        "of the 50 questions, the threshold (and the aggregator's regression) is fitted on the other 49 and the "
+        "held-out question's sentences are judged with it; agreement over all held-out judgments (recorded in "
+        "`start_nli.json`; for `fixed` only its threshold is re-chosen, its reader was also picked on this set). "
+        "TRUE and `old` were not tuned here: held-out = in-sample. A further set of other questions is kept aside "
+        "for the final measurement.",
         "",
         "| judge | recall acc | recall kappa | precision acc | precision kappa | held-out recall acc | "
         "held-out recall kappa | held-out precision acc | held-out precision kappa | VitaminC AUC | probe | "

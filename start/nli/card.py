@@ -334,10 +334,10 @@ def _aggregator_section(meta: dict) -> str:
              _agg_row("fixed rule, threshold chosen leaving each question out", fixed["cv"]["agreement"]),
              _agg_row(f"aggregator, in-sample (threshold {rep['in_sample']['threshold']:.3f})",
                       rep["in_sample"]["agreement"]),
-             _agg_row("**aggregator, leave-one-question-out**", rep["cv"]["agreement"])]
+             _agg_row(f"aggregator `{rep['chosen']}`, leave-one-question-out", rep["cv"]["agreement"])]
     if rep.get("nested"):
-        rows.append(_agg_row("aggregator, leave-one-question-out with the feature set also chosen without the "
-                             "held-out question (nested)", rep["nested"]["agreement"]))
+        rows.append(_agg_row("**aggregator, nested leave-one-question-out** (the feature set too chosen without "
+                             "the held-out question)", rep["nested"]["agreement"]))
     from start.scoring.aggregate import FEATURE_HELP
 
     coef = "\n".join(f"| `{f}` | {c:+.3f} | {FEATURE_HELP.get(f, '')} |"
@@ -352,9 +352,11 @@ def _aggregator_section(meta: dict) -> str:
     status = ("**Enabled**: it agrees with people better than the fixed rule held-out, so it replaces that rule "
               "(reader max, ensemble mean, guard; described above); `NLIConfig(aggregator=False)` "
               "(`aggregator=false`) restores it." if agg.get("enabled", True) else
-              "**Not enabled**: held-out it does not agree with people better than the fixed rule, which stays "
-              "the default; `NLIConfig(aggregator=True)` (`aggregator=true`) uses it.")
-    return f"""## Learned aggregator (the stored decision rule)
+              "**Not enabled**: measured nested (the choice of feature set included), it does not agree with people "
+              "better than the fixed rule on the weaker of the two kappas, so the fixed rule stays the default; "
+              "`NLIConfig(aggregator=True)` (`aggregator=true`, CLI `--aggregator`) uses it.")
+    title = "the default decision rule" if agg.get("enabled", True) else "stored, not the default"
+    return f"""## Learned aggregator ({title})
 
 P(entailment) of a pair is a logistic regression (`start.scoring.aggregate.AggregatedNLI`, numpy at run time)
 over features of the pair (coefficients below), computed from this model's P(entailment) {partner} on the
@@ -367,10 +369,11 @@ people's judgments of {rep['sentences']} sentences of {rep['questions']} questio
 joint premise of each sentence -> its recall label; each cited document of a multi-citation sentence -> whether
 people said it supports the sentence alone; leave-one-out premises where their scores decide it. L2 penalty
 {rep['l2']}; threshold chosen by replaying the scorer (the weaker kappa first). The in-sample numbers are
-optimistic by construction; the **leave-one-question-out** ones (regression and threshold fitted on the other
-{rep['questions'] - 1} questions, each held-out question judged with them, agreement over all of them) are the
-honest estimate (for the fixed rule only its threshold is re-chosen per fold: its reader, guard and ensemble were
-also chosen on this set):
+optimistic by construction; the leave-one-question-out ones (regression and threshold fitted on the other
+{rep['questions'] - 1} questions, each held-out question judged with them, agreement over all of them) are
+honest for one feature set, and the **nested** ones (the feature set too chosen on the other questions, by its
+in-sample agreement there) for the whole procedure. For the fixed rule only its threshold is re-chosen per fold:
+its reader, guard and ensemble were also chosen on this set.
 
 {chr(10).join(rows)}
 
