@@ -262,6 +262,10 @@ def render(out: dict) -> str:
         lines.append(f"| {name} (`{j['model']}`) | {_pair(a, 'recall')} | {_pair(a, 'precision')} | "
                      f"{_pair(cv, 'recall')} | {_pair(cv, 'precision')} | {auc} | "
                      f"{j['probe']['accuracy']:.1%} | {sp['pairs_per_s']} | {sp['scorer_dev_seconds']} |")
+        nested = (j.get("aggregator_search") or {}).get("nested")
+        if nested:
+            lines.append(f"| {name}, feature set also chosen held-out (nested) | | | | | {_pair(nested, 'recall')} | "
+                         f"{_pair(nested, 'precision')} | | | | |")
     for name, j in out["judges"].items():
         sp = j.get("aggregator_search")
         if sp:
