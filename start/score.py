@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reject entailment when the hypothesis states a number the premise does not "
                         "(default: as stored with the model)")
     p.add_argument("--aggregator", action=argparse.BooleanOptionalAction, default=None,
-                   help="decide by the judge's learned aggregator (start.scoring.aggregate) or, with "
+                   help="decide by the judge's learned aggregator (start.scoring.learned) or, with "
                         "--no-aggregator, by its fixed rule (default: as stored with the model)")
     p.add_argument("--at-most-citations", type=int, default=3)
     p.add_argument("--first-line-only", action=argparse.BooleanOptionalAction, default=True,

@@ -12,7 +12,7 @@ from conftest import StubNLI
 
 from start.nli.aggregator import evaluate, feature_table, fixed_rule, labelled_pairs, targets
 from start.nli.agreement import HumanSentence, score_at
-from start.scoring.aggregate import (
+from start.scoring.learned import (
     AggregatedNLI,
     LogisticAggregator,
     Readings,
@@ -232,3 +232,10 @@ def test_bench_judge_reads_judge_overrides_and_shows_held_out_numbers():
     md = bench_judge.render(out)
     assert "| new (`default`) | 0.800 | 0.400 | 0.700 | 0.300 | 0.750 | 0.350 | 0.650 | 0.250 |" in md
     assert "| old (`default`) | 0.800 | 0.400 | 0.700 | 0.300 | 0.800 | 0.400 | 0.700 | 0.300 |" in md  # not tuned
+
+
+def test_the_aggregator_module_leaves_the_scorers_aggregate_function_in_place():
+    import start.scoring
+    import start.scoring.learned  # noqa: F401  (a submodule named like a package attribute would replace it)
+
+    assert callable(start.scoring.aggregate) and start.scoring.aggregate.__module__ == "start.scoring.scorer"

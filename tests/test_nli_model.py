@@ -301,7 +301,7 @@ def test_default_judge_is_the_passage_judge_with_its_stored_settings(monkeypatch
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     from start.nli.agreement import probe_accuracy
     from start.scoring import NLIConfig, load_nli
-    from start.scoring.aggregate import AggregatedNLI, LogisticAggregator
+    from start.scoring.learned import AggregatedNLI, LogisticAggregator
     from start.scoring.nli import DEFAULT_MODEL_DIR, PremiseWindowNLI, base_backend, resolve_model
 
     assert Path(resolve_model("default")) == DEFAULT_MODEL_DIR == LONG_DIR

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     agg_p.add_argument("--partner", default="minilm", help="second model read beside it ('none': no partner)")
     agg_p.add_argument("--window-words", type=int, default=40, help="words per premise window")
     agg_p.add_argument("--features", nargs="+", default=None,
-                       help="one feature set (names in start.scoring.aggregate.FEATURES); default: try every set "
+                       help="one feature set (names in start.scoring.learned.FEATURES); default: try every set "
                             "of start.nli.aggregator.CANDIDATES and keep the best held-out")
     agg_p.add_argument("--l2", type=float, default=None,
                        help="L2 penalty of the logistic regression (default: start.nli.aggregator.DEFAULT_L2)")
@@ -143,7 +143,7 @@ def _aggregate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
     import numpy as np
 
     from start.nli.aggregator import DEFAULT_L2, fit_judge
-    from start.scoring.aggregate import FEATURES
+    from start.scoring.learned import FEATURES
 
     meta_path = args.model / "start_nli.json"
     if not meta_path.is_file():

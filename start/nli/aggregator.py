@@ -1,4 +1,4 @@
-"""Fit a judge's learned aggregator (start.scoring.aggregate) on people's citation judgments, and measure it
+"""Fit a judge's learned aggregator (start.scoring.learned) on people's citation judgments, and measure it
 honestly: leave-one-question-out cross-validation beside the in-sample number.
 
 Training pairs come from the human file (ALCE's format, :mod:`start.nli.agreement`), one group per question:
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from start.nli.agreement import HumanSentence, agreement, judge_labels, objective, score_at, to_records
-from start.scoring.aggregate import AggregatedNLI, LogisticAggregator, fit_logistic
+from start.scoring.learned import AggregatedNLI, LogisticAggregator, fit_logistic
 from start.scoring.nli import NLIPrediction, Pair
 from start.text import Document, join_documents
 

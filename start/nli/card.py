@@ -321,7 +321,7 @@ def _search_rows(rep: dict) -> str:
 
 
 def _aggregator_section(meta: dict) -> str:
-    """The learned aggregator (start.scoring.aggregate): what it reads, its coefficients, its honest numbers."""
+    """The learned aggregator (start.scoring.learned): what it reads, its coefficients, its honest numbers."""
     agg, rep = meta.get("aggregator"), meta.get("aggregator_calibration")
     if not agg or not rep:
         return ""
@@ -338,7 +338,7 @@ def _aggregator_section(meta: dict) -> str:
     if rep.get("nested"):
         rows.append(_agg_row("**aggregator, nested leave-one-question-out** (the feature set too chosen without "
                              "the held-out question)", rep["nested"]["agreement"]))
-    from start.scoring.aggregate import FEATURE_HELP
+    from start.scoring.learned import FEATURE_HELP
 
     coef = "\n".join(f"| `{f}` | {c:+.3f} | {FEATURE_HELP.get(f, '')} |"
                       for f, c in sorted(zip(agg["features"], agg["coef"], strict=True), key=lambda fc: -abs(fc[1])))
@@ -358,7 +358,7 @@ def _aggregator_section(meta: dict) -> str:
     title = "the default decision rule" if agg.get("enabled", True) else "stored, not the default"
     return f"""## Learned aggregator ({title})
 
-P(entailment) of a pair is a logistic regression (`start.scoring.aggregate.AggregatedNLI`, numpy at run time)
+P(entailment) of a pair is a logistic regression (`start.scoring.learned.AggregatedNLI`, numpy at run time)
 over features of the pair (coefficients below), computed from this model's P(entailment) {partner} on the
 whole premise and on its windows of at most {agg['window_words']} words inside each document, the number guard's
 verdict, and how much of the sentence's content words, numbers and capitalised names each reading contains.

@@ -81,7 +81,7 @@ class NLIConfig:
     #                                     windows inside each cited document, each under its title line
     premise_whole: bool | None = None  # None: as stored; True: the whole premise is read too (max with windows)
     ensemble: bool | None = None  # None: as stored ("ensemble" in start_nli.json); False: this model alone
-    # None: as stored ("aggregator" in start_nli.json: a learned combination of the readings, start.scoring.aggregate,
+    # None: as stored ("aggregator" in start_nli.json: a learned combination of the readings, start.scoring.learned,
     # which replaces the reader, guard and ensemble settings above when its "enabled" is true); True: the stored
     # aggregator even when not enabled (an error when there is none); False: the stored fixed rule
     aggregator: bool | None = None
@@ -570,10 +570,10 @@ _READER_FIELDS = ("number_guard", "premise_window_words", "premise_windows", "pr
 
 
 def _aggregated(cfg: NLIConfig, backend: NLIBackend, agg: dict, path: str, max_length: int) -> NLIBackend:
-    """The stored learned aggregator around ``backend`` (start.scoring.aggregate)."""
+    """The stored learned aggregator around ``backend`` (start.scoring.learned)."""
     from dataclasses import replace
 
-    from start.scoring.aggregate import AggregatedNLI, LogisticAggregator
+    from start.scoring.learned import AggregatedNLI, LogisticAggregator
 
     fixed = [k for k in _READER_FIELDS if getattr(cfg, k) is not None]
     if fixed:
