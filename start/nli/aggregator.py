@@ -264,6 +264,11 @@ def feature_table(backend: AggregatedNLI, pairs: Sequence[Pair]) -> dict[Pair, d
     return dict(zip(pairs, rows, strict=True))
 
 
+def _brief(m: dict) -> dict:
+    """Accuracy and kappa of one agreement report (what the search table shows)."""
+    return {k: {"acc": m[k]["acc"], "kappa": m[k]["kappa"]} for k in ("recall", "precision")}
+
+
 def fit_judge(model: str, human: str | Path, candidates: dict[str, Sequence[str]] | None = None, l2: float = DEFAULT_L2,
               partner: str | None = "minilm", window_words: int = 40, grid: Sequence[float] = GRID,
               probe: str | Path | None = None, log: Callable[[str], None] = print) -> dict:
@@ -306,8 +311,8 @@ def fit_judge(model: str, human: str | Path, candidates: dict[str, Sequence[str]
               "features": list(features), "chosen": chosen, "threshold_grid": [float(min(grid)), float(max(grid))],
               "in_sample": ours["in_sample"], "cv": ours["cv"], "fixed_rule": fixed,
               "probe": probe_accuracy(judge, probe) if probe is not None and Path(probe).is_file() else None}
-    report["search"] = {k: {"features": v["features"], "in_sample": v["in_sample"]["agreement"],
-                            "cv": v["cv"]["agreement"]} for k, v in search.items()}
+    report["search"] = {k: {"features": v["features"], "in_sample": _brief(v["in_sample"]["agreement"]),
+                            "cv": _brief(v["cv"]["agreement"])} for k, v in search.items()}
     report["nested"] = nested(rows, search)
     report["fixed_rule"].pop("held_out_labels", None)
     # The aggregator decides by default only when the whole procedure -- the choice of feature set included
