@@ -6,8 +6,9 @@ combined them by a fixed rule (max over readings of a weighted mean, zeroed by t
 readings become features, beside cheap lexical ones (how much of the hypothesis's content words, numbers and
 names the premise contains), and a logistic regression fitted on people's judgments (``start.nli.aggregator``)
 turns them into P(entailment). :class:`AggregatedNLI` is an :class:`~start.scoring.nli.NLIBackend` like any
-other, so the scorer's definitions (joint recall, the precision rule) are untouched. A stored judge opts in with
-an ``"aggregator"`` block in its ``start_nli.json`` (:meth:`LogisticAggregator.to_dict`); ``load_nli`` builds it.
+other, so the scorer's definitions (joint recall, the precision rule) are untouched. A stored judge carries it as
+an ``"aggregator"`` block in its ``start_nli.json`` (:meth:`LogisticAggregator.to_dict`, plus ``window_words``,
+``partner`` and ``enabled``); ``load_nli`` builds it when ``enabled`` is true or ``NLIConfig(aggregator=True)``.
 
 Inference is plain numpy: a dot product and a sigmoid per pair.
 """
