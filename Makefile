@@ -57,7 +57,7 @@ test-all: setup ## every test, including slow end-to-end ones with real models
 	$(PY) -m pytest -q -m "slow or not slow"
 
 # ALCE's human citation judgments (ASQA), one cited sentence a line: the passage judge's reader and threshold
-# are chosen on them (make nli-model) and the judges are measured on them (make bench-judge).
+# are chosen and its aggregator fitted on them (make nli-model), the judges are measured on them (make bench-judge).
 HUMAN_DEV ?= ../shared/data/alce-human-dev/sentences.jsonl
 NLI_LONG = start/assets/nli-minilm-long
 
@@ -68,7 +68,8 @@ nli-model: setup ## rebuild the bundled NLI judges: the first one if missing, th
 		--max-train-minutes 75 --seed 13
 	@if [ -f "$(HUMAN_DEV)" ]; then $(PY) -m start.nli calibrate --model $(NLI_LONG) --human $(HUMAN_DEV) \
 		--max-length 512 --ensemble minilm --weights 0 0.3 --threshold-step 0.05 \
-		--readers whole text-60 documents-40+whole documents-60+whole documents-100+whole; \
+		--readers whole text-60 documents-40+whole documents-60+whole documents-100+whole \
+		&& $(PY) -m start.nli aggregate --model $(NLI_LONG) --human $(HUMAN_DEV); \
 	else echo "HUMAN_DEV=$(HUMAN_DEV) not found: $(NLI_LONG) keeps its VitaminC threshold and default reader"; fi
 
 bench-judge: setup ## agreement of the bundled judges with people's citation judgments, beside TRUE -> bench/judge.{json,md}

@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--number-guard", action=argparse.BooleanOptionalAction, default=None,
                    help="reject entailment when the hypothesis states a number the premise does not "
                         "(default: as stored with the model)")
+    p.add_argument("--aggregator", action=argparse.BooleanOptionalAction, default=None,
+                   help="decide by the judge's learned aggregator (start.scoring.learned) or, with "
+                        "--no-aggregator, by its fixed rule (default: as stored with the model)")
     p.add_argument("--at-most-citations", type=int, default=3)
     p.add_argument("--first-line-only", action=argparse.BooleanOptionalAction, default=True,
                    help="keep only the first line of each output, as the reference does")
@@ -89,7 +92,8 @@ def configs_from_args(args: argparse.Namespace):
     nli_cfg = NLIConfig(model=args.nli, device=args.device, batch_size=args.batch_size,
                         max_length=args.max_length, threshold=args.threshold,
                         entailment_label=args.entailment_label, progress=args.progress,
-                        number_guard=args.number_guard, premise_window_words=args.premise_window_words)
+                        number_guard=args.number_guard, premise_window_words=args.premise_window_words,
+                        aggregator=args.aggregator)
     return cfg, nli_cfg
 
 

@@ -301,12 +301,21 @@ def test_default_judge_is_the_passage_judge_with_its_stored_settings(monkeypatch
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     from start.nli.agreement import probe_accuracy
     from start.scoring import NLIConfig, load_nli
+    from start.scoring.learned import AggregatedNLI, LogisticAggregator
     from start.scoring.nli import DEFAULT_MODEL_DIR, PremiseWindowNLI, base_backend, resolve_model
 
     assert Path(resolve_model("default")) == DEFAULT_MODEL_DIR == LONG_DIR
     meta = json.loads((LONG_DIR / "start_nli.json").read_text(encoding="utf-8"))
     assert (LONG_DIR / "model.safetensors").stat().st_size <= 120e6
-    nli = load_nli(NLIConfig(model="default", progress=False))
+    agg = meta.get("aggregator") or {}
+    if agg.get("enabled"):
+        # the learned aggregator decides; its probe result in the model card is what it gives now
+        judge = load_nli(NLIConfig(model="default", progress=False))
+        assert isinstance(judge, AggregatedNLI) and judge.threshold == agg["threshold"]
+        assert judge.words == agg["window_words"] and judge.aggregator == LogisticAggregator.from_dict(agg)
+        assert probe_accuracy(judge, PROBE)["accuracy"] == meta["aggregator_calibration"]["probe"]["accuracy"]
+    # the stored fixed rule (the default before the aggregator, and still the default without one)
+    nli = load_nli(NLIConfig(model="default", aggregator=False, progress=False))
     assert nli.threshold == meta["threshold"] and base_backend(nli).max_length == meta["max_length"]
     if meta.get("premise_window_words"):
         window = nli if isinstance(nli, PremiseWindowNLI) else nli.inner

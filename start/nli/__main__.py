@@ -1,7 +1,9 @@
 """CLI: ``python -m start.nli build --out start/assets/nli-minilm --seed 13`` (what ``make nli-model`` runs),
 ``python -m start.nli card --model start/assets/nli-minilm`` (re-render README.md from start_nli.json),
 ``python -m start.nli calibrate --model DIR --human FILE`` (choose premise reader, guard and threshold on
-people's citation judgments; stored in DIR/start_nli.json)."""
+people's citation judgments; stored in DIR/start_nli.json), ``python -m start.nli aggregate --model DIR --human
+FILE`` (fit a learned combination of the judge's readings on them instead, measured by leave-one-question-out
+cross-validation; stored in DIR/start_nli.json as "aggregator")."""
 
 from __future__ import annotations
 
@@ -47,7 +49,26 @@ def main(argv: list[str] | None = None) -> int:
     cal_p.add_argument("--threshold-step", type=float, default=0.025, help="threshold grid step in [0.05, 0.95]")
     cal_p.add_argument("--probe", type=Path, default=Path("tests/data/nli_probe.jsonl"),
                        help="hand-written probe pairs, run through the chosen settings (report only)")
+    agg_p = sub.add_parser("aggregate", help="fit a learned aggregator of the judge's premise readings on human "
+                                             "citation judgments (leave-one-question-out measured); store it in "
+                                             "the model's start_nli.json")
+    agg_p.add_argument("--model", type=Path, required=True)
+    agg_p.add_argument("--human", type=Path, required=True, help="ALCE human-judged sentences (.jsonl)")
+    agg_p.add_argument("--partner", default="minilm", help="second model read beside it ('none': no partner)")
+    agg_p.add_argument("--window-words", type=int, default=40, help="words per premise window")
+    agg_p.add_argument("--features", nargs="+", default=None,
+                       help="one feature set (names in start.scoring.learned.FEATURES); default: try every set "
+                            "of start.nli.aggregator.CANDIDATES and keep the best held-out")
+    agg_p.add_argument("--l2", type=float, default=None,
+                       help="L2 penalty of the logistic regression (default: start.nli.aggregator.DEFAULT_L2)")
+    agg_p.add_argument("--threshold-step", type=float, default=0.025, help="threshold grid step in [0.1, 0.9]")
+    agg_p.add_argument("--probe", type=Path, default=Path("tests/data/nli_probe.jsonl"),
+                       help="hand-written probe pairs, run through the fitted judge (report only)")
+    agg_p.add_argument("--dry-run", action="store_true", help="report only; leave start_nli.json as it is")
     args = parser.parse_args(argv)
+
+    if args.command == "aggregate":
+        return _aggregate(parser, args)
 
     if args.command == "calibrate":
         import numpy as np
@@ -102,6 +123,56 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         parser.error(str(err))
     build(cfg)
+    return 0
+
+
+def _write_meta(folder: Path, meta: dict) -> None:
+    """start_nli.json and, for a model built here, the README.md rendered from it; each written whole."""
+    from start.nli.card import render_model_card
+
+    files = [("start_nli.json", json.dumps(meta, indent=2) + "\n")]
+    if "config" in meta:  # build settings: a model built by `start.nli build` (its card is rendered from them)
+        files.append(("README.md", render_model_card(meta)))
+    for name, text in files:
+        tmp = folder / (name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, folder / name)
+
+
+def _aggregate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from start.nli.aggregator import DEFAULT_L2, fit_judge
+    from start.scoring.learned import FEATURES
+
+    meta_path = args.model / "start_nli.json"
+    if not meta_path.is_file():
+        parser.error(f"{meta_path} not found: build the model first")
+    unknown = sorted(set(args.features or ()) - set(FEATURES))
+    if unknown:
+        parser.error(f"unknown feature(s) {unknown}; known: {list(FEATURES)}")
+    if not 0 < args.threshold_step <= 0.8:
+        parser.error(f"--threshold-step must be in (0, 0.8], got {args.threshold_step}")
+    grid = tuple(round(float(t), 4) for t in np.arange(0.1, 0.9 + 1e-9, args.threshold_step))
+    candidates = {"+".join(args.features): tuple(args.features)} if args.features else None
+    found = fit_judge(str(args.model), args.human, candidates, DEFAULT_L2 if args.l2 is None else args.l2,
+                      None if args.partner == "none" else args.partner, args.window_words, grid, probe=args.probe)
+    rep = found["report"]
+    summary = {k: {"threshold": rep[k].get("threshold"), **{m: rep[k]["agreement"][m] for m in ("recall", "precision")}}
+               for k in ("in_sample", "cv")}
+    summary["fixed_rule"] = {k: {m: rep["fixed_rule"][k]["agreement"][m] for m in ("recall", "precision")}
+                             for k in ("in_sample", "cv")}
+    summary["adopted"], summary["chosen"] = rep["adopted"], rep["chosen"]
+    print(json.dumps(summary))
+    if args.dry_run:
+        return 0
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["aggregator"] = found["aggregator"]
+    meta["aggregator_calibration"] = rep
+    _write_meta(args.model, meta)
+    print(f"stored the aggregator in {meta_path} ("
+          + ("enabled: it agrees with people better than the fixed rule, held-out)" if rep["adopted"] else
+             "not enabled: the fixed rule agrees with people as well or better held-out; aggregator=true uses it)"))
     return 0
 
 

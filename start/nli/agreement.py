@@ -40,6 +40,7 @@ class HumanSentence:
     human_citation: tuple[int, ...]  # 1: precise (score >= 1), per cited document
     ref_recall: int | None  # the reference judge's labels (TRUE in ALCE), when the file has them
     ref_citation: tuple[int, ...] | None
+    citation_scores: tuple[int, ...] | None = None  # people's raw scores (2 alone, 1 with the others, 0 irrelevant)
 
 
 def load_human(path: str | Path) -> list[HumanSentence]:
@@ -68,6 +69,7 @@ def load_human(path: str | Path) -> list[HumanSentence]:
                 tuple(int(s >= 1) for s in r["human_citation_scores"]),
                 None if r.get("auto_recall") is None else int(r["auto_recall"]),
                 None if auto is None else tuple(int(s >= 1) for s in auto),
+                tuple(int(s) for s in r["human_citation_scores"]),
             ))
     if not rows:
         raise ValueError(f"{path}: no cited sentence found")
@@ -243,7 +245,7 @@ def calibrate(model: str, human: str | Path, max_length: int | None = None, read
 
     def raw(spec: str, length: int | None) -> MemoNLI:
         return MemoNLI(load_nli(NLIConfig(model=spec, premise_window_words=0, number_guard=False, ensemble=False,
-                                          max_length=length, progress=False)))
+                                          aggregator=False, max_length=length, progress=False)))
 
     base = raw(model, max_length)
     partner = raw(ensemble, base.backend.max_length) if ensemble else None

@@ -297,6 +297,96 @@ def _probe_rows(probe: dict | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _agg_row(name: str, a: dict) -> str:
+    return (f"| {name} | {a['recall']['acc']:.3f} | {a['recall']['kappa']:.3f} | {a['precision']['acc']:.3f} | "
+            f"{a['precision']['kappa']:.3f} |")
+
+
+def _search_rows(rep: dict) -> str:
+    search = rep.get("search")
+    if not search:
+        return ""
+    lines = [f"Feature sets tried (`start.nli.aggregator.CANDIDATES`), by held-out agreement; the best one, "
+             f"`{rep['chosen']}`, is stored. Picking it on the same folds makes its held-out number somewhat "
+             "optimistic: the spread below shows by how much the choice matters.", "",
+             "| feature set | in-sample recall kappa | in-sample precision kappa | held-out recall kappa | "
+             "held-out precision kappa |", "|---|---:|---:|---:|---:|"]
+    for name, v in sorted(search.items(), key=lambda kv: -min(kv[1]["cv"]["recall"]["kappa"],
+                                                              kv[1]["cv"]["precision"]["kappa"])):
+        mark = " (stored)" if name == rep["chosen"] else ""
+        lines.append(f"| `{name}`{mark} | {v['in_sample']['recall']['kappa']:.3f} | "
+                     f"{v['in_sample']['precision']['kappa']:.3f} | {v['cv']['recall']['kappa']:.3f} | "
+                     f"{v['cv']['precision']['kappa']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _aggregator_section(meta: dict) -> str:
+    """The learned aggregator (start.scoring.learned): what it reads, its coefficients, its honest numbers."""
+    agg, rep = meta.get("aggregator"), meta.get("aggregator_calibration")
+    if not agg or not rep:
+        return ""
+    ref = (meta.get("human_calibration") or {}).get("reference_agreement")
+    rows = ["| judge | recall acc | recall kappa | precision acc | precision kappa |", "|---|---:|---:|---:|---:|"]
+    if ref:
+        rows.append(_agg_row("TRUE T5-11B (labels stored by ALCE)", ref))
+    fixed = rep["fixed_rule"]
+    rows += [_agg_row("fixed rule (stored reader, guard, ensemble), in-sample", fixed["in_sample"]["agreement"]),
+             _agg_row("fixed rule, threshold chosen leaving each question out", fixed["cv"]["agreement"]),
+             _agg_row(f"aggregator, in-sample (threshold {rep['in_sample']['threshold']:.3f})",
+                      rep["in_sample"]["agreement"]),
+             _agg_row(f"aggregator `{rep['chosen']}`, leave-one-question-out", rep["cv"]["agreement"])]
+    if rep.get("nested"):
+        rows.append(_agg_row("**aggregator, nested leave-one-question-out** (the feature set too chosen without "
+                             "the held-out question)", rep["nested"]["agreement"]))
+    from start.scoring.learned import FEATURE_HELP
+
+    coef = "\n".join(f"| `{f}` | {c:+.3f} | {FEATURE_HELP.get(f, '')} |"
+                      for f, c in sorted(zip(agg["features"], agg["coef"], strict=True), key=lambda fc: -abs(fc[1])))
+    probe = rep.get("probe")
+    probe_line = "" if not probe else (
+        f"Probe set (`tests/data/nli_probe.jsonl`) through the aggregator: **{probe['accuracy']:.1%}** ("
+        + ", ".join(f"{k} {v['correct']}/{v['n']}" for k, v in sorted(probe["by_kind"].items()))
+        + "). Weighting by the words a reading shares with the sentence costs paraphrases: a sentence that says "
+        "the same in other words is credited less.\n\n")
+    partner = f"and of `{agg['partner']}`" if agg.get("partner") else "(no partner model)"
+    status = ("**Enabled**: it agrees with people better than the fixed rule held-out, so it replaces that rule "
+              "(reader max, ensemble mean, guard; described above); `NLIConfig(aggregator=False)` "
+              "(`aggregator=false`) restores it." if agg.get("enabled", True) else
+              "**Not enabled**: measured nested (the choice of feature set included), it does not agree with people "
+              "better than the fixed rule on the weaker of the two kappas, so the fixed rule stays the default; "
+              "`NLIConfig(aggregator=True)` (`aggregator=true`, CLI `--aggregator`) uses it.")
+    title = "the default decision rule" if agg.get("enabled", True) else "stored, not the default"
+    return f"""## Learned aggregator ({title})
+
+P(entailment) of a pair is a logistic regression (`start.scoring.learned.AggregatedNLI`, numpy at run time)
+over features of the pair (coefficients below), computed from this model's P(entailment) {partner} on the
+whole premise and on its windows of at most {agg['window_words']} words inside each document, the number guard's
+verdict, and how much of the sentence's content words, numbers and capitalised names each reading contains.
+Entailed when P >= **{agg['threshold']:.3f}**. {status}
+
+Fitted by `python -m start.nli aggregate` on {rep['training_pairs']} (premise, sentence) pairs labelled from the
+people's judgments of {rep['sentences']} sentences of {rep['questions']} questions (`{rep['human_file']}`): the
+joint premise of each sentence -> its recall label; each cited document of a multi-citation sentence -> whether
+people said it supports the sentence alone; leave-one-out premises where their scores decide it. L2 penalty
+{rep['l2']}; threshold chosen by replaying the scorer (the weaker kappa first). The in-sample numbers are
+optimistic by construction; the leave-one-question-out ones (regression and threshold fitted on the other
+{rep['questions'] - 1} questions, each held-out question judged with them, agreement over all of them) are
+honest for one feature set, and the **nested** ones (the feature set too chosen on the other questions, by its
+in-sample agreement there) for the whole procedure. For the fixed rule only its threshold is re-chosen per fold:
+its reader, guard and ensemble were also chosen on this set.
+
+{chr(10).join(rows)}
+
+{_search_rows(rep)}
+Coefficients (standardised features):
+
+| feature | coefficient | what it measures |
+|---|---:|---|
+{coef}
+
+{probe_line}"""
+
+
 # What `make nli-model` passes to `python -m start.nli calibrate` (the search behind the stored settings).
 CALIBRATE_ARGS = ("--max-length 512 --ensemble minilm --weights 0 0.3 --threshold-step 0.05 "
                   "--readers whole text-60 documents-40+whole documents-60+whole documents-100+whole")
@@ -353,9 +443,11 @@ premise is read as {reader}; P(entailment) is the maximum over those parts
 (`start.scoring.nli.PremiseWindowNLI`). Entailed when P >= **{meta["threshold"]:.3f}**; the number/date
 guard is {"on" if meta.get("number_guard") else "off"} (`start.nli.guard`).{_ensemble_note(meta.get("ensemble"))} All
 stored in `start_nli.json` (keys `threshold`, `premise_window_words`, `premise_windows`, `premise_whole`,
-`number_guard`, `max_length`, `ensemble`); `NLIConfig` fields of the same names override them.
+`number_guard`, `max_length`, `ensemble`); `NLIConfig` fields of the same names override them.{
+" A learned aggregator over these readings now decides instead (next section)."
+if (meta.get("aggregator") or {}).get("enabled", False) else ""}
 
-{human}
+{_aggregator_section(meta)}{human}
 ## Training data (train split only)
 
 The first judge's data (`data_cards/nli_training_data.md`: BIG-bench `vitaminc_fact_verification`,
@@ -413,6 +505,7 @@ python -m start.nli build --out {cfg["out"]} --base {cfg["base"]} --max-length {
   --freeze-layers {cfg.get("freeze_layers", 0)} --seed {meta["seed"]}
 python -m start.nli calibrate --model {cfg["out"]} --human <ALCE human-judged sentences .jsonl> \\
   {CALIBRATE_ARGS}
+python -m start.nli aggregate --model {cfg["out"]} --human <ALCE human-judged sentences .jsonl>
 ```
 
 ## Limitations
@@ -420,6 +513,7 @@ python -m start.nli calibrate --model {cfg["out"]} --human <ALCE human-judged se
 - Trained on {tr["pairs_seen"]:,} pairs on a shared CPU: a small, quick adaptation, not a strong NLI model.
 - Passages are built from VitaminC sentences (with their synthetic revisions filtered out), not real
   retrieved passages; two-claim hypotheses are joined with ", and".
-- Reader and threshold were chosen on {cal["sentences"] if cal else "no"} human-judged sentences of one task (ASQA, one
-  answer model); other data may want `python -m start.nli calibrate` again.
+- Reader and threshold were chosen (and the aggregator fitted) on {cal["sentences"] if cal else "no"} human-judged
+  sentences of one task (ASQA, one answer model); other data may want `python -m start.nli calibrate` and
+  `python -m start.nli aggregate` again.
 """

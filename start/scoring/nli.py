@@ -81,6 +81,10 @@ class NLIConfig:
     #                                     windows inside each cited document, each under its title line
     premise_whole: bool | None = None  # None: as stored; True: the whole premise is read too (max with windows)
     ensemble: bool | None = None  # None: as stored ("ensemble" in start_nli.json); False: this model alone
+    # None: as stored ("aggregator" in start_nli.json: a learned combination of the readings, start.scoring.learned,
+    # which replaces the reader, guard and ensemble settings above when its "enabled" is true); True: the stored
+    # aggregator even when not enabled (an error when there is none); False: the stored fixed rule
+    aggregator: bool | None = None
     # passed to from_pretrained (e.g. revision). {"device_map": "auto"} spreads one model too big for a GPU
     # (TRUE T5-11B: 22 GB in bf16) over the visible GPUs, layer by layer; "max_memory" caps each GPU's share
     extra: dict = field(default_factory=dict)
@@ -534,12 +538,17 @@ def load_nli(cfg: NLIConfig | str = "default", *, wrap=None) -> NLIBackend:
         backend = DeviceReplicasNLI.from_backend(backend, cfg.devices)
     if wrap is not None:
         backend = wrap(backend)
+    agg = settings.get("aggregator")
+    if cfg.aggregator and not agg:
+        raise ValueError(f"aggregator=true, but {Path(path) / SETTINGS_FILE} stores no 'aggregator' "
+                         "(fit one with `python -m start.nli aggregate`)")
+    if agg and (cfg.aggregator or (cfg.aggregator is None and agg.get("enabled", True))):
+        return _aggregated(cfg, backend, agg, path, model_max_length)
     ens = settings.get("ensemble") if cfg.ensemble is None or cfg.ensemble else None
     if ens and float(ens["weight"]) > 0:
         # the partner is not wrapped: under the process-sharded scorer it runs whole in the main process (two
         # wrapped backends interleaving their shared batches gave last-digit differences from one process)
-        partner = load_nli(NLIConfig(**{**cfg.__dict__, "model": ens["model"], "max_length": model_max_length,
-                                        "premise_window_words": 0, "number_guard": False, "ensemble": False}))
+        partner = _partner(cfg, ens["model"], model_max_length)
         backend = AveragedNLI([(backend, 1 - float(ens["weight"])), (partner, float(ens["weight"]))])
     words = settings.get("premise_window_words") if cfg.premise_window_words is None else cfg.premise_window_words
     if words:
@@ -548,3 +557,35 @@ def load_nli(cfg: NLIConfig | str = "default", *, wrap=None) -> NLIBackend:
         backend = PremiseWindowNLI(backend, int(words), mode, bool(whole))
     guard = settings.get("number_guard", False) if cfg.number_guard is None else cfg.number_guard
     return NumberGuardedNLI(backend) if guard else backend
+
+
+def _partner(cfg: NLIConfig, model: str, max_length: int) -> NLIBackend:
+    """A judge's partner model, bare (no reader, guard, ensemble or aggregator of its own), at the judge's length."""
+    return load_nli(NLIConfig(**{**cfg.__dict__, "model": model, "max_length": max_length, "premise_window_words": 0,
+                                 "premise_windows": None, "premise_whole": None, "number_guard": False,
+                                 "ensemble": False, "aggregator": False}))
+
+
+_READER_FIELDS = ("number_guard", "premise_window_words", "premise_windows", "premise_whole", "ensemble")
+
+
+def _aggregated(cfg: NLIConfig, backend: NLIBackend, agg: dict, path: str, max_length: int) -> NLIBackend:
+    """The stored learned aggregator around ``backend`` (start.scoring.learned)."""
+    from dataclasses import replace
+
+    from start.scoring.learned import AggregatedNLI, LogisticAggregator
+
+    fixed = [k for k in _READER_FIELDS if getattr(cfg, k) is not None]
+    if fixed:
+        raise ValueError(f"the judge at {path} combines its premise readings with a learned aggregator "
+                         f"({SETTINGS_FILE} 'aggregator'), which fixes {', '.join(fixed)}; set aggregator=false "
+                         "(CLI: --no-aggregator) to use the stored fixed rule with your own reader settings")
+    try:
+        aggregator = LogisticAggregator.from_dict(agg)
+        words = int(agg["window_words"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{Path(path) / SETTINGS_FILE}: bad 'aggregator' block: {err}") from None
+    if cfg.threshold is not None:
+        aggregator = replace(aggregator, threshold=cfg.threshold)
+    partner = _partner(cfg, agg["partner"], max_length) if agg.get("partner") else None
+    return AggregatedNLI(backend, aggregator, words, partner)
