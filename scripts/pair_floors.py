@@ -1,6 +1,6 @@
 """What ``preference.min_attributability`` does to one round's preference pairs, without training.
 
-    python scripts/pair_floors.py runs/seeds/seed0/round_1 [--floors 0 0.25 0.5 0.75 1] [--out FILE.json]
+    python scripts/pair_floors.py ROUND_DIR [ROUND_DIR ...] [--floors 0 0.25 0.5 0.75 1] [--out FILE.json]
 
 Re-builds the round's pairs from its ``sample/`` and ``score/`` with each floor (the round's own preference
 settings otherwise, read from its ``pairs/manifest.json``) and prints, per floor: pairs by kind, the chosen
@@ -49,24 +49,25 @@ def floor_table(round_dir: Path, floors: list[float]) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("round_dir", type=Path)
+    parser.add_argument("round_dirs", type=Path, nargs="+")
     parser.add_argument("--floors", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0])
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    rows = floor_table(args.round_dir, args.floors)
-    print("| floor | pairs | overall | fine-grained | questions with pairs | chosen F1 | rejected F1 "
+    tables = {str(d): floor_table(d, args.floors) for d in args.round_dirs}
+    print("| round | floor | pairs | overall | fine-grained | questions with pairs | chosen F1 | rejected F1 "
           "| chosen unsupported |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
-        print(f"| {r['floor']} | {r['pairs']} | {r['by_kind'].get('overall', 0)} | "
-              f"{r['by_kind'].get('fine_grained', 0)} | {r['questions_with_pairs']}/{r['questions']} | "
-              f"{fmt(r['chosen_attributability'])} | {fmt(r['rejected_attributability'])} | "
-              f"{fmt(r['chosen_unsupported_share'])} |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for d, rows in tables.items():
+        for r in rows:
+            fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+            print(f"| {d} | {r['floor']} | {r['pairs']} | {r['by_kind'].get('overall', 0)} | "
+                  f"{r['by_kind'].get('fine_grained', 0)} | {r['questions_with_pairs']}/{r['questions']} | "
+                  f"{fmt(r['chosen_attributability'])} | {fmt(r['rejected_attributability'])} | "
+                  f"{fmt(r['chosen_unsupported_share'])} |")
     if args.out:
         from start.io import write_json
 
-        write_json(args.out, {"round": str(args.round_dir), "floors": rows})
+        write_json(args.out, {"rounds": [{"round": d, "floors": rows} for d, rows in tables.items()]})
     return 0
 
 

@@ -274,4 +274,4 @@ def test_pair_floor_table_rebuilds_a_rounds_pairs_per_floor(tmp_path):
     for t in table[1:]:  # above a floor every chosen answer is attributable
         assert t["chosen_attributability"] >= t["floor"] and t["chosen_unsupported_share"] == 0.0
     assert pair_floors.main([str(rd), "--floors", "0.5", "--out", str(tmp_path / "f.json")]) == 0
-    assert json.loads((tmp_path / "f.json").read_text())["floors"][0]["floor"] == 0.5
+    assert json.loads((tmp_path / "f.json").read_text())["rounds"][0]["floors"][0]["floor"] == 0.5
