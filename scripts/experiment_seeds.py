@@ -210,7 +210,7 @@ def _cell(v: list[float] | None) -> str:
 
 
 def _habit(h: dict | None, key: str) -> str:
-    if not h:
+    if not h or h.get(key, 0.0) is None:
         return "-"
     if key == "[1]":
         return f"{100 * h.get('cited_position_share', {}).get('1', 0.0):.0f}%"
@@ -231,13 +231,16 @@ def markdown(seeds: list[dict], abl: dict) -> str:
                      + f" | {_cell(s['round0_to_last'].get('citation_f1'))} | "
                      f"{_cell(s['round0_to_last'].get('comprehensiveness'))} | {pairs} |")
     lines += ["", "What the answers do, round 0 -> last round (read from the text): words, citations per sentence, "
-              "answers citing every document, cited sentences copied from a document, share of citations to [1].",
-              "", "| seed | words | citations / sentence | cite all | copied | cites [1] |",
-              "|---|---:|---:|---:|---:|---:|"]
+              "answers citing every document, cited sentences copied from a document, and the share of copied and of "
+              "own-words cited sentences that their citations support (a rise only in copying is the copy shortcut), "
+              "share of citations to [1].",
+              "", "| seed | words | citations / sentence | cite all | copied | copied supported | own supported | "
+              "cites [1] |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for s in seeds:
         h = s.get("habits") or {}
         cells = [" -> ".join(_habit(h.get(w), k) for w in ("warmup", "last"))
-                 for k in ("words", "citations_per_sentence", "cite_all_share", "copied_sentence_share", "[1]")]
+                 for k in ("words", "citations_per_sentence", "cite_all_share", "copied_sentence_share",
+                           "copied_supported_share", "own_supported_share", "[1]")]
         lines.append(f"| {s['seed']} | " + " | ".join(cells) + " |")
     lines += ["", "## Ablation", "", "| row | citation F1 | comprehensiveness | str_em | full method - row: F1 |",
               "|---|---:|---:|---:|---:|"]

@@ -174,13 +174,17 @@ def answer_habits(records: Sequence[dict[str, Any]], scores: Sequence[dict[str, 
     """What answers do, read from their text rather than their scores: mean words and sentences, citations
     per sentence, the share of answers citing nothing and citing every document, the share of cited
     sentences copied from a document (a run of at least ``copy_share`` of the sentence's words appears in
-    one document) and the share of citations going to each position. ``records`` are the scored samples
-    (``id``, ``docs``) and ``scores`` the scorer's rows (``id``, ``length``, ``sentences``)."""
+    one document), the share of copied and of own-words cited sentences whose citations support them, and
+    the share of citations going to each position. A citation F1 that rises only through copied sentences
+    is the copy-a-document shortcut, not better attribution of what the model writes. ``records`` are the
+    scored samples (``id``, ``docs``) and ``scores`` the scorer's rows (``id``, ``length``, ``sentences``
+    with ``text``, ``citations``, ``supported``)."""
     docs = {r["id"]: [_words(d.get("text", "")) for d in r.get("docs") or []] for r in records}
     n = len(scores)
     if not n:
         return {"answers": 0}
     cites, cited_sents, copied, no_cite, cite_all = [], 0, 0, 0, 0
+    supported = {"copied": 0, "own": 0}
     positions: Counter[int] = Counter()
     for s in scores:
         ds = docs.get(s["id"], [])
@@ -193,8 +197,9 @@ def answer_habits(records: Sequence[dict[str, Any]], scores: Sequence[dict[str, 
             if valid:
                 cited_sents += 1
                 w = _words(sent.get("text", ""))
-                if w and max(longest_shared_run(w, d) for d in ds) >= copy_share * len(w):
-                    copied += 1
+                kind = "copied" if w and max(longest_shared_run(w, d) for d in ds) >= copy_share * len(w) else "own"
+                copied += kind == "copied"
+                supported[kind] += bool(sent.get("supported"))
         no_cite += not used
         cite_all += len(ds) >= 2 and used == set(range(1, len(ds) + 1))
     total = sum(positions.values())
@@ -204,4 +209,6 @@ def answer_habits(records: Sequence[dict[str, Any]], scores: Sequence[dict[str, 
             "citations_per_sentence": float(np.mean(cites)) if cites else 0.0,
             "no_citation_share": no_cite / n, "cite_all_share": cite_all / n,
             "copied_sentence_share": copied / cited_sents if cited_sents else 0.0,
+            "copied_supported_share": supported["copied"] / copied if copied else None,
+            "own_supported_share": supported["own"] / (cited_sents - copied) if cited_sents > copied else None,
             "cited_position_share": {str(k): positions[k] / total for k in sorted(positions)} if total else {}}

@@ -190,7 +190,7 @@ def test_answer_habits_read_the_text_not_the_scores():
     recs = [{"id": "q#0", "docs": docs}, {"id": "q#1", "docs": docs}, {"id": "q#2", "docs": docs}]
     scores = [
         {"id": "q#0", "length": 8, "n_sentences": 1,
-         "sentences": [{"text": "The Eiffel Tower was built in 1889 [1].", "citations": [1]}]},  # copied
+         "sentences": [{"text": "The Eiffel Tower was built in 1889 [1].", "citations": [1], "supported": True}]},
         {"id": "q#1", "length": 6, "n_sentences": 2,
          "sentences": [{"text": "It is old and tall [1][2].", "citations": [1, 2, 7]},  # 7: out of range
                        {"text": "Yes.", "citations": []}]},
@@ -200,6 +200,7 @@ def test_answer_habits_read_the_text_not_the_scores():
     assert h["answers"] == 3 and h["words"] == 6.0
     assert h["citations_per_sentence"] == 3 / 4  # 1 + 2 valid + 0 + 0 over four sentences
     assert h["no_citation_share"] == 1 / 3 and h["cite_all_share"] == 1 / 3
-    assert h["copied_sentence_share"] == 1 / 2  # of the two cited sentences
+    assert h["copied_sentence_share"] == 1 / 2  # of the two cited sentences: the first one is copied
+    assert h["copied_supported_share"] == 1.0 and h["own_supported_share"] == 0.0
     assert h["cited_position_share"] == {"1": 2 / 3, "2": 1 / 3}
     assert answer_habits(recs, []) == {"answers": 0}
