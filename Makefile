@@ -84,8 +84,8 @@ sample: setup ## sample cited answers on the embedded dev split (Hydra overrides
 cpu-large: setup-vllm ## the larger CPU experiment (every question; about an hour on 2 cores)
 	$(PY) -m start.run experiment=cpu_large $(ARGS)
 
-experiment-seeds: setup-vllm ## START over 3 seeds + ablation rows, resumable (runs/seeds/) -> bench/start_seeds.{json,md}, bench/start_ablation.json
-	$(PY) scripts/experiment_seeds.py $(ARGS)
+experiment-seeds: setup-vllm ## START over 3 seeds + ablation rows (conf/experiment/seeds.yaml), resumable (runs/seeds/); ARGS=--final-split test at the end -> bench/start_seeds.{json,md}, bench/start_ablation.json
+	$(PY) scripts/experiment_seeds.py experiment=seeds $(ARGS)
 
 warmup: setup-vllm ## round 0 only: the model writes its own attributed data, then SFT, then evaluation
 	$(PY) -m start.run round=0 $(ARGS)
