@@ -242,12 +242,13 @@ def markdown(seeds: list[dict], abl: dict) -> str:
                  for k in ("words", "citations_per_sentence", "cite_all_share", "copied_sentence_share",
                            "copied_supported_share", "own_supported_share", "[1]")]
         lines.append(f"| {s['seed']} | " + " | ".join(cells) + " |")
-    lines += ["", "## Ablation", "", "| row | citation F1 | comprehensiveness | str_em | full method - row: F1 |",
-              "|---|---:|---:|---:|---:|"]
+    lines += ["", "## Ablation", "", "| row | citation F1 | comprehensiveness | str_em | full method - row: F1 "
+              "| full method - row: comprehensiveness |", "|---|---:|---:|---:|---:|---:|"]
     for r in abl.get("rows", []):
-        m = r["metrics"]
-        lines.append(f"| {r['row']} | {_cell(m.get('citation_f1'))} | {_cell(m.get('comprehensiveness'))} | "
-                     f"{_cell(m.get('str_em'))} | {_cell((r.get('full_minus_row') or {}).get('citation_f1'))} |")
+        m, d = r["metrics"], r.get("full_minus_row") or {}
+        cells = [m.get("citation_f1"), m.get("comprehensiveness"), m.get("str_em"), d.get("citation_f1"),
+                 d.get("comprehensiveness")]
+        lines.append(f"| {r['row']} | " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 
