@@ -71,19 +71,12 @@ def main(argv: list[str] | None = None) -> int:
         return _aggregate(parser, args)
 
     if args.command == "calibrate":
-        import numpy as np
 
-        from start.nli.agreement import calibrate
+        from start.nli.agreement import READERS, calibrate
 
-        meta_path = args.model / "start_nli.json"
-        if not meta_path.is_file():
-            parser.error(f"{meta_path} not found: build the model first")
-        from start.nli.agreement import READERS
-
-        unknown = sorted(set(args.readers or ()) - set(READERS))
-        if unknown:
-            parser.error(f"unknown reader(s) {unknown}; known: {sorted(READERS)}")
-        grid = tuple(round(float(t), 4) for t in np.arange(0.05, 0.95 + 1e-9, args.threshold_step))
+        meta_path = _built_model(parser, args.model)
+        _known(parser, "reader", args.readers, sorted(READERS))
+        grid = _grid(0.05, 0.95, args.threshold_step)
         found = calibrate(str(args.model), args.human, args.max_length, probe=args.probe, ensemble=args.ensemble,
                           weights=args.weights, thresholds=grid,
                           readers={k: READERS[k] for k in args.readers} if args.readers else None)
@@ -139,21 +132,36 @@ def _write_meta(folder: Path, meta: dict) -> None:
         os.replace(tmp, folder / name)
 
 
-def _aggregate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+def _built_model(parser: argparse.ArgumentParser, model: Path) -> Path:
+    """The judge folder's ``start_nli.json``; a usage error when the judge was not built."""
+    meta_path = model / "start_nli.json"
+    if not meta_path.is_file():
+        parser.error(f"{meta_path} not found: build the model first")
+    return meta_path
+
+
+def _known(parser: argparse.ArgumentParser, what: str, names, known: list[str]) -> None:
+    unknown = sorted(set(names or ()) - set(known))
+    if unknown:
+        parser.error(f"unknown {what}(s) {unknown}; known: {known}")
+
+
+def _grid(low: float, high: float, step: float) -> tuple[float, ...]:
     import numpy as np
+
+    return tuple(round(float(t), 4) for t in np.arange(low, high + 1e-9, step))
+
+
+def _aggregate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
     from start.nli.aggregator import DEFAULT_L2, fit_judge
     from start.scoring.learned import FEATURES
 
-    meta_path = args.model / "start_nli.json"
-    if not meta_path.is_file():
-        parser.error(f"{meta_path} not found: build the model first")
-    unknown = sorted(set(args.features or ()) - set(FEATURES))
-    if unknown:
-        parser.error(f"unknown feature(s) {unknown}; known: {list(FEATURES)}")
+    meta_path = _built_model(parser, args.model)
+    _known(parser, "feature", args.features, list(FEATURES))
     if not 0 < args.threshold_step <= 0.8:
         parser.error(f"--threshold-step must be in (0, 0.8], got {args.threshold_step}")
-    grid = tuple(round(float(t), 4) for t in np.arange(0.1, 0.9 + 1e-9, args.threshold_step))
+    grid = _grid(0.1, 0.9, args.threshold_step)
     candidates = {"+".join(args.features): tuple(args.features)} if args.features else None
     found = fit_judge(str(args.model), args.human, candidates, DEFAULT_L2 if args.l2 is None else args.l2,
                       None if args.partner == "none" else args.partner, args.window_words, grid, probe=args.probe)
