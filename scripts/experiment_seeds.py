@@ -1,7 +1,8 @@
 """The START experiment: the loop over several seeds, and the paper's ablation rows on one seed.
 
-    python scripts/experiment_seeds.py [--seeds 0 1 2] [--ablation-seed 0] [--rs-sft] [--tiny] [--dry-run]
-                                       [--no-run] [--runs runs/seeds] [--out bench] [hydra overrides ...]
+    python scripts/experiment_seeds.py [--seeds 0 1 2] [--ablation-seed 0] [--rs-sft] [--try NAME:OVERRIDES]
+                                       [--tiny] [--dry-run] [--no-run] [--final-split test]
+                                       [--runs runs/seeds] [--out bench] [hydra overrides ...]
 
 Every run is a normal ``python -m start.run`` in its own run folder under ``--runs``, so re-running this
 script skips every finished stage and resumes an interrupted one. Runs:
@@ -9,7 +10,9 @@ script skips every finished stage and resumes an interrupted one. Runs:
 * ``seed<S>`` for every seed: the full method (warm-up, rounds with overall and fine-grained pairs); the
   seed changes sampling, warm-up grouping and the rounds' question slices;
 * ``overall-seed<A>``: rounds with overall pairs only (``preference.fine_grained=false``);
-* ``rs-sft-seed<A>`` (``--rs-sft``): rejection-sampling SFT on each question's best sample, no DPO.
+* ``rs-sft-seed<A>`` (``--rs-sft``): rejection-sampling SFT on each question's best sample, no DPO;
+* ``try-<NAME>-seed<A>`` (``--try NAME:OVERRIDES``): the full method with other settings (floor, weights, DPO
+  beta, samples per question, ...), for tuning: reported on the tuning split only, never on ``--final-split``.
 
 "Warm-up only" is round 0 of ``seed<A>`` (the same warm-up with the same seed), and "full method" is
 ``seed<A>`` itself. The ablation runs start from a copy of ``seed<A>``'s finished ``round_0`` (warm-up and
@@ -41,9 +44,26 @@ CHANGE = ("citation_f1", "comprehensiveness")
 TINY = ("debug=tiny", "sampler=transformers")
 
 
+def parse_tried(specs: list[str]) -> list[tuple[str, list[str]]]:
+    """``--try NAME:OVERRIDE [OVERRIDE ...]`` -> (name, overrides); names are unique words, overrides key=value."""
+    out = []
+    for spec in specs:
+        name, sep, rest = spec.partition(":")
+        overrides = rest.split()
+        if not sep or not name.replace("-", "").replace("_", "").replace(".", "").isalnum() or not overrides \
+                or not all("=" in o for o in overrides):
+            raise ValueError(f"--try {spec!r}: expected NAME:key=value [key=value ...] (NAME: letters, digits, "
+                             "'-', '_', '.')")
+        if name in {n for n, _ in out}:
+            raise ValueError(f"--try {spec!r}: the name {name!r} is given twice")
+        out.append((name, overrides))
+    return out
+
+
 def plan_runs(seeds: list[int], ablation_seed: int, runs: Path, overrides: list[str], *, rs_sft: bool = False,
-              tiny: bool = False) -> list[dict]:
-    """The runs to do, in order: name, run folder and the ``start.run`` overrides of each."""
+              tiny: bool = False, tried: list[tuple[str, list[str]]] = ()) -> list[dict]:
+    """The runs to do, in order: name, run folder and the ``start.run`` overrides of each. ``tried``: settings
+    tried on the ablation seed (tuning only: never evaluated on the final split)."""
     base = [*(TINY if tiny else ()), *overrides]
     order = [ablation_seed] + [s for s in seeds if s != ablation_seed] if ablation_seed in seeds else seeds
     out = [{"name": f"seed{s}", "seed": s, "row": "full method" if s == ablation_seed else None, "extra": []}
@@ -54,6 +74,9 @@ def plan_runs(seeds: list[int], ablation_seed: int, runs: Path, overrides: list[
         out.append({"name": f"rs-sft-seed{ablation_seed}", "seed": ablation_seed,
                     "row": "rejection-sampling SFT only",
                     "extra": ["trainer.rs_sft.enabled=true", "trainer.rs_sft.only=true"]})
+    for name, extra in tried:
+        out.append({"name": f"try-{name}-seed{ablation_seed}", "seed": ablation_seed, "row": f"tried: {name}",
+                    "tried": True, "extra": list(extra)})
     for r in out:
         r["run_dir"] = runs / r["name"]
         r["overrides"] = [*base, *r["extra"], f"seed={r['seed']}", f"run_dir={r['run_dir']}",
@@ -88,6 +111,8 @@ def split_runs(runs: list[dict], split: str) -> list[dict]:
     round's ``train``), evaluated at round 0 and at the last round; the base model is not re-evaluated."""
     out = []
     for r in runs:
+        if r.get("tried"):
+            continue
         src = Path(r["run_dir"])
         cfg = json.loads((src / "config.json").read_text())
         last, dst = int(cfg["rounds"]), src.with_name(f"{src.name}-{split}")
@@ -249,6 +274,22 @@ def markdown(seeds: list[dict], abl: dict) -> str:
         cells = [m.get("citation_f1"), m.get("comprehensiveness"), m.get("str_em"), d.get("citation_f1"),
                  d.get("comprehensiveness")]
         lines.append(f"| {r['row']} | " + " | ".join(_cell(c) for c in cells) + " |")
+    if abl.get("tried"):
+        lines += ["", "## Settings tried (ablation seed, tuning split only)", "",
+                  "Each row is the full method with the named overrides, from the same warm-up; full method - row is "
+                  "paired on the same questions.", "",
+                  "| setting | overrides | citation F1 | comprehensiveness | full method - row: F1 "
+                  "| full method - row: comprehensiveness | pairs per round | words | copied | own supported |",
+                  "|---|---|---:|---:|---:|---:|---|---:|---:|---:|"]
+        for r in abl["tried"]:
+            m, d, h = r["metrics"], r.get("full_minus_row") or {}, r.get("habits")
+            pairs = ", ".join(str(t.get("pairs", "-")) for t in r.get("training", []))
+            lines.append(f"| {r['row'].removeprefix('tried: ')} | `{' '.join(r['overrides'])}` | "
+                         + " | ".join(_cell(c) for c in (m.get("citation_f1"), m.get("comprehensiveness"),
+                                                          d.get("citation_f1"), d.get("comprehensiveness")))
+                         + f" | {pairs} | " + " | ".join(_habit(h, k) for k in
+                                                       ("words", "copied_sentence_share", "own_supported_share"))
+                         + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -274,9 +315,18 @@ def aggregate(runs: list[dict], out: Path, ablation_seed: int, argv: list[str], 
                  "seeds_with_citation_f1_rise": rises}
     full = next(r for r in runs if r["row"] == "full method")
     rows = [("warm-up only", full["run_dir"], "warmup")]
-    rows += [(r["row"], r["run_dir"], "last") for r in runs if r["row"] and r["row"] != "full method"]
+    rows += [(r["row"], r["run_dir"], "last") for r in runs
+             if r["row"] and r["row"] != "full method" and not r.get("tried")]
     rows.insert(2 if len(rows) > 1 else 1, ("full method", full["run_dir"], "last"))
     abl = {"seed": ablation_seed, "command": " ".join(argv), **ablation(rows)}
+    tried = [r for r in runs if r.get("tried")]
+    if tried:
+        abl["tried"] = ablation([("full method", full["run_dir"], "last"),
+                                 *((r["row"], r["run_dir"], "last") for r in tried)])["rows"][1:]
+        for r, row in zip(tried, abl["tried"], strict=True):
+            row["overrides"] = r["extra"]
+            run = summarize_run(Path(r["run_dir"]))
+            row["habits"], row["training"] = run["habits"]["last"], run["training"]
     out.mkdir(parents=True, exist_ok=True)
     tag = f"_{split}" if split else ""
     write_json(out / f"start_seeds{tag}.json", seeds_doc)
@@ -300,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-run", action="store_true", help="only aggregate finished runs")
     parser.add_argument("--final-split", default=None, metavar="SPLIT",
                         help="after the runs: evaluate every run's round 0 and last round on SPLIT (e.g. test), once")
+    parser.add_argument("--try", dest="tried", action="append", default=[], metavar="NAME:OVERRIDES",
+                        help="a setting tried on the ablation seed, e.g. 'floor0:preference.min_attributability=0' "
+                             "(repeatable; several overrides separated by spaces; tuning split only)")
     parser.add_argument("--runs", type=Path, default=Path("runs") / "seeds")
     parser.add_argument("--out", type=Path, default=Path("bench"))
     args, overrides = parser.parse_known_args(argv)
@@ -307,7 +360,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown options {unknown} (Hydra overrides are key=value)")
     a_seed = args.seeds[0] if args.ablation_seed is None else args.ablation_seed
-    runs = plan_runs(args.seeds, a_seed, args.runs, overrides, rs_sft=args.rs_sft, tiny=args.tiny)
+    try:
+        tried = parse_tried(args.tried)
+    except ValueError as e:
+        parser.error(str(e))
+    runs = plan_runs(args.seeds, a_seed, args.runs, overrides, rs_sft=args.rs_sft, tiny=args.tiny, tried=tried)
     for r in runs:
         cmd = [sys.executable, "-m", "start.run", *r["overrides"]]
         print(f"[{r['name']}]", " ".join(cmd[1:]), flush=True)

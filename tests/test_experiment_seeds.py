@@ -148,3 +148,40 @@ def test_final_split_links_the_models_and_evaluates_round0_and_the_last_round(tm
         a, b = src / m / "weights.json", final["run_dir"] / m / "weights.json"
         assert a.stat().st_ino == b.stat().st_ino  # hard links: no second copy of the weights
     assert not (final["run_dir"] / "round_1" / "eval").exists()
+
+
+def test_tried_settings_are_rows_on_the_ablation_seed_and_never_go_to_the_final_split(tmp_path):
+    tried = harness.parse_tried(["floor0:preference.min_attributability=0",
+                                 "light:preference.weights.comprehensiveness=0.25 preference.weights.robustness=0.25"])
+    assert tried[1] == ("light", ["preference.weights.comprehensiveness=0.25", "preference.weights.robustness=0.25"])
+    for bad in ("floor0", "floor0:", "x:min_attributability", "a b:x=1"):
+        with pytest.raises(ValueError, match="expected NAME:key=value"):
+            harness.parse_tried([bad])
+    with pytest.raises(ValueError, match="given twice"):
+        harness.parse_tried(["a:x=1", "a:y=2"])
+    runs = harness.plan_runs([0, 1], 0, tmp_path / "runs", ["rounds=2"], tried=tried)
+    t = runs[-2]
+    assert t["name"] == "try-floor0-seed0" and t["row"] == "tried: floor0" and t["tried"]
+    assert "preference.min_attributability=0" in t["overrides"] and "seed=0" in t["overrides"]
+    for r in runs:
+        write_json(r["run_dir"] / "config.json", {"rounds": 2})
+    assert [r["name"] for r in harness.split_runs(runs, "test")] == ["seed0-test", "seed1-test", "overall-seed0-test"]
+    fake_eval(runs[0]["run_dir"] / "round_0" / "eval", np.full(4, 0.5), np.full(4, 0.5))
+    assert harness.share_warmup(t, runs)  # from the same warm-up as the full method
+
+    runs_dir = tmp_path / "agg"
+    fake_run(runs_dir / "seed0", [0.1, 0.2], seed=0, pairs=[5, 3])
+    fake_run(runs_dir / "seed1", [0.1, 0.1], seed=1, pairs=[5, 3])
+    fake_run(runs_dir / "overall-seed0", [0.05, 0.05], seed=0, pairs=[6, 6])
+    fake_run(runs_dir / "try-floor0-seed0", [0.0, 0.1], seed=0, pairs=[7, 2])
+    out = tmp_path / "bench"
+    assert harness.main(["--no-run", "--seeds", "0", "1", "--runs", str(runs_dir), "--out", str(out),
+                         "--try", "floor0:preference.min_attributability=0"]) == 0
+    abl = json.loads((out / "start_ablation.json").read_text())
+    assert [r["row"] for r in abl["rows"]] == ["warm-up only", "overall pairs only", "full method"]
+    (row,) = abl["tried"]
+    assert row["row"] == "tried: floor0" and row["overrides"] == ["preference.min_attributability=0"]
+    assert row["full_minus_row"]["citation_f1"] == pytest.approx([10.0, 10.0, 10.0])
+    assert [t["pairs"] for t in row["training"]] == [7, 2]
+    md = (out / "start_seeds.md").read_text()
+    assert "## Settings tried" in md and "| floor0 | `preference.min_attributability=0` |" in md
