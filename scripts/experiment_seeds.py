@@ -25,12 +25,14 @@ citation_rec / citation_prec / citation_f1 / comprehensiveness / str_em as [valu
 intervals, ``round0_to_last`` paired differences, and what each round trained on),
 ``<out>/start_ablation.json`` (the rows, each row's last evaluation, and the paired difference of the
 full method minus each other row on the same held-out questions) and ``<out>/start_seeds.md`` (both
-tables). ``--dry-run`` prints the commands and runs nothing; ``--no-run`` only aggregates.
+tables). ``--dry-run`` prints the commands and runs nothing; ``--no-run`` only aggregates (with ``--final-split``: the
+split's finished evaluations too).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -39,7 +41,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-METRICS = ("citation_rec", "citation_prec", "citation_f1", "comprehensiveness", "str_em")
+METRICS = ("citation_rec", "citation_prec", "citation_f1", "attribution_margin", "comprehensiveness", "str_em")
 CHANGE = ("citation_f1", "comprehensiveness")
 TINY = ("debug=tiny", "sampler=transformers")
 
@@ -160,6 +162,28 @@ def habits(evaluation: Path) -> dict | None:
     return answer_habits(expand_for_scoring(read_jsonl(samples)), read_jsonl(scores))
 
 
+@functools.cache
+def margin_change_of(run_dir: Path, last: int) -> list[float] | None:
+    """Round 0 -> ``last`` paired change of the attribution margin (start.shortcuts.margin_change), re-scored
+    with the run's own reward judge; None when either evaluation did not keep its samples."""
+    from start.evaluate import per_question
+    from start.io import read_jsonl
+    from start.sampling.sampler import expand_for_scoring
+    from start.scoring import AttributionScorer, NLIConfig, RecordScore, ScorerConfig
+    from start.shortcuts import margin_change
+
+    evals = [run_dir / "round_0" / "eval", run_dir / f"round_{last}" / "eval"]
+    if not all((e / "sample" / "samples.jsonl").is_file() and (e / "score" / "scores.jsonl").is_file() for e in evals):
+        return None
+    cfg = json.loads((run_dir / "config.json").read_text())
+    scorer = AttributionScorer(NLIConfig(**cfg["scorer"]["nli"]), ScorerConfig(**cfg["scorer"]["rules"]))
+    sides = [(expand_for_scoring(read_jsonl(e / "sample" / "samples.jsonl")),
+              per_question([RecordScore.from_dict(d) for d in read_jsonl(e / "score" / "scores.jsonl")],
+                           lambda i: i.rsplit("#", 1)[0])) for e in evals]
+    d = margin_change(*sides, scorer, n_boot=_n_boot(run_dir), seed=0)
+    return [d["value"], d["low"], d["high"]]
+
+
 def summarize_run(run_dir: Path) -> dict:
     """One finished run's report: base, warm-up (round 0), every round, round 0 -> last round."""
     report = run_dir / "report"
@@ -178,7 +202,8 @@ def summarize_run(run_dir: Path) -> dict:
         "warmup": _pick(evals["0"]["metrics"]) if "0" in evals else None,
         "rounds": [{"round": r, **_pick(evals[str(r)]["metrics"]),
                     "empty_answers": evals[str(r)].get("empty_answers")} for r in rounds],
-        "round0_to_last": {k: _triple(change, k) for k in CHANGE if k in change},
+        "round0_to_last": {**{k: _triple(change, k) for k in CHANGE if k in change},
+                           **({"attribution_margin": margin_change_of(Path(run_dir), last)} if last else {})},
         "habits": {"warmup": habits(run_dir / "round_0" / "eval"),
                    "last": habits(run_dir / f"round_{last}" / "eval") if last else None},
         "training": training,
@@ -218,6 +243,9 @@ def ablation(rows: list[tuple[str, Path, str]], full: str = "full method") -> di
             bootstrap(cols[name], n_boot=_n_boot(run_dir), seed=0)
         out.append({"row": name, "run_dir": _rel(run_dir), "evaluation": _rel(evaluation), "questions": len(qids),
                     "metrics": _pick(m), "qids": qids})
+        if which == "last":
+            last = int(evaluation.parent.name.split("_")[1])
+            out[-1]["margin_round0_to_last"] = margin_change_of(Path(run_dir), last)
     ref = next((r for r in out if r["row"] == full), None)
     for r in out:
         if ref is not None and r is not ref:
@@ -246,14 +274,16 @@ def markdown(seeds: list[dict], abl: dict) -> str:
     lines = ["## START over seeds", "", "Held-out citation F1 / comprehensiveness (95% intervals over questions); "
              "round 0 -> last: paired difference on the same questions.", "",
              "| seed | base F1 | warm-up F1 | " + " | ".join(f"round {r['round']} F1" for r in seeds[0]["rounds"])
-             + " | F1 round 0 -> last | comprehensiveness round 0 -> last | pairs per round |",
-             "|---|" + "---:|" * (4 + len(seeds[0]["rounds"])) + "---|"] if seeds else ["## START over seeds", ""]
+             + " | F1 round 0 -> last | attribution margin round 0 -> last | comprehensiveness round 0 -> last "
+             "| pairs per round |",
+             "|---|" + "---:|" * (5 + len(seeds[0]["rounds"])) + "---|"] if seeds else ["## START over seeds", ""]
     for s in seeds:
         pairs = ", ".join(str(t.get("pairs", "-")) for t in s["training"])
         lines.append(f"| {s['seed']} | {_cell((s['base'] or {}).get('citation_f1'))} | "
                      f"{_cell((s['warmup'] or {}).get('citation_f1'))} | "
                      + " | ".join(_cell(r.get("citation_f1")) for r in s["rounds"])
                      + f" | {_cell(s['round0_to_last'].get('citation_f1'))} | "
+                     f"{_cell(s['round0_to_last'].get('attribution_margin'))} | "
                      f"{_cell(s['round0_to_last'].get('comprehensiveness'))} | {pairs} |")
     lines += ["", "What the answers do, round 0 -> last round (read from the text): words, citations per sentence, "
               "answers citing every document, cited sentences copied from a document, and the share of copied and of "
@@ -267,26 +297,30 @@ def markdown(seeds: list[dict], abl: dict) -> str:
                  for k in ("words", "citations_per_sentence", "cite_all_share", "copied_sentence_share",
                            "copied_supported_share", "own_supported_share", "[1]")]
         lines.append(f"| {s['seed']} | " + " | ".join(cells) + " |")
-    lines += ["", "## Ablation", "", "| row | citation F1 | comprehensiveness | str_em | full method - row: F1 "
-              "| full method - row: comprehensiveness |", "|---|---:|---:|---:|---:|---:|"]
+    lines += ["", "## Ablation", "", "Attribution margin: citation F1 minus that of the same answers re-cited with the "
+              "best constant position [k] (a position habit has none); its change from round 0 is paired.", "",
+              "| row | citation F1 | attribution margin | margin round 0 -> last | comprehensiveness | str_em "
+              "| full method - row: F1 | full method - row: comprehensiveness |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in abl.get("rows", []):
         m, d = r["metrics"], r.get("full_minus_row") or {}
-        cells = [m.get("citation_f1"), m.get("comprehensiveness"), m.get("str_em"), d.get("citation_f1"),
-                 d.get("comprehensiveness")]
+        cells = [m.get("citation_f1"), m.get("attribution_margin"), r.get("margin_round0_to_last"),
+                 m.get("comprehensiveness"), m.get("str_em"), d.get("citation_f1"), d.get("comprehensiveness")]
         lines.append(f"| {r['row']} | " + " | ".join(_cell(c) for c in cells) + " |")
     if abl.get("tried"):
         lines += ["", "## Settings tried (ablation seed, tuning split only)", "",
                   "Each row is the full method with the named overrides, from the same warm-up; full method - row is "
                   "paired on the same questions.", "",
-                  "| setting | overrides | citation F1 | comprehensiveness | full method - row: F1 "
-                  "| full method - row: comprehensiveness | pairs per round | words | copied | own supported |",
-                  "|---|---|---:|---:|---:|---:|---|---:|---:|---:|"]
+                  "| setting | overrides | citation F1 | margin round 0 -> last | comprehensiveness "
+                  "| full method - row: F1 | full method - row: comprehensiveness | pairs per round | words | copied "
+                  "| own supported |", "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
         for r in abl["tried"]:
             m, d, h = r["metrics"], r.get("full_minus_row") or {}, r.get("habits")
             pairs = ", ".join(str(t.get("pairs", "-")) for t in r.get("training", []))
             lines.append(f"| {r['row'].removeprefix('tried: ')} | `{' '.join(r['overrides'])}` | "
-                         + " | ".join(_cell(c) for c in (m.get("citation_f1"), m.get("comprehensiveness"),
-                                                          d.get("citation_f1"), d.get("comprehensiveness")))
+                         + " | ".join(_cell(c) for c in (m.get("citation_f1"), r.get("margin_round0_to_last"),
+                                                          m.get("comprehensiveness"), d.get("citation_f1"),
+                                                          d.get("comprehensiveness")))
                          + f" | {pairs} | " + " | ".join(_habit(h, k) for k in
                                                        ("words", "copied_sentence_share", "own_supported_share"))
                          + " |")
@@ -385,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{seeds_doc['seeds_with_citation_f1_rise'] or 'none'} of {[s['seed'] for s in seeds_doc['seeds']]}")
     if args.final_split:
         finals = split_runs(runs, args.final_split)
-        for r in finals:
+        for r in [] if args.no_run else finals:
             if share_warmup(r, finals):
                 print(f"[{r['name']}] starts from a copy of the full method's round_0", flush=True)
             link_models(r)

@@ -101,6 +101,26 @@ def _f1(cols: dict[str, np.ndarray], idx: np.ndarray) -> float:
     return _stats({k: cols[k] for k in ("citation_rec", "citation_prec")}, idx).get("citation_f1", 0.0)
 
 
+def constant_columns(samples: Sequence[dict[str, Any]], scorer) -> dict[int, dict[str, np.ndarray]]:
+    """Per-question citation columns of the same answers re-cited with each constant position ``[k]``.
+
+    ``samples`` are the scorer's records of an evaluation (one per sample, id ``<question>#<k>``); the rows
+    follow the order of their first appearance, as :func:`start.evaluate.per_question` orders them.
+    """
+    n_docs = max((len(r["docs"]) for r in samples), default=0)
+    out = {}
+    for k in range(1, n_docs + 1):
+        # Only the citation metrics are needed: no gold fields, so no comprehensiveness pairs are judged.
+        report = scorer.score([{"id": r["id"], "question": r["question"], "docs": r["docs"],
+                                "output": recite(r["output"], k)} for r in samples])
+        out[k] = per_question(report.records, _question_of)
+    return out
+
+
+def _margin(written: dict[str, np.ndarray], constant: dict[int, dict[str, np.ndarray]], idx: np.ndarray) -> float:
+    return _f1(written, idx) - max(_f1(c, idx) for c in constant.values())
+
+
 def attribution_margin(samples: Sequence[dict[str, Any]], written: dict[str, np.ndarray], scorer, *,
                        n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     """The policy's citation F1 as written minus the best constant position's, on the same answers.
@@ -109,13 +129,7 @@ def attribution_margin(samples: Sequence[dict[str, Any]], written: dict[str, np.
     the order ``written`` was computed from); ``written`` their per-question columns
     (:func:`start.evaluate.per_question`). Returns {value, low, high, best_constant, constant_f1}.
     """
-    n_docs = max((len(r["docs"]) for r in samples), default=0)
-    constant: dict[int, dict[str, np.ndarray]] = {}
-    for k in range(1, n_docs + 1):
-        # Only the citation metrics are needed: no gold fields, so no comprehensiveness pairs are judged.
-        report = scorer.score([{"id": r["id"], "question": r["question"], "docs": r["docs"],
-                                "output": recite(r["output"], k)} for r in samples])
-        constant[k] = per_question(report.records, _question_of)
+    constant = constant_columns(samples, scorer)
     n = len(written["citation_rec"])
     if not constant or n == 0:
         return {"value": 0.0, "low": 0.0, "high": 0.0, "best_constant": None, "constant_f1": {}}
@@ -123,14 +137,43 @@ def attribution_margin(samples: Sequence[dict[str, Any]], written: dict[str, np.
     constant_f1 = {k: _f1(c, everyone) for k, c in constant.items()}
     best = max(constant_f1, key=constant_f1.get)
     rng = np.random.default_rng(seed)
-    reps = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, n, n)
-        reps.append(_f1(written, idx) - max(_f1(c, idx) for c in constant.values()))
+    reps = [_margin(written, constant, rng.integers(0, n, n)) for _ in range(n_boot)]
     value = _f1(written, everyone) - constant_f1[best]
     low, high = (float(np.percentile(reps, q)) for q in (2.5, 97.5)) if reps else (value, value)
     return {"value": value, "low": low, "high": high, "best_constant": f"[{best}]",
             "constant_f1": {f"[{k}]": v for k, v in constant_f1.items()}}
+
+
+def margin_change(before: tuple[Sequence[dict[str, Any]], dict[str, np.ndarray]],
+                  after: tuple[Sequence[dict[str, Any]], dict[str, np.ndarray]], scorer, *,
+                  n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
+    """Paired change of the attribution margin from one evaluation to another of the same questions.
+
+    Each side is ``(samples, written)`` as :func:`attribution_margin` takes them. Both margins are recomputed
+    on the same resampled questions in every replicate (each side's best constant position chosen again), so
+    a rise in citation F1 that a position habit explains shows as a change near 0. Returns {value, low, high}.
+    """
+    sides = []
+    for samples, written in (before, after):
+        qids = list(dict.fromkeys(_question_of(r["id"]) for r in samples))
+        if len(qids) != len(written["citation_rec"]):
+            raise ValueError(f"{len(qids)} questions in the samples but {len(written['citation_rec'])} in the scores")
+        sides.append((qids, written, constant_columns(samples, scorer)))
+    (qa, wa, ca), (qb, wb, cb) = sides
+    if qa != qb:
+        raise ValueError("margin_change needs the same questions, in the same order, in both evaluations")
+    if not ca or not cb:
+        raise ValueError("margin_change needs answers with documents in both evaluations")
+    n = len(qa)
+    everyone = np.arange(n)
+    rng = np.random.default_rng(seed)
+    reps = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, n, n)
+        reps.append(_margin(wb, cb, idx) - _margin(wa, ca, idx))
+    value = _margin(wb, cb, everyone) - _margin(wa, ca, everyone)
+    low, high = (float(np.percentile(reps, q)) for q in (2.5, 97.5)) if reps else (value, value)
+    return {"value": value, "low": low, "high": high}
 
 
 def gold_position_share(records: Sequence[Any], n_positions: int) -> list[float]:

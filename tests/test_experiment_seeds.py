@@ -185,3 +185,35 @@ def test_tried_settings_are_rows_on_the_ablation_seed_and_never_go_to_the_final_
     assert [t["pairs"] for t in row["training"]] == [7, 2]
     md = (out / "start_seeds.md").read_text()
     assert "## Settings tried" in md and "| floor0 | `preference.min_attributability=0` |" in md
+
+
+def test_margin_change_is_rescored_with_the_runs_judge(tmp_path, stub_nli, monkeypatch):
+    import start.scoring
+    from start.scoring import AttributionScorer, ScorerConfig
+    from start.shortcuts import margin_change
+
+    judge = AttributionScorer(stub_nli, ScorerConfig(cache=False))
+    monkeypatch.setattr(start.scoring, "AttributionScorer", lambda nli, rules: judge)
+    docs = [{"title": "A", "text": "Alpha holds F1."}, {"title": "B", "text": "Beta holds F2."}]
+    outputs = {0: "Alpha holds F1 [1]. Beta holds F2 [1].", 2: "Alpha holds F1 [1]. Beta holds F2 [2]."}
+    run = tmp_path / "seed0"
+    write_json(run / "config.json", {"eval": {"n_boot": 40}, "scorer": {"nli": {}, "rules": {}}})
+    sides = []
+    for r, out in outputs.items():
+        rows = [{"id": f"q{q}", "question": "What?", "docs": docs, "samples": [{"text": out}]} for q in range(5)]
+        write_jsonl(run / f"round_{r}" / "eval" / "sample" / "samples.jsonl", rows)
+        records = [{"id": f"q{q}#0", "question": "What?", "docs": docs, "output": out} for q in range(5)]
+        scored = judge.score(records).records
+        write_jsonl(run / f"round_{r}" / "eval" / "score" / "scores.jsonl", [s.to_dict() for s in scored])
+        sides.append((records, per_question_of(scored)))
+    got = harness.margin_change_of(run, 2)
+    assert got == pytest.approx([50.0, 50.0, 50.0])  # from the [1] habit (margin 0) to citing each source
+    want = margin_change(*sides, judge, n_boot=40)
+    assert got == pytest.approx([want["value"], want["low"], want["high"]])
+    assert harness.margin_change_of(tmp_path / "no-samples", 2) is None
+
+
+def per_question_of(records):
+    from start.evaluate import per_question
+
+    return per_question(records, lambda i: i.rsplit("#", 1)[0])

@@ -21,6 +21,7 @@ from start.shortcuts import (
     cite_sentence,
     cited_positions,
     constant_baselines,
+    margin_change,
     recite,
 )
 
@@ -83,6 +84,27 @@ def test_a_position_habit_has_no_margin(scorer):
     samples = [{**ROW, "id": f"q{i}#0", "output": "Alpha holds F1 [1]. Beta holds F2 [1]."} for i in range(3)]
     written = per_question(scorer.score(samples).records, lambda i: i.rsplit("#", 1)[0])
     assert attribution_margin(samples, written, scorer, n_boot=20)["value"] == pytest.approx(0.0)
+
+
+def _written(samples, scorer):
+    return per_question(scorer.score(samples).records, lambda i: i.rsplit("#", 1)[0])
+
+
+def test_margin_change_separates_attribution_from_a_position_habit(scorer):
+    habit = [{**ROW, "id": f"q{i}#0", "output": "Alpha holds F1 [1]. Beta holds F2 [1]."} for i in range(4)]
+    first_doc = [{**ROW, "id": f"q{i}#0", "output": "Alpha holds F1 [1]."} for i in range(4)]
+    right = [{**ROW, "id": f"q{i}#0", "output": "Alpha holds F1 [1]. Beta holds F2 [2]."} for i in range(4)]
+    # Writing only what document [1] says and citing [1]: citation F1 rises 50 -> 100, the margin stays 0.
+    assert _written(habit, scorer)["citation_rec"].mean() == 0.5
+    assert _written(first_doc, scorer)["citation_rec"].mean() == 1.0
+    to_habit = margin_change((habit, _written(habit, scorer)), (first_doc, _written(first_doc, scorer)), scorer,
+                             n_boot=30)
+    assert to_habit == pytest.approx({"value": 0.0, "low": 0.0, "high": 0.0})
+    # Citing the document that supports each sentence: F1 50 -> 100 and the margin 0 -> +50 (best constant: 50).
+    learned = margin_change((habit, _written(habit, scorer)), (right, _written(right, scorer)), scorer, n_boot=30)
+    assert learned == pytest.approx({"value": 50.0, "low": 50.0, "high": 50.0})
+    with pytest.raises(ValueError, match="same questions"):
+        margin_change((habit, _written(habit, scorer)), (right[:3], _written(right[:3], scorer)), scorer)
 
 
 def test_claims_win_over_short_answers_and_alce_metrics_stay(scorer):
