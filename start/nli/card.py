@@ -127,6 +127,10 @@ def _passage_origin(meta: dict) -> str:
     return f"{e['layers']}-layer, {e['hidden_size']}-wide {family} judge of `{base}`"
 
 
+def _licence_suffix(meta: dict) -> str:
+    return f" (weights' licence: {meta['base_licence']})" if "base_licence" in meta else ""
+
+
 def _continued_from(cfg: dict) -> str:
     if cfg["base"] in BUILTIN_BASES:
         return f"Trained from the builtin base `{cfg['base']}` (a new 3-label head)"
@@ -485,7 +489,7 @@ Premise readers tried (each with its best threshold; `+guard`: the number/date g
 A 3-way NLI cross-encoder (entailment / neutral / contradiction) for START's attribution scorer: the
 {_passage_origin(meta)}, trained further on premises shaped like the
 passages a model cites (about 100-word Wikipedia passages, several joined, claims that need two passages).
-Base: {meta["base_model"]}. Weights in {meta["weights_dtype"]} ({meta["model_size_mb"]} MB).
+Base: {meta["base_model"]}{_licence_suffix(meta)}. Weights in {meta["weights_dtype"]} ({meta["model_size_mb"]} MB).
 
 It is small and trained on CPU in about an hour: expect errors a large NLI model would not make.
 
