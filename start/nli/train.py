@@ -156,6 +156,8 @@ class BuildConfig:
     def training_fingerprint(self, n_train: int) -> str:
         """Names what a training checkpoint depends on (not where it is written, nor budgets and logging)."""
         keep = {k: v for k, v in self.to_json().items() if k not in _NOT_TRAINING}
+        if self.base in BUILTIN_BASES:  # the pinned packages, so a new pin never resumes an old checkpoint
+            keep["base"] = BUILTIN_BASES[self.base].card_name
         return hashlib.sha256(json.dumps([keep, n_train], sort_keys=True).encode()).hexdigest()[:16]
 
 
