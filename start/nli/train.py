@@ -547,6 +547,7 @@ def build(cfg: BuildConfig) -> dict:
             f.write(line + "\n")
 
     log("config " + json.dumps(cfg.to_json(), sort_keys=True))
+    base = base_model_dir(cfg.base)  # first: a missing base package fails before minutes of data preparation
     tarball = D.fetch_bigbench(cfg.cache_dir, cfg.bigbench_tarball)
     task_files = D.extract_tasks(tarball, cfg.cache_dir / "bigbench")
     splits = D.build_splits(
@@ -572,7 +573,6 @@ def build(cfg: BuildConfig) -> dict:
     test_long = D.long_premise_pairs(splits["test"], cfg.seed, min(600, cfg.eval_max_pairs or 600),
                                      min(400, cfg.eval_max_pairs or 400))
 
-    base = base_model_dir(cfg.base)
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForSequenceClassification.from_pretrained(
         base,
