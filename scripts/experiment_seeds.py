@@ -313,7 +313,7 @@ def markdown(seeds: list[dict], abl: dict) -> str:
                   "paired on the same questions.", "",
                   "| setting | overrides | citation F1 | margin round 0 -> last | comprehensiveness "
                   "| full method - row: F1 | full method - row: comprehensiveness | pairs per round | words | copied "
-                  "| own supported |", "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
+                  "| own supported | cites [1] |", "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
         for r in abl["tried"]:
             m, d, h = r["metrics"], r.get("full_minus_row") or {}, r.get("habits")
             pairs = ", ".join(str(t.get("pairs", "-")) for t in r.get("training", []))
@@ -322,7 +322,8 @@ def markdown(seeds: list[dict], abl: dict) -> str:
                                                           m.get("comprehensiveness"), d.get("citation_f1"),
                                                           d.get("comprehensiveness")))
                          + f" | {pairs} | " + " | ".join(_habit(h, k) for k in
-                                                       ("words", "copied_sentence_share", "own_supported_share"))
+                                                       ("words", "copied_sentence_share", "own_supported_share",
+                                                        "[1]"))
                          + " |")
     return "\n".join(lines) + "\n"
 

@@ -184,7 +184,7 @@ def test_tried_settings_are_rows_on_the_ablation_seed_and_never_go_to_the_final_
     assert row["full_minus_row"]["citation_f1"] == pytest.approx([10.0, 10.0, 10.0])
     assert [t["pairs"] for t in row["training"]] == [7, 2]
     md = (out / "start_seeds.md").read_text()
-    assert "## Settings tried" in md and "| floor0 | `preference.min_attributability=0` |" in md
+    assert "## Settings tried" in md and "| floor0 | `preference.min_attributability=0` |" in md and "cites [1]" in md
 
 
 def test_margin_change_is_rescored_with_the_runs_judge(tmp_path, stub_nli, monkeypatch):
