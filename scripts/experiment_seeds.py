@@ -184,6 +184,12 @@ def margin_change_of(run_dir: Path, last: int) -> list[float] | None:
     return [d["value"], d["low"], d["high"]]
 
 
+def _training(run_dir: Path) -> list[dict]:
+    """What each round of a run trained on (its report's training.json; [] for a run that trained nothing)."""
+    path = Path(run_dir) / "report" / "training.json"
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
 def summarize_run(run_dir: Path) -> dict:
     """One finished run's report: base, warm-up (round 0), every round, round 0 -> last round."""
     report = run_dir / "report"
@@ -192,7 +198,7 @@ def summarize_run(run_dir: Path) -> dict:
     evals = {str(r["round"]): r for r in json.loads((report / "rounds.json").read_text())}
     diffs = {d["change"]: d for d in json.loads((report / "differences.json").read_text())} \
         if (report / "differences.json").is_file() else {}
-    training = json.loads((report / "training.json").read_text()) if (report / "training.json").is_file() else []
+    training = _training(run_dir)
     rounds = sorted(int(k) for k in evals if k.isdigit() and int(k) >= 1)
     last = rounds[-1] if rounds else None
     change = diffs.get(f"0 -> {last}", {}).get("metrics", {})
@@ -344,6 +350,9 @@ def aggregate(runs: list[dict], out: Path, ablation_seed: int, argv: list[str], 
     from start.io import atomic_open, write_json
 
     seeds = [{"seed": r["seed"], **summarize_run(r["run_dir"])} for r in runs if r["name"].startswith("seed")]
+    for s, r in zip(seeds, (r for r in runs if r["name"].startswith("seed")), strict=True):
+        if r.get("source"):  # a final-split evaluation: the rounds trained in the source run
+            s["training"] = _training(r["source"])
     seeds.sort(key=lambda s: s["seed"])
     rises = [s["seed"] for s in seeds if (s["round0_to_last"].get("citation_f1") or [0, 0, 0])[1] > 0]
     seeds_doc = {"command": " ".join(argv), "code": code_version(), "split": split or "eval_split", "seeds": seeds,

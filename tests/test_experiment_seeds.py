@@ -217,3 +217,16 @@ def per_question_of(records):
     from start.evaluate import per_question
 
     return per_question(records, lambda i: i.rsplit("#", 1)[0])
+
+
+def test_final_split_tables_name_what_the_source_runs_trained_on(tmp_path):
+    runs_dir = tmp_path / "runs"
+    for name, seed in (("seed0", 0), ("overall-seed0", 0)):
+        fake_run(runs_dir / name, [0.1, 0.2], seed=seed, pairs=[5, 3])
+        write_json(runs_dir / name / "config.json", {"rounds": 2, "eval": {"n_boot": 60}})
+        fake_run(runs_dir / f"{name}-test", [0.0, 0.1], seed=seed + 7, pairs=[0, 0])
+        (runs_dir / f"{name}-test" / "report" / "training.json").unlink()  # the split's runs train nothing
+    runs = harness.plan_runs([0], 0, runs_dir, [])
+    seeds, _ = harness.aggregate(harness.split_runs(runs, "test"), tmp_path / "bench", 0, [], split="test")
+    assert [t["pairs"] for t in seeds["seeds"][0]["training"]] == [5, 3]
+    assert "| 5, 3 |" in (tmp_path / "bench" / "start_seeds_test.md").read_text()
