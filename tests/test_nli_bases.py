@@ -212,3 +212,27 @@ def test_build_cli_says_what_to_install_before_any_work(tmp_path, monkeypatch, c
     err = capsys.readouterr().err
     assert rc == 1 and "pip install start-test-absent-pkg==1.0" in err and "make nli-base NLI_BASE=absent" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_int8_build_stores_int8_rows_and_can_be_trained_further(tiny_cross_encoder, tmp_path, monkeypatch):
+    from start.nli.train import BuildConfig, build
+    from start.scoring.weights import INT8_FILE, load_classifier
+
+    _folder_base(tmp_path, monkeypatch, tiny_cross_encoder)
+    tarball = _fake_bigbench(tmp_path / "bigbench-1.0.0.tar.gz")
+    common = dict(bigbench_tarball=tarball, cache_dir=tmp_path / "cache", max_length=48, batch_size=8,
+                  max_steps=2, eval_max_pairs=16, max_train_minutes=None, probe=None, weights="int8")
+    meta = build(BuildConfig(out=tmp_path / "judge", base="tiny", **common))
+    out = tmp_path / "judge"
+    assert meta["weights_dtype"] == "int8" and meta["weights_file"] == INT8_FILE
+    assert (out / INT8_FILE).is_file() and not (out / "model.safetensors").exists()
+    assert meta["model_size_mb"] == round((out / INT8_FILE).stat().st_size / 1e6, 1)
+    assert load_classifier(out, json.loads((out / "start_nli.json").read_text())).config.id2label == \
+        dict(enumerate(D.LABELS))
+    # a judge with int8 weights is a base like any judge folder: training continues from its weights
+    again = build(BuildConfig(out=tmp_path / "judge2", base=str(out), long_pairs=8, **common))
+    assert again["training"]["steps"] == 2 and again["weights_dtype"] == "int8"
+    assert again["base_model"] == f"judge (an NLI model built here from {meta['base_model']})"
+    assert again["base_licence"] == "MIT"
+    with pytest.raises(ValueError, match="weights must be one of"):
+        BuildConfig(weights="int4")

@@ -33,6 +33,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_
 from start.nli import data as D
 from start.nli.bases import BUILTIN_BASES, builtin_base_dir
 from start.nli.guard import numbers_consistent
+from start.scoring.weights import is_int8_folder, load_classifier, save_int8
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -113,6 +114,11 @@ class BuildConfig:
         default=PROJECT_ROOT / "tests" / "data" / "nli_probe.jsonl",
         metadata={"help": "probe set (report only)"},
     )
+    weights: str = field(
+        default="float16",
+        metadata={"help": "how the judge's weights are stored: float16 (safetensors any transformers loads) or "
+                          "int8 (one scale per matrix row, about half the size; start.scoring.weights)"},
+    )
     threads: int = field(default=2, metadata={"help": "torch CPU threads"})
     log_every: int = field(default=50, metadata={"help": "log the running loss every N steps"})
 
@@ -125,6 +131,8 @@ class BuildConfig:
             self.bigbench_tarball = Path(self.bigbench_tarball)
         if self.probe is not None:
             self.probe = Path(self.probe)
+        if self.weights not in WEIGHT_FORMATS:
+            raise ValueError(f"weights must be one of {WEIGHT_FORMATS}, got {self.weights!r}")
         if not 16 <= self.max_length <= 512:
             raise ValueError(f"max_length must be in [16, 512] (BERT positions), got {self.max_length}")
         for name in ("batch_size", "threads", "log_every"):
@@ -162,7 +170,8 @@ class BuildConfig:
 
 
 _NOT_TRAINING = {"out", "bigbench_tarball", "cache_dir", "max_train_minutes", "eval_max_pairs", "number_guard",
-                 "premise_window_words", "probe", "threads", "log_every", "checkpoint_minutes"}
+                 "premise_window_words", "probe", "threads", "log_every", "checkpoint_minutes", "weights"}
+WEIGHT_FORMATS = ("float16", "int8")
 
 
 # ------------------------------------------------------------------------------------------ batching
@@ -574,13 +583,20 @@ def build(cfg: BuildConfig) -> dict:
                                      min(400, cfg.eval_max_pairs or 400))
 
     tokenizer = AutoTokenizer.from_pretrained(base)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        base,
-        num_labels=len(D.LABELS),
-        id2label=dict(enumerate(D.LABELS)),
-        label2id=dict(D.LABEL2ID),
-        dtype=torch.float32,
-    )
+    settings_file = Path(base) / "start_nli.json"
+    base_settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
+    if is_int8_folder(base_settings):  # a judge built here with int8 weights: same labels, read back as float
+        model = load_classifier(base, base_settings, dtype=torch.float32)
+        if [model.config.id2label[i] for i in range(len(D.LABELS))] != list(D.LABELS):
+            raise ValueError(f"{base}: its labels {model.config.id2label} are not {list(D.LABELS)}")
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            base,
+            num_labels=len(D.LABELS),
+            id2label=dict(enumerate(D.LABELS)),
+            label2id=dict(D.LABEL2ID),
+            dtype=torch.float32,
+        )
     base_info = base_record(cfg.base, base, model)
     log(f"base {base_info['base_model']}: {base_info['base_encoder']}")
     if cfg.freeze_layers:
@@ -589,11 +605,17 @@ def build(cfg: BuildConfig) -> dict:
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{cfg.out.name}.", dir=cfg.out.parent))
     try:
-        model.half().save_pretrained(tmp, safe_serialization=True)
+        stored = {"weights_dtype": cfg.weights}
+        if cfg.weights == "int8":
+            weights_file = save_int8(model, tmp)
+            stored["weights_file"] = weights_file.name
+        else:
+            model.half().save_pretrained(tmp, safe_serialization=True)
+            weights_file = tmp / "model.safetensors"
         tokenizer.save_pretrained(tmp)
         del model
-        shipped = AutoModelForSequenceClassification.from_pretrained(tmp, dtype=torch.float32)
-        log("evaluating the exported fp16 weights (loaded as fp32)")
+        shipped = load_classifier(tmp, stored, dtype=torch.float32)
+        log(f"evaluating the exported {cfg.weights} weights (loaded as fp32)")
         cal_probs = predict_proba(shipped, tokenizer, calib, cfg.max_length, desc="calibration")
         gold_cal = np.array([p.label == "entailment" for p in calib])
         threshold, cal_acc = best_threshold(cal_probs[:, D.LABEL2ID["entailment"]], gold_cal)
@@ -611,7 +633,7 @@ def build(cfg: BuildConfig) -> dict:
         metrics["speed"] = measure_speed(shipped, tokenizer, vc_test, cfg.max_length, batch_size=32)
         log("metrics " + json.dumps(metrics))
 
-        size_mb = (tmp / "model.safetensors").stat().st_size / 1e6
+        size_mb = weights_file.stat().st_size / 1e6
         meta = {
             "threshold": round(threshold, 6),
             "max_length": cfg.max_length,
@@ -623,7 +645,7 @@ def build(cfg: BuildConfig) -> dict:
             "number_guard_function": "start.nli.guard.numbers_consistent",
             **base_info,
             "seed": cfg.seed,
-            "weights_dtype": "float16",
+            **stored,
             "model_size_mb": round(size_mb, 1),
             "data": {
                 "bigbench": f"bigbench=={D.BIGBENCH_VERSION} (PyPI sdist)",

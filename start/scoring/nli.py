@@ -500,7 +500,9 @@ def load_nli(cfg: NLIConfig | str = "default", *, wrap=None) -> NLIBackend:
     """
     if isinstance(cfg, str):
         cfg = NLIConfig(model=cfg)
-    from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from start.scoring.weights import load_classifier
 
     path = resolve_model(cfg.model)
     if (cfg.model == "default" or cfg.model in BUNDLED) and not Path(path).is_dir():
@@ -523,7 +525,7 @@ def load_nli(cfg: NLIConfig | str = "default", *, wrap=None) -> NLIBackend:
         model = AutoModelForSeq2SeqLM.from_pretrained(path, **kwargs)
         backend_cls = Seq2SeqNLI
     else:
-        model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+        model = load_classifier(path, settings, **kwargs)
         backend_cls = SequenceClassificationNLI
     if "device_map" not in cfg.extra:
         model.to(device)
