@@ -190,7 +190,10 @@ def test_smoke_build_from_a_builtin_base(tiny_cross_encoder, tmp_path, monkeypat
     assert "Tiny NLI judge" in card and "builtin base `tiny`" in card and "--base tiny" in card
     model = AutoModelForSequenceClassification.from_pretrained(out)
     assert model.config.id2label == dict(enumerate(D.LABELS))
-    assert not Path(meta["training"]["checkpoint"]).exists()  # a finished build drops its checkpoint
+    ckpt = meta["training"]["checkpoint"]
+    assert ckpt.startswith("checkpoints/train-") and str(tmp_path) not in ckpt  # no machine path recorded
+    assert (tmp_path / "cache" / "checkpoints").is_dir()
+    assert not list((tmp_path / "cache" / "checkpoints").glob("*.pt"))  # a finished build drops its checkpoint
 
 
 def test_pip_arguments_for_make_nli_base(capsys):
@@ -234,5 +237,44 @@ def test_int8_build_stores_int8_rows_and_can_be_trained_further(tiny_cross_encod
     assert again["training"]["steps"] == 2 and again["weights_dtype"] == "int8"
     assert again["base_model"] == f"judge (an NLI model built here from {meta['base_model']})"
     assert again["base_licence"] == "MIT"
+    card = (tmp_path / "judge2" / "README.md").read_text()
+    assert "int8 rows" in card and "load_classifier" in card
+    # the card rebuilds both stages: the judge it started from, then itself
+    assert "python -m start.nli build --out judge --base tiny" in card
+    assert "python -m start.nli build --out judge2 --base judge " in card  # a folder outside the project: its name
+    assert str(tmp_path) not in card and str(tmp_path) not in (tmp_path / "judge2" / "start_nli.json").read_text()
+    assert "--long-pairs 8" in card and "--weights int8" in card
+    # the checkpoint of a build continuing from a folder names that folder's weights
+    cfg = BuildConfig(out=tmp_path / "judge3", base=str(out), **common)
+    before = cfg.training_fingerprint(10)
+    assert BuildConfig(out=tmp_path / "elsewhere", base=str(out), **common).training_fingerprint(10) == before
+    (out / INT8_FILE).write_bytes((out / INT8_FILE).read_bytes() + b" ")
+    assert cfg.training_fingerprint(10) != before
     with pytest.raises(ValueError, match="weights must be one of"):
         BuildConfig(weights="int4")
+
+
+@pytest.mark.parametrize("name", ["nli-minilm", "nli-minilm-long"])
+def test_shipped_cards_are_what_their_settings_render(name):
+    """A shipped judge's README.md is its start_nli.json rendered by the current card code (`start.nli card`)."""
+    from start.nli.card import render_model_card
+
+    folder = ROOT / "start" / "assets" / name
+    meta = json.loads((folder / "start_nli.json").read_text())
+    assert render_model_card(meta) == (folder / "README.md").read_text()
+
+
+def test_card_rebuild_lines_repeat_the_settings_that_made_the_judge():
+    from start.nli.card import _build_command
+
+    first = {"out": "x/first", "base": "mpnet", "max_length": 256, "lr": 3e-05, "max_train_pairs": 16000,
+             "seed": 13, "threads": 2, "max_train_minutes": 110, "weights": "float16", "number_guard": True}
+    line = _build_command(first)
+    assert line.startswith("python -m start.nli build --out x/first") and line.endswith("--seed 13")
+    assert "--base mpnet" in line and "--lr 3e-05" in line and "--max-train-pairs 16000" in line
+    # defaults and budgets are left out: they do not change the weights
+    for flag in ("--max-length", "--threads", "--max-train-minutes", "--weights", "--number-guard"):
+        assert flag not in line
+    assert "--no-number-guard" in _build_command({**first, "number_guard": False})
+    assert all(len(x) <= 110 for x in _build_command({**first, "long_pairs": 3500, "joint_pairs": 2500,
+                                                      "freeze_layers": 3, "weights": "int8"}).splitlines())

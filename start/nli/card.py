@@ -137,6 +137,59 @@ def _continued_from(cfg: dict) -> str:
     return f"Continued from `{cfg['base']}` (weights and 3-label head)"
 
 
+# build flags a card never repeats: where things go and budgets, which do not change the weights
+_NOT_REBUILD = ("out", "bigbench_tarball", "cache_dir", "probe", "threads", "log_every", "checkpoint_minutes",
+                "max_train_minutes", "eval_max_pairs")
+
+
+def _build_command(cfg: dict) -> str:
+    """The ``python -m start.nli build`` line that makes a judge of this config: every setting that differs
+    from the build's defaults (``--out`` first, ``--seed`` last), wrapped like a shell line."""
+    from dataclasses import MISSING, fields
+
+    from start.nli.train import BuildConfig
+
+    defaults = {f.name: f.default for f in fields(BuildConfig) if f.default is not MISSING}
+    flags = [f"--out {cfg['out']}"]
+    for key, value in cfg.items():
+        if key in _NOT_REBUILD or key == "seed" or key not in defaults or value == defaults[key]:
+            continue
+        flag = "--" + key.replace("_", "-")
+        flags.append(flag if value is True else f"--no-{flag[2:]}" if value is False else f"{flag} {value}")
+    flags.append(f"--seed {cfg.get('seed', defaults['seed'])}")
+    lines, line = [], "python -m start.nli build"
+    for flag in flags:
+        if len(line) + len(flag) + 1 > 106:
+            lines.append(line + " \\")
+            line = " "
+        line += " " + flag
+    return "\n".join(lines + [line])
+
+
+def _rebuild_intro(meta: dict) -> str:
+    cfg, first = meta["config"], meta.get("base_build")
+    if first:
+        return f"builds the judge it starts from (`{first['out']}`) if missing, then this judge from it"
+    if cfg["base"] in BUILTIN_BASES:
+        return "builds it from its builtin base"
+    return f"builds `{cfg['base']}` if missing, then this judge from it"
+
+
+def _rebuild_commands(meta: dict) -> str:
+    first = meta.get("base_build")
+    return "\n".join(([_build_command(first)] if first else []) + [_build_command(meta["config"])])
+
+
+def _weights_note(meta: dict) -> str:
+    """How to read int8 weights (plain ``from_pretrained`` cannot); nothing for fp16 judges."""
+    if meta.get("weights_dtype") != "int8":
+        return ""
+    return (f"\n\nThe weights are stored as int8 rows with one scale per row (`{meta.get('weights_file')}`, "
+            "`start.scoring.weights`): read them with `start.scoring.weights.load_classifier(folder, "
+            "json.load(open(folder + '/start_nli.json')))`, which returns a float model (plain `from_pretrained` "
+            "cannot read them). Every number on this card comes from these int8 weights.")
+
+
 def render_model_card(meta: dict) -> str:
     """The card of a built judge: the first judge's, or the passage judge's when it was trained on long premises."""
     if meta["config"].get("long_pairs") or meta["config"].get("joint_pairs"):
@@ -489,7 +542,8 @@ Premise readers tried (each with its best threshold; `+guard`: the number/date g
 A 3-way NLI cross-encoder (entailment / neutral / contradiction) for START's attribution scorer: the
 {_passage_origin(meta)}, trained further on premises shaped like the
 passages a model cites (about 100-word Wikipedia passages, several joined, claims that need two passages).
-Base: {meta["base_model"]}{_licence_suffix(meta)}. Weights in {meta["weights_dtype"]} ({meta["model_size_mb"]} MB).
+Base: {meta["base_model"]}{_licence_suffix(meta)}. Weights in {meta["weights_dtype"]} ({meta["model_size_mb"]} MB).{
+_weights_note(meta)}
 
 It is small and trained on CPU in about an hour: expect errors a large NLI model would not make.
 
@@ -553,13 +607,10 @@ speed on cited passages.
 
 ## How to rebuild
 
-`make nli-model` builds `start/assets/nli-minilm` if missing, then this judge from it:
+`make nli-model` {_rebuild_intro(meta)}:
 
 ```
-python -m start.nli build --out {cfg["out"]} --base {cfg["base"]} --max-length {cfg["max_length"]} \\
-  --max-train-pairs {cfg["max_train_pairs"]} --long-pairs {cfg["long_pairs"]} --joint-pairs {cfg["joint_pairs"]} \\
-  --batch-size {cfg["batch_size"]} --max-steps {cfg["max_steps"]} --lr {cfg["lr"]} \\
-  --freeze-layers {cfg.get("freeze_layers", 0)} --seed {meta["seed"]}
+{_rebuild_commands(meta)}
 python -m start.nli calibrate --model {cfg["out"]} --human <ALCE human-judged sentences .jsonl> \\
   {CALIBRATE_ARGS}
 python -m start.nli aggregate --model {cfg["out"]} --human <ALCE human-judged sentences .jsonl>

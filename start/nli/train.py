@@ -158,15 +158,34 @@ class BuildConfig:
                 raise ValueError(f"{name} must be >= 1 or None, got {v}")
 
     def to_json(self) -> dict:
-        """Plain values; paths relative to the project root (or just their name when outside it)."""
-        return {k: (_relative(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+        """Plain values; paths relative to the project root (or just their name when outside it), the base
+        too when it is a folder."""
+        out = {k: (_relative(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+        if self.base not in BUILTIN_BASES:
+            out["base"] = _relative(Path(self.base))
+        return out
 
     def training_fingerprint(self, n_train: int) -> str:
         """Names what a training checkpoint depends on (not where it is written, nor budgets and logging)."""
         keep = {k: v for k, v in self.to_json().items() if k not in _NOT_TRAINING}
         if self.base in BUILTIN_BASES:  # the pinned packages, so a new pin never resumes an old checkpoint
             keep["base"] = BUILTIN_BASES[self.base].card_name
+        else:  # a folder: its weights, so a rebuilt base never resumes a checkpoint made from the old one
+            keep["base_weights"] = _weights_digest(Path(self.base))
         return hashlib.sha256(json.dumps([keep, n_train], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _weights_digest(folder: Path) -> str | None:
+    """SHA-256 over a model folder's weight files (None: no such folder, e.g. a hub name)."""
+    if not folder.is_dir():
+        return None
+    h = hashlib.sha256()
+    for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+        h.update(f.name.encode())
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 24), b""):
+                h.update(chunk)
+    return h.hexdigest()
 
 
 _NOT_TRAINING = {"out", "bigbench_tarball", "cache_dir", "max_train_minutes", "eval_max_pairs", "number_guard",
@@ -393,7 +412,8 @@ def base_record(base: str, folder: Path, model) -> dict:
         minilm = BUILTIN_BASES["minilm"]
         return {"base_model": f"{path} (an NLI model built here from {parent['base_model']})",
                 "base_licence": parent.get("base_licence", minilm.licence),
-                "base_family": parent.get("base_family", minilm.family), "base_encoder": shape}
+                "base_family": parent.get("base_family", minilm.family), "base_encoder": shape,
+                "base_build": parent.get("config")}
     return {"base_model": path, "base_licence": "unknown (a model folder: see its own licence)",
             "base_family": folder.name, "base_encoder": shape}
 
@@ -403,6 +423,14 @@ def _relative(folder: Path) -> str:
         return str(folder.resolve().relative_to(PROJECT_ROOT))
     except ValueError:
         return folder.name
+
+
+def _relative_file(path: Path) -> str:
+    """A file's path relative to the project root, or its last two parts when it is elsewhere."""
+    try:
+        return str(path.resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(Path(path.parent.name) / path.name)
 
 
 def _subsample(pairs: list, n: int | None, seed: int) -> list:
@@ -535,7 +563,7 @@ def train_model(cfg: BuildConfig, model, tokenizer, train_pairs: list[D.NLIPair]
         "wall_time_s": round(wall, 1),
         "train_pairs_per_s": round(seen / wall, 1),
         "final_loss_avg_last_log": round(float(np.mean(running[-cfg.log_every :])), 4),
-        "checkpoint": str(ckpt),
+        "checkpoint": str(ckpt),  # where it is on this machine; start_nli.json records it relative
     }
 
 
@@ -654,7 +682,7 @@ def build(cfg: BuildConfig) -> dict:
                 "split_label_counts": counts,
                 "train_pairs_used": len(train_pairs),
             },
-            "training": train_stats,
+            "training": {**train_stats, "checkpoint": _relative_file(Path(train_stats["checkpoint"]))},
             "metrics": metrics,
             "config": cfg.to_json(),
             "versions": {
