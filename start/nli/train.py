@@ -413,7 +413,7 @@ def base_record(base: str, folder: Path, model) -> dict:
         return {"base_model": f"{path} (an NLI model built here from {parent['base_model']})",
                 "base_licence": parent.get("base_licence", minilm.licence),
                 "base_family": parent.get("base_family", minilm.family), "base_encoder": shape,
-                "base_build": parent.get("config")}
+                "base_build": {**parent["config"], "out": path} if parent.get("config") else None}
     return {"base_model": path, "base_licence": "unknown (a model folder: see its own licence)",
             "base_family": folder.name, "base_encoder": shape}
 
