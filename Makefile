@@ -78,7 +78,7 @@ nli-model: setup ## rebuild the bundled NLI judges: the first one if missing, th
 
 # The MPNet passage judge (all-mpnet-base-v2, 109.5M parameters; int8 rows, ~110 MB): a first judge on short pairs
 # (fp16, 219 MB, kept in the cache, never committed), then the passage judge from it with nli-minilm-long's recipe.
-# About 2 h + 1.5 h of training on 2 idle cores: stop at any time, the same command resumes from the checkpoint.
+# About 75 + 90 min of training on 2 cores (measured): stop at any time, the same command resumes from the checkpoint.
 NLI_MPNET_FIRST = .cache/nli/nli-mpnet
 NLI_MPNET = start/assets/nli-mpnet-long
 .PHONY: nli-model-mpnet
