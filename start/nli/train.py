@@ -33,6 +33,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_
 from start.nli import data as D
 from start.nli.bases import BUILTIN_BASES, builtin_base_dir
 from start.nli.guard import numbers_consistent
+from start.scoring.nli import read_settings
 from start.scoring.weights import is_int8_folder, load_classifier, save_int8
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -394,9 +395,10 @@ def measure_speed(model, tokenizer, pairs: Sequence[D.NLIPair], max_length: int,
 # -------------------------------------------------------------------------------------------- build
 
 
-def base_record(base: str, folder: Path, model) -> dict:
+def base_record(base: str, folder: Path, model, parent: dict) -> dict:
     """What start_nli.json (and the card) say of the base: its name, the upstream weights' licence, and the
-    encoder's shape. A folder base that is an NLI model built here passes on its own base's name and licence."""
+    encoder's shape. A folder base that is an NLI model built here (``parent``: its stored settings, {} for
+    other folders) passes on its own base's name and licence."""
     shape = {"model_type": model.config.model_type, "architecture": type(model).__name__,
              "layers": model.config.num_hidden_layers, "hidden_size": model.config.hidden_size,
              "parameters_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 1)}
@@ -404,10 +406,8 @@ def base_record(base: str, folder: Path, model) -> dict:
         builtin = BUILTIN_BASES[base]
         return {"base_model": builtin.card_name, "base_licence": builtin.licence, "base_family": builtin.family,
                 "base_encoder": shape}
-    settings = folder / "start_nli.json"
     path = _relative(folder)
-    if settings.is_file():
-        parent = json.loads(settings.read_text())
+    if parent:
         # judges built before licence and family were recorded all came from all-MiniLM-L6-v2
         minilm = BUILTIN_BASES["minilm"]
         return {"base_model": f"{path} (an NLI model built here from {parent['base_model']})",
@@ -418,19 +418,12 @@ def base_record(base: str, folder: Path, model) -> dict:
             "base_family": folder.name, "base_encoder": shape}
 
 
-def _relative(folder: Path) -> str:
-    try:
-        return str(folder.resolve().relative_to(PROJECT_ROOT))
-    except ValueError:
-        return folder.name
-
-
-def _relative_file(path: Path) -> str:
-    """A file's path relative to the project root, or its last two parts when it is elsewhere."""
+def _relative(path: Path, parts: int = 1) -> str:
+    """A path relative to the project root, or its last ``parts`` parts when it is elsewhere."""
     try:
         return str(path.resolve().relative_to(PROJECT_ROOT))
     except ValueError:
-        return str(Path(path.parent.name) / path.name)
+        return str(Path(*path.parts[-parts:]))
 
 
 def _subsample(pairs: list, n: int | None, seed: int) -> list:
@@ -611,8 +604,7 @@ def build(cfg: BuildConfig) -> dict:
                                      min(400, cfg.eval_max_pairs or 400))
 
     tokenizer = AutoTokenizer.from_pretrained(base)
-    settings_file = Path(base) / "start_nli.json"
-    base_settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
+    base_settings = read_settings(base)
     if is_int8_folder(base_settings):  # a judge built here with int8 weights: same labels, read back as float
         model = load_classifier(base, base_settings, dtype=torch.float32)
         if [model.config.id2label[i] for i in range(len(D.LABELS))] != list(D.LABELS):
@@ -625,7 +617,7 @@ def build(cfg: BuildConfig) -> dict:
             label2id=dict(D.LABEL2ID),
             dtype=torch.float32,
         )
-    base_info = base_record(cfg.base, base, model)
+    base_info = base_record(cfg.base, base, model, base_settings)
     log(f"base {base_info['base_model']}: {base_info['base_encoder']}")
     if cfg.freeze_layers:
         freeze_lower(model, cfg.freeze_layers)
@@ -682,7 +674,7 @@ def build(cfg: BuildConfig) -> dict:
                 "split_label_counts": counts,
                 "train_pairs_used": len(train_pairs),
             },
-            "training": {**train_stats, "checkpoint": _relative_file(Path(train_stats["checkpoint"]))},
+            "training": {**train_stats, "checkpoint": _relative(Path(train_stats["checkpoint"]), parts=2)},
             "metrics": metrics,
             "config": cfg.to_json(),
             "versions": {

@@ -117,7 +117,8 @@ def resolve_model(spec: str) -> str:
     return str(BUNDLED[spec]) if spec in BUNDLED else spec
 
 
-def _read_settings(model_path: str) -> dict:
+def read_settings(model_path: str | Path) -> dict:
+    """A judge folder's stored settings (``start_nli.json``); {} when it has none."""
     f = Path(model_path) / SETTINGS_FILE
     return json.loads(f.read_text()) if f.is_file() else {}
 
@@ -514,7 +515,7 @@ def load_nli(cfg: NLIConfig | str = "default", *, wrap=None) -> NLIBackend:
     placement = ("device_map", "max_memory", "offload_folder")  # for the weights, not the config
     config = AutoConfig.from_pretrained(path, local_files_only=local_only,
                                         **{k: v for k, v in cfg.extra.items() if k not in placement})
-    settings = _read_settings(path) if Path(path).is_dir() else {}
+    settings = read_settings(path) if Path(path).is_dir() else {}
     threshold = float(settings.get("threshold", 0.5))
     if cfg.max_length is None and settings.get("max_length"):
         cfg = NLIConfig(**{**cfg.__dict__, "max_length": int(settings["max_length"])})
