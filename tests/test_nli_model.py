@@ -293,10 +293,15 @@ def test_shipped_model_loads_offline_and_passes_probe(monkeypatch):
     assert hits / len(rows) == pytest.approx(meta["metrics"]["probe"]["accuracy_with_guard"], abs=1.5 / len(rows))
 
 
-LONG_DIR = ROOT / "start" / "assets" / "nli-minilm-long"
+DEFAULT_DIR = ROOT / "start" / "assets" / "nli-mpnet-long"
 
 
-@pytest.mark.skipif(not (LONG_DIR / "model.safetensors").is_file(), reason="passage judge not built (make nli-model)")
+def _weights(folder: Path) -> Path:
+    meta = json.loads((folder / "start_nli.json").read_text(encoding="utf-8"))
+    return folder / meta.get("weights_file", "model.safetensors")
+
+
+@pytest.mark.skipif(not (DEFAULT_DIR / "start_nli.json").is_file(), reason="default judge not built (nli-model-mpnet)")
 def test_default_judge_is_the_passage_judge_with_its_stored_settings(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     from start.nli.agreement import probe_accuracy
@@ -304,9 +309,9 @@ def test_default_judge_is_the_passage_judge_with_its_stored_settings(monkeypatch
     from start.scoring.learned import AggregatedNLI, LogisticAggregator
     from start.scoring.nli import DEFAULT_MODEL_DIR, PremiseWindowNLI, base_backend, resolve_model
 
-    assert Path(resolve_model("default")) == DEFAULT_MODEL_DIR == LONG_DIR
-    meta = json.loads((LONG_DIR / "start_nli.json").read_text(encoding="utf-8"))
-    assert (LONG_DIR / "model.safetensors").stat().st_size <= 120e6
+    assert Path(resolve_model("default")) == DEFAULT_MODEL_DIR == DEFAULT_DIR
+    meta = json.loads((DEFAULT_DIR / "start_nli.json").read_text(encoding="utf-8"))
+    assert _weights(DEFAULT_DIR).stat().st_size <= 120e6
     agg = meta.get("aggregator") or {}
     if agg.get("enabled"):
         # the learned aggregator decides; its probe result in the model card is what it gives now

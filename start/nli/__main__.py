@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     agg_p.add_argument("--model", type=Path, required=True)
     agg_p.add_argument("--human", type=Path, required=True, help="ALCE human-judged sentences (.jsonl)")
     agg_p.add_argument("--partner", default="minilm", help="second model read beside it ('none': no partner)")
-    agg_p.add_argument("--window-words", type=int, default=40, help="words per premise window")
+    agg_p.add_argument("--window-words", type=int, default=None,
+                       help="words per premise window (default: the judge's stored reader's, else 40)")
     agg_p.add_argument("--features", nargs="+", default=None,
                        help="one feature set (names in start.scoring.learned.FEATURES); default: try every set "
                             "of start.nli.aggregator.CANDIDATES and keep the best held-out")
@@ -84,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         meta.setdefault("threshold_vitaminc_calibration", meta["threshold"])
         meta.update(found["settings"])
         meta["human_calibration"] = {k: v for k, v in found.items() if k != "settings"}
+        meta["human_calibration"]["search"] = {  # what was searched: the card prints it as the command's flags
+            "max_length": args.max_length, "ensemble": args.ensemble, "weights": args.weights,
+            "threshold_step": args.threshold_step, "readers": args.readers or sorted(READERS)}
         tmp = meta_path.with_name(meta_path.name + ".tmp")
         tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, meta_path)

@@ -166,9 +166,10 @@ class TableNLI:
 Rule = Callable[[dict[str, float]], float]  # features of a pair -> P(entailment)
 
 
-def fixed_rule(features: dict[str, float]) -> float:
-    """The rule the aggregator replaces: max over readings of the weighted mean, zeroed by the number guard."""
-    return features["mix_max"] * features["guard"]
+def fixed_rule(features: dict[str, float], guard: bool = True) -> float:
+    """The rule the aggregator replaces: max over readings of the weighted mean, zeroed by the number guard when
+    the judge's stored settings turn it on."""
+    return features["mix_max"] * (features["guard"] if guard else 1.0)
 
 
 def _sweep(rows: Sequence[HumanSentence], probs: dict[Pair, float], grid: Sequence[float]) -> tuple[float, dict]:
@@ -196,14 +197,14 @@ def _probs(agg: LogisticAggregator, table: dict[Pair, dict[str, float]]) -> dict
 
 def evaluate(rows: Sequence[HumanSentence], table: dict[Pair, dict[str, float]], lpairs: Sequence[LabelledPair],
              features: Sequence[str] | None, l2: float = 1.0, partner_weight: float = 0.3,
-             grid: Sequence[float] = GRID, fixed_threshold: float | None = None) -> dict:
+             grid: Sequence[float] = GRID, fixed_threshold: float | None = None, guard: bool = True) -> dict:
     """In-sample and leave-one-question-out agreement of the aggregator over ``features`` (None: the fixed rule
     instead, with its stored ``fixed_threshold`` in-sample, and its threshold re-chosen per fold in CV)."""
     questions = list(dict.fromkeys(r.question for r in rows))
 
     def model(train: Sequence[LabelledPair]) -> dict[Pair, float]:
         if features is None:
-            return {k: fixed_rule(v) for k, v in table.items()}
+            return {k: fixed_rule(v, guard) for k, v in table.items()}
         return _probs(_fit(table, train, features, l2, partner_weight), table)
 
     probs_all = model(lpairs)
@@ -270,7 +271,7 @@ def _brief(m: dict) -> dict:
 
 
 def fit_judge(model: str, human: str | Path, candidates: dict[str, Sequence[str]] | None = None, l2: float = DEFAULT_L2,
-              partner: str | None = "minilm", window_words: int = 40, grid: Sequence[float] = GRID,
+              partner: str | None = "minilm", window_words: int | None = None, grid: Sequence[float] = GRID,
               probe: str | Path | None = None, log: Callable[[str], None] = print) -> dict:
     """Fit the aggregator of the judge at ``model`` on the human file, with the feature set among ``candidates``
     (default :data:`CANDIDATES`) that agrees best with people held-out; returns the ``"aggregator"`` block for its
@@ -283,6 +284,9 @@ def fit_judge(model: str, human: str | Path, candidates: dict[str, Sequence[str]
     settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
     ens = settings.get("ensemble") or {}
     weight = float(ens.get("weight", 0.0)) if ens.get("model") == partner else 0.0
+    # the readings are the stored reader's: its document windows (plus the whole premise) and its number guard
+    window_words = window_words or settings.get("premise_window_words") or 40
+    guard = bool(settings.get("number_guard", True))
     rows = load_human(human)
     hyps = targets(rows)
     bare = {"premise_window_words": 0, "number_guard": False, "ensemble": False, "aggregator": False,
@@ -303,7 +307,15 @@ def fit_judge(model: str, human: str | Path, candidates: dict[str, Sequence[str]
     chosen = max(search, key=lambda k: objective(search[k]["cv"]["agreement"]))
     ours, features = search[chosen], tuple(search[chosen]["features"])
     fixed = evaluate(rows, table, lp, None, partner_weight=weight, grid=grid,
-                     fixed_threshold=settings.get("threshold"))
+                     fixed_threshold=settings.get("threshold"), guard=guard)
+    stored = (settings.get("human_calibration") or {}).get("agreement")
+    if stored:  # the replay is the calibrated rule only if it agrees with people exactly as calibration measured
+        fixed["replays_calibration"] = all(fixed["in_sample"]["agreement"][k]["kappa"] == stored[k]["kappa"]
+                                           for k in ("recall", "precision"))
+        if not fixed["replays_calibration"]:
+            log("warning: the fixed rule replayed from these readings does not reproduce the calibrated agreement "
+                "(a reader other than document windows plus the whole premise?): its held-out number is not the "
+                "stored rule's")
     final = replace(_fit(table, lp, features, l2, weight), threshold=ours["in_sample"]["threshold"])
     judge = AggregatedNLI(main, final, window_words, part)
     report = {"human_file": Path(human).name, "sentences": len(rows), "questions": len({r.question for r in rows}),

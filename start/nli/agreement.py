@@ -198,6 +198,7 @@ READERS: dict[str, dict] = {
     "documents-60": {"premise_window_words": 60, "premise_windows": "documents", "premise_whole": False},
     "documents-40+whole": {"premise_window_words": 40, "premise_windows": "documents", "premise_whole": True},
     "documents-60+whole": {"premise_window_words": 60, "premise_windows": "documents", "premise_whole": True},
+    "documents-80+whole": {"premise_window_words": 80, "premise_windows": "documents", "premise_whole": True},
     "documents-100+whole": {"premise_window_words": 100, "premise_windows": "documents", "premise_whole": True},
 }
 

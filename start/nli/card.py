@@ -497,9 +497,19 @@ Coefficients (standardised features):
 {probe_line}"""
 
 
-# What `make nli-model` passes to `python -m start.nli calibrate` (the search behind the stored settings).
-CALIBRATE_ARGS = ("--max-length 512 --ensemble minilm --weights 0 0.3 --threshold-step 0.05 "
-                  "--readers whole text-60 documents-40+whole documents-60+whole documents-100+whole")
+# The search behind a judge calibrated before `start.nli calibrate` recorded its own (`human_calibration.search`).
+EARLIER_SEARCH = {"max_length": 512, "ensemble": "minilm", "weights": [0, 0.3], "threshold_step": 0.05,
+                  "readers": ["whole", "text-60", "documents-40+whole", "documents-60+whole", "documents-100+whole"]}
+
+
+def _calibrate_args(cal: dict | None) -> str:
+    """The flags of the `python -m start.nli calibrate` run behind the stored settings."""
+    s = (cal or {}).get("search") or EARLIER_SEARCH
+    flags = [f"--max-length {s['max_length']}"] if s.get("max_length") else []
+    if s.get("ensemble"):
+        flags.append(f"--ensemble {s['ensemble']} --weights {' '.join(f'{w:g}' for w in s['weights'])}")
+    flags.append(f"--threshold-step {s['threshold_step']:g}")
+    return " ".join(flags + ["--readers", *s["readers"]])
 
 
 def _ensemble_note(ens: dict | None) -> str:
@@ -545,7 +555,8 @@ passages a model cites (about 100-word Wikipedia passages, several joined, claim
 Base: {meta["base_model"]}{_licence_suffix(meta)}. Weights in {meta["weights_dtype"]} ({meta["model_size_mb"]} MB).{
 _weights_note(meta)}
 
-It is small and trained on CPU in about an hour: expect errors a large NLI model would not make.
+It is small and trained on a CPU ({tr["wall_time_s"] / 60:.0f} min of training for this stage): expect errors a large NLI
+model would not make.
 
 ## How the scorer uses it
 
@@ -607,12 +618,13 @@ speed on cited passages.
 
 ## How to rebuild
 
-`make nli-model` {_rebuild_intro(meta)}:
+The Makefile target (`make nli-model` for the MiniLM judges, `make nli-model-mpnet` for the MPNet one)
+{_rebuild_intro(meta)}:
 
 ```
 {_rebuild_commands(meta)}
 python -m start.nli calibrate --model {cfg["out"]} --human <ALCE human-judged sentences .jsonl> \\
-  {CALIBRATE_ARGS}
+  {_calibrate_args(cal)}
 python -m start.nli aggregate --model {cfg["out"]} --human <ALCE human-judged sentences .jsonl>
 ```
 
