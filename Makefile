@@ -115,6 +115,11 @@ cpu-large: setup-vllm ## the larger CPU experiment (every question; about an hou
 experiment-seeds: setup-vllm ## START over 3 seeds + ablation rows (conf/experiment/seeds.yaml), resumable (runs/seeds/); ARGS=--final-split test at the end -> bench/start_seeds.{json,md}, bench/start_ablation.json
 	$(PY) scripts/experiment_seeds.py experiment=seeds $(ARGS)
 
+SEEDS_RUNS ?= runs/seeds
+rescore-seeds: setup ## the seeds experiment's test answers judged again by today's default judge -> bench/start_seeds_test_rejudged.{json,md}
+	$(PY) scripts/rescore_runs.py $(SEEDS_RUNS)/seed0-test $(SEEDS_RUNS)/seed1-test $(SEEDS_RUNS)/seed2-test \
+		--judge default --out bench/start_seeds_test_rejudged.json
+
 warmup: setup-vllm ## round 0 only: the model writes its own attributed data, then SFT, then evaluation
 	$(PY) -m start.run round=0 $(ARGS)
 
@@ -155,4 +160,4 @@ lint: setup ## ruff
 clean: ## remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache runs
 
-.PHONY: help setup setup-vllm run e2e score-demo cpu-large experiment-seeds warmup debug-run data sample bench-retrieval bench-sampler citation-share test test-all nli-model bench-judge bench-scorer bench-shortcuts bench-run bench lint clean
+.PHONY: help setup setup-vllm run e2e score-demo cpu-large experiment-seeds warmup debug-run data sample bench-retrieval bench-sampler citation-share test test-all nli-model rescore-seeds bench-judge bench-scorer bench-shortcuts bench-run bench lint clean
