@@ -555,8 +555,8 @@ passages a model cites (about 100-word Wikipedia passages, several joined, claim
 Base: {meta["base_model"]}{_licence_suffix(meta)}. Weights in {meta["weights_dtype"]} ({meta["model_size_mb"]} MB).{
 _weights_note(meta)}
 
-It is small and trained on a CPU ({tr["wall_time_s"] / 60:.0f} min of training for this stage): expect errors a large NLI
-model would not make.
+It is small and trained on a CPU ({tr["wall_time_s"] / 60:.0f} min of training for this stage): expect errors a large
+NLI model would not make.
 
 ## How the scorer uses it
 
