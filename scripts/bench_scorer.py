@@ -55,12 +55,6 @@ def citation_variants(record: dict, n: int, rng: random.Random) -> list[dict]:
     return out
 
 
-def _rel(path: Path) -> str:
-    """A path as committed files hold it: relative to the project root when inside it (never a machine's path)."""
-    path = Path(path).resolve()
-    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else path.name
-
-
 def load_inputs(paths: list[Path], variants: int, seed: int) -> list[dict]:
     from start.io import read_records
 
@@ -207,7 +201,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import torch
 
-    from start.io import atomic_open, write_json
+    from start.io import atomic_open, project_relative, write_json
     from start.scoring import NLIConfig, load_nli
     from start.scoring.nli import base_backend
 
@@ -222,7 +216,7 @@ def main(argv=None) -> int:
         "machine": {"cpu": platform.processor() or platform.machine(), "python": sys.version.split()[0],
                     "torch": torch.__version__, "threads": torch.get_num_threads()},
         "nli_model": args.nli, "nli_fingerprint": nli.fingerprint, "max_length": model.max_length,
-        "wrappers": _wrappers(nli), "batch_size": args.batch_size, "inputs": [_rel(p) for p in args.input],
+        "wrappers": _wrappers(nli), "batch_size": args.batch_size, "inputs": [project_relative(p) for p in args.input],
         "variants": args.variants, "suites": {},
     }
     for name, records in suites.items():

@@ -15,19 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 METRICS = ("citation_rec", "citation_prec", "citation_f1")
-
-
-def _rel(path: Path) -> str:
-    """A path as committed files hold it: relative to the project root when inside it, else the folder's name."""
-    path = Path(path).resolve()
-    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else path.name
 
 
 def eval_rounds(run: Path) -> list[int]:
@@ -52,6 +45,7 @@ def judged(scores: dict[str, Path], n_boot: int, seed: int) -> dict:
 
 def rescore(run: Path, judge: str, work: Path, n_boot: int = 1000, seed: int = 0) -> dict:
     from start.config import JudgeConfig
+    from start.io import project_relative
     from start.pipeline import score_stage
     from start.scoring import NLIConfig, ScorerConfig
 
@@ -61,7 +55,7 @@ def rescore(run: Path, judge: str, work: Path, n_boot: int = 1000, seed: int = 0
     if len(rounds) < 2:
         raise ValueError(f"{run}: needs two evaluated rounds (round_<R>/eval/sample/samples.jsonl), found {rounds}")
     ends = (rounds[0], rounds[-1])
-    out = {"run": _rel(run), "judges": {}}
+    out = {"run": project_relative(run), "judges": {}}
     for name, sub in (("reward judge", "score"), ("evaluation judge then", "score_eval")):
         files = {r: run / f"round_{r}" / "eval" / sub / "scores.jsonl" for r in ends}
         if all(f.is_file() for f in files.values()):
@@ -72,7 +66,7 @@ def rescore(run: Path, judge: str, work: Path, n_boot: int = 1000, seed: int = 0
     files = {}
     for r in ends:
         samples = run / f"round_{r}" / "eval" / "sample" / "samples.jsonl"
-        logging.info("%s round %d: scoring %s with %s", run.name, r, _rel(samples), judge)
+        logging.info("%s round %d: scoring %s with %s", run.name, r, project_relative(samples), judge)
         files[r] = score_stage(samples, JudgeConfig(rules, NLIConfig(model=judge, progress=True)),
                                work / run.name / f"round_{r}")
     fp = json.loads((files[ends[0]].parent / "manifest.json").read_text(encoding="utf-8"))["inputs"]["nli"]
@@ -105,12 +99,6 @@ def render(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", type=Path, help="finished run folders (start.run's run_dir)")
@@ -123,16 +111,18 @@ def main(argv: list[str] | None = None) -> int:
     for run in args.runs:
         if not (run / "config.json").is_file():
             ap.error(f"{run}: not a run folder (no config.json)")
+    from start.io import atomic_open, project_relative, write_json
     from start.scoring.nli import BUNDLED, resolve_model
 
     folder = Path(resolve_model(args.judge))
-    note = (f"bundled, `{_rel(folder)}`" if args.judge in BUNDLED or args.judge == "default" else "given by the user")
+    bundled = args.judge in BUNDLED or args.judge == "default"
+    note = f"bundled, `{project_relative(folder)}`" if bundled else "given by the user"
     res = {"judge": args.judge, "judge_note": note, "runs": [rescore(r, args.judge, args.work, args.n_boot)
                                                             for r in args.runs]}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    _write(args.out, json.dumps(res, indent=2) + "\n")
-    _write(args.out.with_suffix(".md"), render(res))
-    print(f"wrote {_rel(args.out)} and {_rel(args.out.with_suffix('.md'))}")
+    write_json(args.out, res)
+    with atomic_open(args.out.with_suffix(".md")) as f:
+        f.write(render(res))
+    print(f"wrote {project_relative(args.out)} and {project_relative(args.out.with_suffix('.md'))}")
     return 0
 
 

@@ -32,6 +32,19 @@ class InputError(ValueError):
         super().__init__(": ".join(where) + ": " + message)
 
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def project_relative(path: str | os.PathLike, parts: int = 1) -> str:
+    """A path as committed files hold it (cards, manifests, bench JSON): relative to the project root when it
+    is inside, else its last ``parts`` parts -- never a machine's absolute path."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(Path(*path.parts[-parts:]))
+
+
 def cache_root() -> Path:
     """Where every stage caches derived artefacts: ``$START_CACHE_DIR``, else ``~/.cache/start``."""
     root = os.environ.get("START_CACHE_DIR")

@@ -30,13 +30,12 @@ import torch
 from tqdm import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
+from start.io import PROJECT_ROOT, project_relative
 from start.nli import data as D
 from start.nli.bases import BUILTIN_BASES, builtin_base_dir
 from start.nli.guard import numbers_consistent
 from start.scoring.nli import read_settings
 from start.scoring.weights import is_int8_folder, load_classifier, save_int8
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def base_model_dir(base: str = "minilm") -> Path:
@@ -161,9 +160,9 @@ class BuildConfig:
     def to_json(self) -> dict:
         """Plain values; paths relative to the project root (or just their name when outside it), the base
         too when it is a folder."""
-        out = {k: (_relative(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+        out = {k: (project_relative(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
         if self.base not in BUILTIN_BASES:
-            out["base"] = _relative(Path(self.base))
+            out["base"] = project_relative(Path(self.base))
         return out
 
     def training_fingerprint(self, n_train: int) -> str:
@@ -406,7 +405,7 @@ def base_record(base: str, folder: Path, model, parent: dict) -> dict:
         builtin = BUILTIN_BASES[base]
         return {"base_model": builtin.card_name, "base_licence": builtin.licence, "base_family": builtin.family,
                 "base_encoder": shape}
-    path = _relative(folder)
+    path = project_relative(folder)
     if parent:
         # judges built before licence and family were recorded all came from all-MiniLM-L6-v2
         minilm = BUILTIN_BASES["minilm"]
@@ -416,14 +415,6 @@ def base_record(base: str, folder: Path, model, parent: dict) -> dict:
                 "base_build": {**parent["config"], "out": path} if parent.get("config") else None}
     return {"base_model": path, "base_licence": "unknown (a model folder: see its own licence)",
             "base_family": folder.name, "base_encoder": shape}
-
-
-def _relative(path: Path, parts: int = 1) -> str:
-    """A path relative to the project root, or its last ``parts`` parts when it is elsewhere."""
-    try:
-        return str(path.resolve().relative_to(PROJECT_ROOT))
-    except ValueError:
-        return str(Path(*path.parts[-parts:]))
 
 
 def _subsample(pairs: list, n: int | None, seed: int) -> list:
@@ -674,7 +665,7 @@ def build(cfg: BuildConfig) -> dict:
                 "split_label_counts": counts,
                 "train_pairs_used": len(train_pairs),
             },
-            "training": {**train_stats, "checkpoint": _relative(Path(train_stats["checkpoint"]), parts=2)},
+            "training": {**train_stats, "checkpoint": project_relative(Path(train_stats["checkpoint"]), parts=2)},
             "metrics": metrics,
             "config": cfg.to_json(),
             "versions": {
