@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 
@@ -120,3 +123,116 @@ def test_premise_window_backend_takes_the_max_over_windows():
     # F1 and F2 never share a 3-word window, so the joint fact is missed; F2 alone is found
     assert pred.probs.tolist() == [0.0, 1.0]
     assert len(inner.pairs_seen) == 2 * 3 and nli.fingerprint.endswith("premise-window-3")
+
+
+def _scripted(seed: int = 0):
+    """A StubNLI whose probability per (reading, hypothesis) is a seeded coin, so maxima and thresholds matter."""
+    import hashlib
+
+    from conftest import StubNLI
+
+    class Coin(StubNLI):
+        def prob(self, premise, hypothesis):
+            return hashlib.sha256(f"{seed}\0{premise}\0{hypothesis}".encode()).digest()[0] / 255
+
+    return Coin()
+
+
+def _premises(rng, n):
+    docs = [f"Title: D{k}\n" + " ".join(f"Sentence {k}.{j} says F{rng.randint(1, 9)} with filler words here."
+                                          for j in range(rng.randint(1, 6))) for k in range(6)]
+    out = []
+    for _ in range(n):
+        cited = rng.sample(docs, rng.randint(1, 3))
+        out.append(("\n".join(cited), f"F{rng.randint(1, 9)} is said."))
+    return out
+
+
+@pytest.mark.parametrize("mode,whole", [("documents", True), ("text", False)])
+def test_lazy_reading_decides_like_reading_everything_with_fewer_readings(mode, whole):
+    import random
+
+    from start.scoring.nli import PremiseWindowNLI
+
+    pairs = _premises(random.Random(1), 80)
+    exact_inner, lazy_inner = _scripted(), _scripted()
+    exact = PremiseWindowNLI(exact_inner, 12, mode, whole)
+    lazy = PremiseWindowNLI(lazy_inner, 12, mode, whole, lazy=True)
+    a, b = exact.predict(pairs), lazy.predict(pairs)
+    thr = exact.threshold
+    assert ((a.probs >= thr) == (b.probs >= thr)).all()  # the same decisions
+    entailed = a.probs >= thr
+    assert entailed.any() and (~entailed).any()
+    assert (b.probs[~entailed] == a.probs[~entailed]).all()  # not entailed: every reading was read, exact maximum
+    assert (b.probs[entailed] <= a.probs[entailed]).all()  # entailed: a lower bound at or above the threshold
+    assert lazy.readings_asked < exact.readings_asked
+    # exact mode asks every distinct reading once, and remembers it
+    distinct = {r for p, h in pairs for r in exact.readings(p, h)}
+    assert exact.readings_asked == len(distinct) == len(set(exact_inner.pairs_seen))
+    exact.predict(pairs[:10])
+    assert exact.readings_asked == len(distinct)
+    # the lazy reader's fingerprint names its threshold: its cached probabilities are only good for that one
+    assert lazy.fingerprint == exact.fingerprint + f":lazy@{thr:g}"
+
+
+def test_readings_start_with_the_most_promising_window():
+    from start.scoring.nli import PremiseWindowNLI
+
+    nli = PremiseWindowNLI(_scripted(), 6, "documents", True)
+    premise = "Title: A\nNothing to see in this part. The tower was built in 1889 in Paris."
+    first, *_ = nli.readings(premise, "The tower was built in 1889.")
+    assert "1889" in first[0] and first[0] != premise  # a window holding the words, before the whole premise
+
+
+def test_number_guard_decides_guarded_pairs_without_the_model():
+    from conftest import StubNLI
+
+    from start.scoring.nli import NumberGuardedNLI
+
+    inner = StubNLI()
+    pred = NumberGuardedNLI(inner).predict([("F1 was built in 1889.", "F1 was built in 1925."),
+                                            ("F1 was built in 1889.", "F1 was built in 1889.")])
+    assert pred.probs.tolist() == [0.0, 1.0] and inner.pairs_seen == [("F1 was built in 1889.",
+                                                                       "F1 was built in 1889.")]
+
+
+def test_token_batches_fill_up_to_the_budget():
+    import random
+
+    from start.scoring.nli import token_batches
+
+    rng = random.Random(0)
+    lengths = [rng.randint(5, 300) for _ in range(200)]
+    order = sorted(range(200), key=lambda i: -lengths[i])
+    batches = token_batches(order, lengths, 32, 1024)
+    assert [i for b in batches for i in b] == order  # every pair once, in order
+    for b in batches:
+        assert len(b) <= 32 and (len(b) == 1 or len(b) * lengths[b[0]] <= 1024)
+    assert len(token_batches(order, lengths, 32, None)) == -(-200 // 32)  # by count only
+    assert len(batches) > len(token_batches(order, lengths, 32, None))  # long pairs go a few at a time
+
+
+def test_a_judge_runs_in_its_accepted_cpu_arithmetic(tiny_cross_encoder, tmp_path, monkeypatch):
+    import torch
+
+    import start.scoring.nli as N
+
+    folder = tmp_path / "judge"
+    shutil.copytree(tiny_cross_encoder, folder)
+    settings = {"threshold": 0.5, "cpu_dtype": {"dtype": "bfloat16", "accepted": True}}
+    (folder / "start_nli.json").write_text(json.dumps(settings))
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(N, "cpu_has_bf16", lambda: True)
+    assert N.judge_dtype("auto", cpu, settings) == torch.bfloat16
+    assert N.judge_dtype("float32", cpu, settings) == torch.float32  # fp32 stays selectable
+    assert N.judge_dtype("auto", cpu, {"cpu_dtype": {"dtype": "bfloat16", "accepted": False}}) == torch.float32
+    fast = N.load_nli(N.NLIConfig(model=str(folder), progress=False))
+    assert N.base_backend(fast).model.dtype == torch.bfloat16
+    monkeypatch.setattr(N, "cpu_has_bf16", lambda: False)  # no bf16 instructions: emulated bf16 is slow
+    assert N.judge_dtype("auto", cpu, settings) == torch.float32
+    plain = N.load_nli(N.NLIConfig(model=str(folder), progress=False))
+    assert N.base_backend(plain).model.dtype == torch.float32
+    # other arithmetic, other probabilities: another fingerprint (fp32 keeps the name it always had)
+    base = N.base_backend(plain)
+    assert fast.fingerprint != plain.fingerprint == N._fingerprint(
+        str(folder), base.model, f"SequenceClassificationNLI:{base.max_length}")

@@ -92,3 +92,48 @@ def test_int8_folder_errors_name_the_file(tiny_cross_encoder, tmp_path):
     weights.unlink()
     with pytest.raises(FileNotFoundError, match="start_nli.json says the weights are int8"):
         W.load_classifier(tmp_path / "int8", settings)
+
+
+def test_weights_in_parts_load_and_fingerprint_like_the_whole_file(tiny_cross_encoder, tmp_path):
+    """Bundled files stay under 50 MB: a big weights file is stored in parts, read and hashed as the whole."""
+    from start.scoring.nli import NLIConfig, load_nli
+
+    _int8_judge(tiny_cross_encoder, tmp_path / "whole")
+    whole_file = tmp_path / "whole" / W.INT8_FILE
+    size = whole_file.stat().st_size
+    shutil.copytree(tmp_path / "whole", tmp_path / "parts")
+    parts = W.split_file(tmp_path / "parts" / W.INT8_FILE, max_part_bytes=size // 3 + 1)
+    assert len(parts) == 3 and not (tmp_path / "parts" / W.INT8_FILE).exists()
+    assert all(p.stat().st_size <= size // 3 + 1 for p in parts) and parts[0].name == W.INT8_FILE + ".01.part"
+    assert W.read_weights(tmp_path / "parts" / W.INT8_FILE) == whole_file.read_bytes()
+    a, b = (load_nli(NLIConfig(model=str(tmp_path / f), progress=False)) for f in ("whole", "parts"))
+    assert a.fingerprint == b.fingerprint  # caches and stage fingerprints do not change
+    pairs = [("Title: x\nthe tower was built in 1889", "built in 1889"), ("paris is big", "paris is small")]
+    assert np.allclose(a.predict(pairs).probs, b.predict(pairs).probs)
+    # a missing part is an error naming the file, not a silent half model
+    parts[1].unlink()
+    with pytest.raises(ValueError, match="safetensors"):
+        W.read_int8(tmp_path / "parts" / W.INT8_FILE)
+    for p in tmp_path.joinpath("parts").glob("*.part"):
+        p.unlink()
+    with pytest.raises(FileNotFoundError, match="is missing"):
+        W.read_weights(tmp_path / "parts" / W.INT8_FILE)
+
+
+def test_save_int8_splits_only_a_file_over_the_limit(tiny_cross_encoder, tmp_path):
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_cross_encoder, dtype=torch.float32)
+    path = W.save_int8(model, tmp_path / "small")
+    assert path.is_file() and not list((tmp_path / "small").glob("*.part"))
+    path = W.save_int8(model, tmp_path / "big", max_part_bytes=path.stat().st_size // 2 - 1)
+    assert not path.exists() and len(W.parts_of(path)) == 3
+    assert W.read_int8(path).keys() == W.read_int8(tmp_path / "small" / W.INT8_FILE).keys()
+
+
+def test_no_bundled_file_is_over_50_mb():
+    from start.scoring.nli import ASSETS_DIR
+
+    big = [str(f.relative_to(ASSETS_DIR)) for f in ASSETS_DIR.rglob("*") if f.is_file() and f.stat().st_size > 50e6]
+    assert not big

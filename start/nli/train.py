@@ -35,7 +35,7 @@ from start.nli import data as D
 from start.nli.bases import BUILTIN_BASES, builtin_base_dir
 from start.nli.guard import numbers_consistent
 from start.scoring.nli import read_settings
-from start.scoring.weights import is_int8_folder, load_classifier, save_int8
+from start.scoring.weights import is_int8_folder, load_classifier, parts_of, save_int8
 
 
 def base_model_dir(base: str = "minilm") -> Path:
@@ -179,12 +179,16 @@ def _weights_digest(folder: Path) -> str | None:
     """SHA-256 over a model folder's weight files (None: no such folder, e.g. a hub name)."""
     if not folder.is_dir():
         return None
+    from start.scoring.weights import logical_files
+
     h = hashlib.sha256()
-    for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
-        h.update(f.name.encode())
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 24), b""):
-                h.update(chunk)
+    files = logical_files(folder, (".safetensors",)) | logical_files(folder, (".bin",))  # parts: the joined file
+    for name, parts in files.items():
+        h.update(name.encode())
+        for f in parts:
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda fh=fh: fh.read(1 << 24), b""):
+                    h.update(chunk)
     return h.hexdigest()
 
 
@@ -644,7 +648,7 @@ def build(cfg: BuildConfig) -> dict:
         metrics["speed"] = measure_speed(shipped, tokenizer, vc_test, cfg.max_length, batch_size=32)
         log("metrics " + json.dumps(metrics))
 
-        size_mb = weights_file.stat().st_size / 1e6
+        size_mb = sum(f.stat().st_size for f in parts_of(weights_file)) / 1e6  # whole or in parts
         meta = {
             "threshold": round(threshold, 6),
             "max_length": cfg.max_length,

@@ -22,6 +22,8 @@ import hashlib
 import json
 import logging
 import os
+import re
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +47,7 @@ DEFAULT_BUNDLED = "mpnet-long"
 DEFAULT_MODEL_DIR = BUNDLED[DEFAULT_BUNDLED]
 SETTINGS_FILE = "start_nli.json"  # threshold and metadata stored beside a model by `start.nli`
 WINDOW_MODES = ("text", "documents")
+_WORD = re.compile(r"\w+")
 
 
 @dataclass(frozen=True)
@@ -71,17 +74,27 @@ class NLIConfig:
 
     model: str = "default"  # "default", a local folder, or a Hugging Face hub name
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
-    batch_size: int = 32
+    batch_size: int = 32  # at most this many pairs per forward pass
+    # at most this many tokens per forward pass, padding included (pairs sorted by length fill each batch up to
+    # it): long pairs go a few at a time, short ones many at a time. None: batch_size pairs whatever their length
+    batch_tokens: int | None = 4096
     max_length: int | None = None  # None: the model's own limit (512 when it declares none)
     threshold: float | None = None  # None: the model's stored threshold, else 0.5
     entailment_label: str | None = None  # override when id2label has no label starting with "entail"
-    dtype: str = "auto"  # "auto" (fp32 on CPU, bf16 on GPU), "float32", "bfloat16", "float16"
+    # "auto": bf16 on a GPU; on a CPU, the judge's accepted fast arithmetic (start_nli.json "cpu_dtype", stored
+    # only with its measured agreement with fp32) when the CPU has bf16 instructions, else fp32. Or "float32",
+    # "bfloat16", "float16"
+    dtype: str = "auto"
     progress: bool = True
     number_guard: bool | None = None  # None: as stored with the model (start_nli.json), else force on/off
     premise_window_words: int | None = None  # None: as stored with the model; 0: whole premise; N: windows
     premise_windows: str | None = None  # None: as stored; "text": windows run across documents; "documents":
     #                                     windows inside each cited document, each under its title line
     premise_whole: bool | None = None  # None: as stored; True: the whole premise is read too (max with windows)
+    # read a pair's premise readings (windows, whole premise) most promising first and stop at the first that
+    # entails it: the same decisions for fewer forward passes, but the probability of an entailed pair is then a
+    # lower bound (>= threshold), not the maximum. False: every reading (exact maxima, e.g. to sweep thresholds)
+    lazy: bool = True
     ensemble: bool | None = None  # None: as stored ("ensemble" in start_nli.json); False: this model alone
     # None: as stored ("aggregator" in start_nli.json: a learned combination of the readings, start.scoring.learned,
     # which replaces the reader, guard and ensemble settings above when its "enabled" is true); True: the stored
@@ -97,6 +110,8 @@ class NLIConfig:
     def __post_init__(self):
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.batch_tokens is not None and self.batch_tokens < 1:
+            raise ValueError(f"batch_tokens must be >= 1 or null, got {self.batch_tokens}")
         if self.max_length is not None and self.max_length < 8:
             raise ValueError(f"max_length must be >= 8, got {self.max_length}")
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
@@ -127,13 +142,15 @@ def read_settings(model_path: str | Path) -> dict:
 
 def _fingerprint(model_path: str, model, settings: str) -> str:
     """A stable name for the exact weights: a content hash for local folders, the commit for hub models."""
+    from start.scoring.weights import logical_files
+
     local = Path(model_path)
     h = hashlib.sha256()
-    if local.is_dir():
-        for f in sorted(local.iterdir()):
-            if f.suffix in {".safetensors", ".bin", ".json"} and f.name != SETTINGS_FILE:
-                h.update(f.name.encode())
-                h.update(hashlib.sha256(f.read_bytes()).digest())
+    if local.is_dir():  # a file stored in parts counts as the joined file (start.scoring.weights)
+        for name, files in logical_files(local, (".safetensors", ".bin", ".json")).items():
+            if name != SETTINGS_FILE:
+                h.update(name.encode())
+                h.update(hashlib.sha256(b"".join(f.read_bytes() for f in files)).digest())
     else:
         h.update(model_path.encode())
         h.update(str(getattr(model.config, "_commit_hash", None)).encode())
@@ -152,6 +169,28 @@ class BatchPlan:
     batches: list[np.ndarray]
 
 
+def token_batches(order: Sequence[int], lengths: Sequence[int], max_pairs: int,
+                  max_tokens: int | None) -> list[np.ndarray]:
+    """Consecutive runs of ``order`` (indices sorted by length, longest first) as batches of at most
+    ``max_pairs`` pairs whose padded size (count x the first, longest pair's length) stays within ``max_tokens``;
+    a pair longer than ``max_tokens`` is a batch of its own.
+
+    >>> [b.tolist() for b in token_batches([0, 1, 2, 3], [300, 200, 100, 100], 8, 400)]
+    [[0], [1, 2], [3]]
+    """
+    out: list[np.ndarray] = []
+    cur: list[int] = []
+    for i in order:
+        if cur and (len(cur) >= max_pairs or (max_tokens is not None
+                                              and (len(cur) + 1) * lengths[cur[0]] > max_tokens)):
+            out.append(np.array(cur, dtype=np.int64))
+            cur = []
+        cur.append(int(i))
+    if cur:
+        out.append(np.array(cur, dtype=np.int64))
+    return out
+
+
 class _HFNLI:
     """Shared machinery: length-sorted batching, per-batch padding, progress bar."""
 
@@ -162,7 +201,10 @@ class _HFNLI:
             declared = getattr(model.config, "max_position_embeddings", None) or 512
         self.max_length = cfg.max_length or int(declared)
         self.threshold = cfg.threshold if cfg.threshold is not None else default_threshold
-        self.fingerprint = _fingerprint(model_path, model, f"{type(self).__name__}:{self.max_length}")
+        # fp32 is the reference arithmetic and keeps its old name; any other dtype gives other probabilities
+        dtype = str(getattr(model, "dtype", "torch.float32")).removeprefix("torch.")
+        self.fingerprint = _fingerprint(model_path, model, f"{type(self).__name__}:{self.max_length}"
+                                        + ("" if dtype == "float32" else f":{dtype}"))
         self.model.eval()
 
     def _encode(self, pairs: Sequence[Pair]) -> tuple[list[list[int]], list[list[int]] | None, np.ndarray]:
@@ -174,9 +216,10 @@ class _HFNLI:
     def plan(self, pairs: Sequence[Pair]) -> BatchPlan:
         """Tokenise once and cut into length-sorted batches (longest first: fail fast on OOM)."""
         ids, types, truncated = self._encode(pairs)
-        order = np.argsort([len(x) for x in ids], kind="stable")[::-1]
-        bs = self.cfg.batch_size
-        return BatchPlan(ids, types, truncated, [order[i:i + bs] for i in range(0, len(order), bs)])
+        lengths = [len(x) for x in ids]
+        order = np.argsort(lengths, kind="stable")[::-1]
+        return BatchPlan(ids, types, truncated, token_batches(order, lengths, self.cfg.batch_size,
+                                                              self.cfg.batch_tokens))
 
     def run_batch(self, plan: BatchPlan, b: int) -> np.ndarray:
         """P(entailment) of the pairs of batch ``b`` (padded to the batch's longest pair)."""
@@ -352,15 +395,30 @@ class PremiseWindowNLI:
     premise is out of distribution, while a window of similar length is not. A fact spread over two
     windows is then missed: reading the whole premise as well keeps joint support (for models trained on
     multi-passage premises). Opt-in per model (``"premise_window_words"``, ``"premise_windows"``,
-    ``"premise_whole"`` in its settings, or the same ``NLIConfig`` fields)."""
+    ``"premise_whole"`` in its settings, or the same ``NLIConfig`` fields).
 
-    def __init__(self, inner: NLIBackend, words: int, mode: str = "text", whole: bool = False):
+    Reading less. A pair's readings are (window, hypothesis) pairs of the model; many pairs share them (in
+    ``documents`` mode the windows of a joint premise are its documents' windows, which the single-citation
+    and support checks read again), so each distinct reading is asked once per call and remembered
+    (``memo_size`` readings, least recently used dropped). With ``lazy`` the decision, a maximum compared with
+    the threshold, is known as soon as one reading reaches the threshold: a pair's readings are asked in
+    rounds, most promising first (most hypothesis words per word read), and a pair leaves once entailed. The
+    decisions are those of reading everything; an entailed pair's probability is then a lower bound (the first
+    reading that reached the threshold), which is why a lazy reader's fingerprint names its threshold."""
+
+    def __init__(self, inner: NLIBackend, words: int, mode: str = "text", whole: bool = False, *,
+                 lazy: bool = False, memo_size: int = 100_000):
         if mode not in WINDOW_MODES:
             raise ValueError(f"premise window mode must be one of {WINDOW_MODES}, got {mode!r}")
-        self.inner, self.words, self.mode, self.whole = inner, words, mode, whole
+        self.inner, self.words, self.mode, self.whole, self.lazy = inner, words, mode, whole, lazy
         self.threshold = inner.threshold
         suffix = "" if mode == "text" and not whole else f"-{mode}" + ("-whole" if whole else "")
         self.fingerprint = f"{inner.fingerprint}:premise-window-{words}{suffix}"
+        if lazy:
+            self.fingerprint += f":lazy@{self.threshold:g}"
+        self._memo: OrderedDict[Pair, tuple[float, bool]] = OrderedDict()
+        self._memo_size = memo_size
+        self.readings_asked = 0  # readings sent to the model (over this object's life)
 
     def windows(self, premise: str) -> list[str]:
         parts = (document_windows if self.mode == "documents" else premise_windows)(premise, self.words)
@@ -368,18 +426,54 @@ class PremiseWindowNLI:
             parts = [premise, *parts]
         return parts
 
+    def readings(self, premise: str, hypothesis: str) -> list[Pair]:
+        """The pair's readings, most promising first: hypothesis words found per word read, then shortest."""
+        hyp = set(_WORD.findall(hypothesis.lower()))
+        parts = list(dict.fromkeys(self.windows(premise)))
+
+        def promise(k: int) -> tuple[float, int, int]:
+            w = parts[k]
+            found = len(hyp & set(_WORD.findall(w.lower())))
+            return (-(found + 1) / (len(w.split()) + len(hypothesis.split()) + 5), len(w), k)
+
+        return [(parts[k], hypothesis) for k in sorted(range(len(parts)), key=promise)]
+
+    def _ask(self, readings: Sequence[Pair]) -> dict[Pair, tuple[float, bool]]:
+        """Model answers for distinct readings, remembered ones first."""
+        out = {r: self._memo[r] for r in readings if r in self._memo}
+        todo = [r for r in readings if r not in out]
+        if todo:
+            pred = self.inner.predict(todo)
+            self.readings_asked += len(todo)
+            out.update(zip(todo, zip(pred.probs.tolist(), pred.truncated.tolist(), strict=True), strict=True))
+        for r in readings:
+            self._memo[r] = out[r]
+            self._memo.move_to_end(r)
+        while len(self._memo) > self._memo_size:
+            self._memo.popitem(last=False)
+        return out
+
     def predict(self, pairs: Sequence[Pair]) -> NLIPrediction:
-        flat: list[Pair] = []
-        owner: list[int] = []
-        for k, (p, h) in enumerate(pairs):
-            for w in self.windows(p):
-                flat.append((w, h))
-                owner.append(k)
-        pred = self.inner.predict(flat)
+        plans = [self.readings(p, h) for p, h in pairs]
         probs = np.zeros(len(pairs))
         truncated = np.zeros(len(pairs), dtype=bool)
-        np.maximum.at(probs, owner, pred.probs)
-        np.logical_or.at(truncated, owner, pred.truncated)
+        if not self.lazy:
+            known = self._ask(list(dict.fromkeys(r for plan in plans for r in plan)))
+            for k, plan in enumerate(plans):
+                probs[k] = max(known[r][0] for r in plan)
+                truncated[k] = any(known[r][1] for r in plan)
+            return NLIPrediction(probs, truncated)
+        probs[:] = -np.inf
+        pending, step = [k for k, plan in enumerate(plans) if plan], 0
+        while pending:
+            known = self._ask(list(dict.fromkeys(plans[k][step] for k in pending)))
+            for k in pending:
+                prob, cut = known[plans[k][step]]
+                probs[k] = max(probs[k], prob)
+                truncated[k] |= cut
+            step += 1
+            pending = [k for k in pending if probs[k] < self.threshold and step < len(plans[k])]
+        probs[np.isneginf(probs)] = 0.0
         return NLIPrediction(probs, truncated)
 
 
@@ -428,9 +522,14 @@ class NumberGuardedNLI:
     def predict(self, pairs: Sequence[Pair]) -> NLIPrediction:
         from start.nli.guard import numbers_consistent
 
-        pred = self.inner.predict(pairs)
         ok = np.array([numbers_consistent(p, h) for p, h in pairs], dtype=bool)
-        return NLIPrediction(np.where(ok, pred.probs, 0.0), pred.truncated)
+        probs = np.zeros(len(pairs))
+        truncated = np.zeros(len(pairs), dtype=bool)
+        keep = np.flatnonzero(ok)
+        if len(keep):  # a guarded pair is decided without the model
+            pred = self.inner.predict([pairs[i] for i in keep])
+            probs[keep], truncated[keep] = pred.probs, pred.truncated
+        return NLIPrediction(probs, truncated)
 
 
 class MemoNLI:
@@ -522,7 +621,7 @@ def load_nli(cfg: NLIConfig | str = "default", *, wrap=None) -> NLIBackend:
     if cfg.max_length is None and settings.get("max_length"):
         cfg = NLIConfig(**{**cfg.__dict__, "max_length": int(settings["max_length"])})
     device = resolve_device(cfg.devices[0] if cfg.devices else cfg.device)
-    kwargs = {"local_files_only": local_only, "dtype": resolve_dtype(cfg.dtype, device), **cfg.extra}
+    kwargs = {"local_files_only": local_only, "dtype": judge_dtype(cfg.dtype, device, settings), **cfg.extra}
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_only)
     if config.is_encoder_decoder:
         model = AutoModelForSeq2SeqLM.from_pretrained(path, **kwargs)
@@ -559,9 +658,34 @@ def load_nli(cfg: NLIConfig | str = "default", *, wrap=None) -> NLIBackend:
     if words:
         mode = cfg.premise_windows or settings.get("premise_windows", "text")
         whole = settings.get("premise_whole", False) if cfg.premise_whole is None else cfg.premise_whole
-        backend = PremiseWindowNLI(backend, int(words), mode, bool(whole))
+        backend = PremiseWindowNLI(backend, int(words), mode, bool(whole), lazy=cfg.lazy)
     guard = settings.get("number_guard", False) if cfg.number_guard is None else cfg.number_guard
     return NumberGuardedNLI(backend) if guard else backend
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bf16 dot-product instructions (x86 AVX512-BF16 or AMX-BF16, Arm BF16): without them
+    bf16 arithmetic is emulated and slower than fp32. Read from /proc/cpuinfo; False where it is missing."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = {f for line in re.findall(r"^(?:flags|Features)\s*:(.*)$", text, re.M) for f in line.split()}
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def judge_dtype(spec: str, device, settings: dict):
+    """The torch dtype a judge runs in: ``spec`` when given; for "auto", bf16 on a GPU, and on a CPU the judge's
+    accepted fast arithmetic (its stored ``cpu_dtype`` block, written with the measured agreement of its
+    decisions with fp32's) when the CPU has bf16 instructions, else fp32."""
+    import torch
+
+    if spec != "auto" or device.type != "cpu":
+        return resolve_dtype(spec, device)
+    fast = settings.get("cpu_dtype") or {}
+    if fast.get("accepted") and fast.get("dtype") == "bfloat16" and cpu_has_bf16():
+        return torch.bfloat16
+    return torch.float32
 
 
 def _partner(cfg: NLIConfig, model: str, max_length: int) -> NLIBackend:

@@ -31,10 +31,17 @@ Per answer (``output``), after keeping its first line (``first_line_only``) and 
   ``unsupported_sentence_rate`` = share of sentences that neither their citations nor any single
   document of the record entails (content no document supports; ``support_check``).
   ``robustness`` = 1 - mean of the available parts.
+* ``nonexistent_citation_rate`` = share of sentences that cite a document that does not exist (``[4]``
+  with three documents; such a sentence counts as unsupported).
 * Correctness: ``str_em`` / ``str_hit`` (ASQA), ``claims_nli`` (ELI5), ``qampari_*`` (QAMPARI),
   ``yes_no_acc`` (StrategyQA-style: the first "yes"/"no" word), and ``length`` (words).
 
 Aggregates are on a 0-100 scale (``length`` and counts excepted), with the reference's key names.
+
+Probabilities: a sentence's ``prob`` (and the cache) hold P(entailment) as the judge reports it. A judge that
+reads premises lazily (``NLIConfig.lazy``, the default for windowed judges) stops at the first reading that
+reaches its threshold, so for a supported sentence ``prob`` is a lower bound (>= the threshold), not the
+maximum; decisions are the same. Set ``lazy=False`` for exact probabilities.
 
 Execution: the decision logic is written once (:func:`_judge_record`) against an *oracle* that answers
 (premise, hypothesis) questions. The batched scorer runs it in rounds: every round collects, across the
@@ -141,6 +148,11 @@ class RecordScore:
     out_of_range_sentences: int = 0
     truncated_pairs: int = 0
     sentences: list[SentenceScore] = field(default_factory=list)
+
+    @property
+    def nonexistent_citation_rate(self) -> float | None:
+        """Share of the answer's sentences that cite a document that does not exist (None: empty answer)."""
+        return self.out_of_range_sentences / self.n_sentences if self.n_sentences else None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -364,7 +376,8 @@ def aggregate(scores: Sequence[RecordScore]) -> dict[str, Any]:
             m[f"qampari_{k}"] = _mean100(x[k] for x in q)
     if any(s.yes_no_correct is not None for s in scores):
         m["yes_no_acc"] = _mean100(None if s.yes_no_correct is None else float(s.yes_no_correct) for s in scores)
-    for k in ("comprehensiveness", "distractor_citation_rate", "unsupported_sentence_rate", "robustness"):
+    for k in ("comprehensiveness", "distractor_citation_rate", "unsupported_sentence_rate", "robustness",
+              "nonexistent_citation_rate"):
         v = _mean100(getattr(s, k) for s in scores)
         if v is not None:
             m[k] = v

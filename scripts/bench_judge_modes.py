@@ -1,0 +1,206 @@
+"""Benchmark: a judge's arithmetic modes against fp32, on ALCE's human citation judgments (development half).
+
+    python scripts/bench_judge_modes.py [--judge default] [--modes float32 bfloat16 int8-dynamic]
+                                        [--human FILE] [--out bench/judge_modes.json] [--write-judge]
+
+For every mode the judge scores every cited sentence of the human file (exact readings: every window and the
+whole premise, so probabilities are comparable) and the script records:
+
+* the model's speed on the distinct (reading, hypothesis) inputs the scorer sent it (pairs/s, forward passes
+  only, the same token-budget batches in every mode);
+* the share of the scorer's (premise, hypothesis) decisions (P >= threshold, after the maximum over readings)
+  and of the readings' decisions that agree with fp32's;
+* the scorer's agreement with people (accuracy / Cohen's kappa for sentence recall and citation precision) and
+  its change from fp32.
+
+A mode is **accepted** when its decisions agree with fp32's on >= 99% of the pairs and both kappas move by
+< 0.01. ``--write-judge`` stores the fastest accepted mode, with these measurements, as the judge's
+``cpu_dtype`` block in its ``start_nli.json``: ``NLIConfig(dtype="auto")`` then runs the judge in it on CPUs
+with bf16 instructions (``start.scoring.nli.judge_dtype``). Modes: ``float32``, ``bfloat16`` (weights and
+activations in bf16), ``int8-dynamic`` (PyTorch dynamic quantisation of the linear layers: int8 weights,
+activations quantised per batch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_HUMAN = ROOT.parent / "shared" / "data" / "alce-human-dev" / "sentences.jsonl"
+MODES = ("float32", "bfloat16", "int8-dynamic")
+MIN_AGREEMENT, MAX_KAPPA_CHANGE = 0.99, 0.01
+
+
+class Recorder:
+    """An NLI backend that passes requests on and remembers every pair and probability it answered."""
+
+    def __init__(self, inner):
+        self.inner, self.threshold, self.fingerprint = inner, inner.threshold, inner.fingerprint
+        self.seen: dict[tuple[str, str], float] = {}
+
+    def predict(self, pairs):
+        pred = self.inner.predict(pairs)
+        self.seen.update(zip(pairs, pred.probs.tolist(), strict=True))
+        return pred
+
+
+def load_mode(judge: str, mode: str):
+    """The judge with exact readings in ``mode``; its model backend wrapped to record the readings."""
+    import torch
+
+    from start.scoring.nli import NLIConfig, PremiseWindowNLI, base_backend, load_nli
+
+    dtype = "float32" if mode == "int8-dynamic" else mode
+    top = load_nli(NLIConfig(model=judge, dtype=dtype, lazy=False, progress=False))
+    base = base_backend(top)
+    if mode == "int8-dynamic":
+        base.model = torch.ao.quantization.quantize_dynamic(base.model, {torch.nn.Linear}, dtype=torch.qint8)
+    reader = top
+    while not isinstance(reader, PremiseWindowNLI) and hasattr(reader, "inner"):
+        reader = reader.inner
+    readings = None
+    if isinstance(reader, PremiseWindowNLI):
+        readings = reader.inner = Recorder(reader.inner)
+    pairs = Recorder(top)
+    return pairs, readings, base
+
+
+def run_mode(judge: str, mode: str, rows, records) -> dict:
+    import numpy as np
+
+    from start.nli.agreement import agreement, judge_labels
+    from start.scoring import AttributionScorer, ScorerConfig
+
+    pairs, readings, base = load_mode(judge, mode)
+    scorer = AttributionScorer(pairs, ScorerConfig(sentence_mode="sentences", cache=False))
+    t0 = time.perf_counter()
+    report = scorer.score(records)
+    scorer_s = time.perf_counter() - t0
+    rec, cites = judge_labels(rows, report)
+    inputs = list((readings or pairs).seen)
+    t0 = time.perf_counter()
+    base.predict(inputs)
+    model_s = time.perf_counter() - t0
+    tokens = float(np.mean([len(x) for x in base._encode(inputs)[0]])) if inputs else 0.0
+    return {"scorer_seconds": round(scorer_s, 1), "model_seconds": round(model_s, 1),
+            "model_pairs_per_s": round(len(inputs) / model_s, 2) if model_s else None,
+            "model_inputs": len(inputs), "mean_tokens": round(tokens, 1),
+            "agreement": agreement(rows, rec, cites), "threshold": pairs.threshold,
+            "_pairs": pairs.seen, "_readings": readings.seen if readings else None}
+
+
+def compare(ref: dict, other: dict) -> dict:
+    """Decision agreement and kappa change of ``other`` against ``ref`` (fp32)."""
+    thr = ref["threshold"]
+
+    def agree(a: dict, b: dict) -> dict:
+        common = a.keys() & b.keys()
+        same = sum((a[k] >= thr) == (b[k] >= thr) for k in common)
+        return {"n": len(common), "agree": round(same / len(common), 4) if common else None,
+                "max_abs_prob_change": round(max((abs(a[k] - b[k]) for k in common), default=0.0), 4)}
+
+    out = {"pairs": agree(ref["_pairs"], other["_pairs"])}
+    if ref["_readings"] is not None and other["_readings"] is not None:
+        out["readings"] = agree(ref["_readings"], other["_readings"])
+    out["kappa_change"] = {k: round(other["agreement"][k]["ours_kappa"] - ref["agreement"][k]["ours_kappa"], 4)
+                           for k in ("recall", "precision")}
+    out["speed_up"] = round(ref["model_seconds"] / other["model_seconds"], 2) if other["model_seconds"] else None
+    out["accepted"] = (out["pairs"]["agree"] is not None and out["pairs"]["agree"] >= MIN_AGREEMENT
+                       and all(abs(v) < MAX_KAPPA_CHANGE for v in out["kappa_change"].values()))
+    return out
+
+
+def render(doc: dict) -> str:
+    lines = [f"# Arithmetic modes of the judge `{doc['judge']}`", "",
+             f"{doc['sentences']} cited sentences of `{doc['human_file']}`; {doc['machine']}. Decisions: P >= "
+             f"{doc['threshold']}. Accepted: the scorer's pair decisions agree with fp32 on >= "
+             f"{MIN_AGREEMENT:.0%} and both kappas (vs people) move by < {MAX_KAPPA_CHANGE}.", "",
+             "| mode | model pairs/s | speed-up | scorer (s) | pair decisions = fp32 | reading decisions = fp32 "
+             "| max prob change | recall kappa (change) | precision kappa (change) | accepted |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for mode, m in doc["modes"].items():
+        c = m.get("vs_float32") or {}
+        kc = c.get("kappa_change", {})
+        ag = m["agreement"]
+        lines.append(
+            f"| {mode} | {m['model_pairs_per_s']} | {c.get('speed_up', 1.0)}x | {m['scorer_seconds']} | "
+            f"{c.get('pairs', {}).get('agree', '-')} | {c.get('readings', {}).get('agree', '-')} | "
+            f"{c.get('pairs', {}).get('max_abs_prob_change', '-')} | "
+            f"{ag['recall']['ours_kappa']:.3f} ({kc.get('recall', 0):+.3f}) | "
+            f"{ag['precision']['ours_kappa']:.3f} ({kc.get('precision', 0):+.3f}) | "
+            f"{'reference' if mode == 'float32' else ('yes' if c.get('accepted') else 'no')} |")
+    if doc.get("chosen"):
+        lines += ["", f"Stored as the judge's CPU arithmetic (`cpu_dtype` in its start_nli.json): **{doc['chosen']}**."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--judge", default="default", help="a bundled judge's name or a judge folder")
+    ap.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    ap.add_argument("--human", type=Path, default=Path(os.environ.get("START_HUMAN_DEV", DEFAULT_HUMAN)))
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "judge_modes.json")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--write-judge", action="store_true",
+                    help="store the fastest accepted mode as the judge's cpu_dtype (start_nli.json)")
+    args = ap.parse_args(argv)
+    if not args.human.is_file():
+        ap.error(f"{args.human} not found: pass --human FILE or set START_HUMAN_DEV")
+    logging.basicConfig(level=logging.WARNING)
+    import torch
+
+    from start.io import project_relative, write_json
+    from start.nli.agreement import load_human, to_records
+    from start.scoring.nli import SETTINGS_FILE, cpu_has_bf16, resolve_model
+
+    torch.set_num_threads(args.threads)
+    rows = load_human(args.human)
+    records = to_records(rows)
+    modes = ["float32"] + [m for m in args.modes if m != "float32"]
+    results = {}
+    for mode in modes:
+        print(f"{mode}: scoring {len(records)} sentences", flush=True)
+        results[mode] = run_mode(args.judge, mode, rows, records)
+        if mode != "float32":
+            results[mode]["vs_float32"] = compare(results["float32"], results[mode])
+        print(f"{mode}: model {results[mode]['model_seconds']} s, scorer {results[mode]['scorer_seconds']} s, "
+              f"{json.dumps(results[mode].get('vs_float32', {}))}", flush=True)
+    accepted = [m for m in modes if m != "float32" and results[m]["vs_float32"]["accepted"]]
+    chosen = min(accepted, key=lambda m: results[m]["model_seconds"]) if accepted else None
+    doc = {"judge": args.judge, "human_file": project_relative(args.human), "sentences": len(records),
+           "threshold": results["float32"]["threshold"],
+           "machine": f"{platform.machine()}, {os.cpu_count()} cores, {args.threads} torch threads, torch "
+                      f"{torch.__version__}, bf16 instructions: {cpu_has_bf16()}",
+           "modes": {m: {k: v for k, v in r.items() if not k.startswith("_")} for m, r in results.items()},
+           "chosen": chosen}
+    write_json(args.out, doc)
+    args.out.with_suffix(".md").write_text(render(doc))
+    print(render(doc))
+    if args.write_judge:
+        settings_path = Path(resolve_model(args.judge)) / SETTINGS_FILE
+        settings = json.loads(settings_path.read_text())
+        if chosen in (None, "bfloat16"):
+            c = results[chosen]["vs_float32"] if chosen else None
+            settings["cpu_dtype"] = None if chosen is None else {
+                "dtype": chosen, "accepted": True, "pair_decision_agreement": c["pairs"]["agree"],
+                "reading_decision_agreement": c.get("readings", {}).get("agree"),
+                "kappa_change": c["kappa_change"], "model_speed_up": c["speed_up"],
+                "measured_on": f"{project_relative(args.human)} ({len(records)} sentences)",
+                "command": "python scripts/bench_judge_modes.py --write-judge"}
+            write_json(settings_path, settings)
+            print(f"wrote cpu_dtype={chosen} into {project_relative(settings_path)}")
+        else:
+            print(f"{chosen} is accepted but only bfloat16 can be stored as a judge's CPU arithmetic", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    raise SystemExit(main())
