@@ -203,11 +203,14 @@ def _sample_config(raw: dict, sampler: dict, setting: str = "sampler") -> Sample
     chunk = smp.pop("chunk_size", 8)
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ConfigError(f"{setting}.chunk_size", f"must be a whole number >= 1, got {chunk!r}")
+    orders = smp.pop("doc_orders", 1)
+    if isinstance(orders, bool) or not isinstance(orders, int) or orders < 1:
+        raise ConfigError(f"{setting}.doc_orders", f"must be a whole number >= 1, got {orders!r}")
     params = _typed(setting, SamplingConfig, smp)
     # one citation prompt for the warm-up's SFT rows, sampling and evaluation: the policy is trained on the
     # prompts it is later sampled with
     prompt = _typed("prompt", PromptConfig, {"max_model_len": model["max_model_len"], **(raw.get("prompt") or {})})
-    return SampleConfig(backend, params, prompt, chunk)
+    return SampleConfig(backend, params, prompt, chunk, orders)
 
 
 def _data_config(data: dict, **choice) -> DataConfig:
@@ -225,8 +228,12 @@ def _run_questions(raw: dict, which: str) -> DataConfig:
     """The training or held-out questions: ``{which}_source`` (else ``data.source``), ``{which}_split``, the
     first ``{which}_questions``."""
     data = raw.get("data") or {}
+    own = {}
+    if which == "eval" and "eval_max_docs" in raw:  # an evaluation file's own number of documents per question
+        _positive_or_null(raw, "eval_max_docs")
+        own["max_docs"] = raw["eval_max_docs"]
     return _data_config(data, source=raw.get(f"{which}_source") or data.get("source"),
-                        split=raw.get(f"{which}_split"), limit=raw.get(f"{which}_questions"))
+                        split=raw.get(f"{which}_split"), limit=raw.get(f"{which}_questions"), **own)
 
 
 def _warmup_config(raw: dict, sample: SampleConfig) -> WarmupStageConfig:

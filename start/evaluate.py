@@ -27,10 +27,11 @@ log = logging.getLogger(__name__)
 # per-record attribute -> reported metric (0-100 except length)
 PER_RECORD = {"citation_rec": "citation_rec", "citation_prec": "citation_prec", "str_em": "str_em",
               "str_hit": "str_hit", "claims_nli": "claims_nli", "comprehensiveness": "comprehensiveness",
-              "robustness": "robustness", "length": "length"}
+              "robustness": "robustness", "length": "length", "nonexistent_citation_rate": "nonexistent_citation_rate"}
 REPORT_METRICS = ("citation_rec", "citation_prec", "citation_f1", "attribution_margin", "str_em", "comprehensiveness",
                   "length")
 BASELINES = Path("round_0") / "baselines" / "metrics.json"  # the constant baselines of the run (pipeline)
+MARGIN_FILE = "margin_columns.json"  # an evaluation's per-question columns of its attribution margin, per judge
 N_EXAMPLES = 3  # held-out questions whose answers the report shows in every round
 EMPTY_IS_ZERO = ("citation_rec", "citation_prec")  # None only for an empty answer: it cites nothing
 
@@ -43,7 +44,7 @@ def per_question(records: Sequence, question_of) -> dict[str, np.ndarray]:
     out: dict[str, list[float]] = {m: [] for m in PER_RECORD}
     for rs in groups.values():
         for attr, name in PER_RECORD.items():
-            vals = [getattr(r, attr) for r in rs]
+            vals = [getattr(r, attr, None) for r in rs]  # a metric a record lacks is not measurable
             if attr in EMPTY_IS_ZERO:
                 vals = [0.0 if v is None else v for v in vals]
             vals = [float(v) for v in vals if v is not None]
@@ -126,26 +127,53 @@ def eval_columns(scores: Path) -> tuple[list[str], dict[str, np.ndarray]]:
 
 def round_differences(run_dir: Path, n_boot: int = 1000, seed: int = 0) -> list[tuple[str, dict]]:
     """Paired differences between evaluations on the same held-out questions: each round vs the one before,
-    and the last round vs round 0 (the effect of the self-improvement rounds)."""
+    and the last round vs round 0 (the effect of the self-improvement rounds). Per step: the reward judge's
+    metrics (``metrics``) and, when the evaluations have them, the evaluation judge's citation metrics
+    (``eval_judge``); each with the paired change of the attribution margin from the stored margin columns."""
     folders = {"base": run_dir / "round_0" / "eval_base"}
     folders.update({p.parts[-2].split("_")[1]: p for p in
                     (q.parent for q in run_dir.glob("round_*/eval/metrics.json"))})
-    done = [(k, f / "score" / "scores.jsonl") for k, f in folders.items() if (f / "score" / "scores.jsonl").is_file()]
+    done = [(k, f) for k, f in folders.items() if (f / "score" / "scores.jsonl").is_file()]
     done.sort(key=lambda kv: -1 if kv[0] == "base" else int(kv[0]))
     labels = [k for k, _ in done]
     steps = list(zip(labels, labels[1:], strict=False))
     if "0" in labels and labels[-1] not in ("0", "base") and ("0", labels[-1]) not in steps:
         steps.append(("0", labels[-1]))
-    cols = dict(done)
+    where = dict(done)
     out = []
     for a, b in steps:
-        (qa, ca), (qb, cb) = eval_columns(cols[a]), eval_columns(cols[b])
+        (qa, ca), (qb, cb) = eval_columns(where[a] / "score" / "scores.jsonl"), eval_columns(
+            where[b] / "score" / "scores.jsonl")
         if qa != qb:
             log.warning("rounds %s and %s were evaluated on different questions: no paired difference", a, b)
             continue
-        out.append((f"{a} -> {b}", {"questions": len(qa),
-                                    "metrics": paired_difference(ca, cb, n_boot=n_boot, seed=seed)}))
+        step = {"questions": len(qa), "metrics": paired_difference(ca, cb, n_boot=n_boot, seed=seed)}
+        _add_margin_change(step["metrics"], where[a], where[b], "reward", n_boot, seed)
+        judged = [where[x] / "score_eval" / "scores.jsonl" for x in (a, b)]
+        if all(j.is_file() for j in judged):
+            (_, ja), (_, jb) = eval_columns(judged[0]), eval_columns(judged[1])
+            keep = ("citation_rec", "citation_prec")
+            metrics = paired_difference({k: ja[k] for k in keep}, {k: jb[k] for k in keep}, n_boot=n_boot, seed=seed)
+            _add_margin_change(metrics, where[a], where[b], "eval", n_boot, seed)
+            step["eval_judge"] = {"metrics": metrics}
+        out.append((f"{a} -> {b}", step))
     return out
+
+
+def _add_margin_change(metrics: dict, before: Path, after: Path, judge: str, n_boot: int, seed: int) -> None:
+    """``metrics["attribution_margin"]``: the paired margin change of ``judge`` ("reward" or "eval") between two
+    evaluations, from their stored margin columns (nothing when either has none)."""
+    from start.shortcuts import MarginColumns, paired_margin_change
+
+    sides = []
+    for folder in (before, after):
+        path = folder / MARGIN_FILE
+        stored = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        if judge not in stored:
+            return
+        sides.append(MarginColumns.from_dict(stored[judge]))
+    if sides[0].qids == sides[1].qids and sides[0].constant and sides[1].constant:
+        metrics["attribution_margin"] = paired_margin_change(*sides, n_boot=n_boot, seed=seed)
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -196,21 +224,106 @@ def round_training(run_dir: str | Path) -> list[dict]:
             st = json.loads(stats.read_text())
             mode = (st.get("comprehensiveness") or {}).get("setting", "gold_answers")  # older runs: gold answers
             row.update(pairs=st["pairs"], by_kind=st.get("by_kind", {}),
-                       questions_with_pairs=st["questions_with_pairs"], comprehensiveness=mode)
+                       questions_with_pairs=st["questions_with_pairs"], comprehensiveness=mode,
+                       distinct_pairs=st.get("distinct_pairs", st["pairs"]), permutations=st.get("permutations", 1),
+                       cited_positions=st.get("cited_positions"))
         out.append(row)
     return out
 
 
 def _training_table(rows: list[dict]) -> str:
-    lines = ["| round | questions (reused) | samples / question | pairs (overall / fine-grained) | questions with "
-             "pairs | comprehensiveness |", "|---|---:|---:|---:|---:|---|"]
+    lines = ["| round | questions (reused) | samples / question | pairs (overall / fine-grained) | distinct pairs x "
+             "document orders | questions with pairs | comprehensiveness | cited positions: chosen / rejected |",
+             "|---|---:|---:|---:|---:|---:|---|---|"]
     for t in rows:
         kinds = t.get("by_kind", {})
+        cited = t.get("cited_positions") or {}
+        positions = " / ".join(_shares(cited[side]) for side in ("chosen", "rejected")) if cited else "-"
         lines.append(f"| {t['round']} | {t.get('questions', '-')} ({t.get('reused', '-')}) | "
                      f"{t.get('samples_per_question', '-')} | {t.get('pairs', '-')} ({kinds.get('overall', 0)} / "
-                     f"{kinds.get('fine_grained', 0)}) | {t.get('questions_with_pairs', '-')} | "
-                     f"{t.get('comprehensiveness', '-')} |")
+                     f"{kinds.get('fine_grained', 0)}) | {t.get('distinct_pairs', '-')} x {t.get('permutations', 1)} | "
+                     f"{t.get('questions_with_pairs', '-')} | {t.get('comprehensiveness', '-')} | {positions} |")
     return "\n".join(lines)
+
+
+def _shares(counts: Sequence[int]) -> str:
+    """Counts per position as percentages: "[1] 40% [2] 35% [3] 25%"."""
+    total = sum(counts)
+    return " ".join(f"[{k}] {100 * c / total:.0f}%" for k, c in enumerate(counts, 1)) if total else "none"
+
+
+def _cell(v: dict | None, sign: bool = False) -> str:
+    if v is None:
+        return "-"
+    f = "{:+.1f}" if sign else "{:.1f}"
+    return f"{f.format(v['value'])} [{v['low']:.1f}, {v['high']:.1f}]"
+
+
+def headline(run_dir: str | Path, rounds: list[tuple[str, dict]] | None = None,
+             diffs: list[tuple[str, dict]] | None = None) -> str:
+    """The table the main job prints (and the README shows): per evaluation, citation F1 under the reward judge
+    and under the evaluation judge, the evaluation judge's attribution margin over the best constant position,
+    comprehensiveness, correctness, the share of citations to each position, citations of documents that do
+    not exist and words; then the paired change from round 0 to the last round."""
+    run_dir = Path(run_dir)
+    rounds = collect_rounds(run_dir) if rounds is None else rounds
+    diffs = round_differences(run_dir) if diffs is None else diffs
+    n = max((len(m.get("habits", {}).get("cited_position_share", {})) for _, m in rounds), default=0)
+    n = max([n, *(int(k) for _, m in rounds for k in m.get("habits", {}).get("cited_position_share", {}))])
+    lines = ["| round | citation F1 (reward judge) | citation F1 (evaluation judge) | attribution margin "
+             "(evaluation judge) | comprehensiveness | str_em | cites " + " / ".join(f"[{k}]" for k in range(1, n + 1))
+             + " | nonexistent citations | words |", "|---|" + "---:|" * 8]
+    for label, m in rounds + baseline_row(run_dir):
+        judge = (m.get("eval_judge") or {}).get("metrics", {})
+        share = m.get("habits", {}).get("cited_position_share")
+        positions = " / ".join(f"{100 * share.get(str(k), 0.0):.0f}%" for k in range(1, n + 1)) if share else "-"
+        missing, length = m["metrics"].get("nonexistent_citation_rate"), m["metrics"].get("length")
+        missing = "-" if missing is None else "{:.1f}%".format(missing["value"])
+        length = "-" if length is None else "{:.1f}".format(length["value"])
+        lines.append(f"| {label} | {_cell(m['metrics'].get('citation_f1'))} | {_cell(judge.get('citation_f1'))} | "
+                     f"{_cell(judge.get('attribution_margin'))} | {_cell(m['metrics'].get('comprehensiveness'))} | "
+                     f"{_cell(m['metrics'].get('str_em'))} | {positions} | {missing} | {length} |")
+    last = next(((c, d) for c, d in reversed(diffs) if c.startswith("0 -> ")), None)
+    if last is not None:
+        change, d = last
+        judge = d.get("eval_judge", {}).get("metrics", {})
+        lines += ["", f"Round {change} (paired, the same held-out questions, 95% intervals): citation F1 "
+                  f"{_cell(judge.get('citation_f1'), True)} and attribution margin "
+                  f"{_cell(judge.get('attribution_margin'), True)} under the evaluation judge; citation F1 "
+                  f"{_cell(d['metrics'].get('citation_f1'), True)} and margin "
+                  f"{_cell(d['metrics'].get('attribution_margin'), True)} under the reward judge."]
+    return "\n".join(lines)
+
+
+def gold_positions(folder: Path) -> list[float]:
+    """Share of an evaluation's gold documents (not marked distractor, in questions that mark distractors) at
+    each prompt position: what a policy citing the right documents cites."""
+    counts: dict[int, int] = defaultdict(int)
+    for r in _samples(folder):
+        docs = r.get("docs") or []
+        if any(d.get("distractor") for d in docs):
+            for i, d in enumerate(docs, 1):
+                counts[i] += not d.get("distractor")
+    total = sum(counts.values())
+    return [counts[i] / total for i in range(1, max(counts, default=0) + 1)] if total else []
+
+
+def aggregation_section(rounds: list[tuple[str, dict]]) -> list[str]:
+    """Markdown: aggregating information across sources (start.shortcuts.source_aggregation), per evaluation."""
+    rows = []
+    for label, m in rounds:
+        for judge, agg in (("reward", m.get("aggregation")), ("evaluation", (m.get("eval_judge") or {}).get(
+                "aggregation"))):
+            if agg and agg.get("answers"):
+                rows.append(f"| {label} | {judge} | {agg['questions']} | {100 * agg['multi_source_share']:.0f}% | "
+                            f"{agg['gold_reached']:.2f} of {agg['gold_needed']:.2f} |")
+    if not rows:
+        return []
+    return ["", "## Aggregating information across sources", "", "Held-out questions that need two or more "
+            "documents: the share of answers whose supported sentences cite two or more distinct documents, and "
+            "how many distinct gold documents their supported citations reach (of how many the question has).", "",
+            "| round | judge | questions | answers citing >= 2 documents | gold documents reached |",
+            "|---|---|---:|---:|---:|", *rows]
 
 
 def write_report(run_dir: str | Path, title: str = "START report", *, n_boot: int = 1000, seed: int = 0) -> Path:
@@ -224,14 +337,15 @@ def write_report(run_dir: str | Path, title: str = "START report", *, n_boot: in
     table = markdown_table(rounds + baseline)
     plots = _plots(rounds, folder)
     empties = ", ".join(f"{r} {m['empty_answers']}/{m['samples']}" for r, m in rounds if "empty_answers" in m)
+    diffs = round_differences(run_dir, n_boot=n_boot, seed=seed)
     md = [f"# {title}", "", f"Run folder: `{run_dir}`. Values are means over held-out questions with 95% "
           "bootstrap intervals (questions resampled); empty answers count 0 in the citation metrics"
           + (f" (empty answers: {empties})" if empties else "") + ". `attribution_margin`: citation F1 as "
           "written minus the best of the same answers re-cited with one fixed position [k] (a position "
           "habit has a margin near 0). The best constant baseline is the best of: the reference answer "
           "citing a fixed [k], citing every document, copying each document's first sentence with its "
-          "citation (`start.shortcuts`).",
-          "", table, ""]
+          "citation (`start.shortcuts`). The evaluation judge (`scorer.eval_nli`) never gives rewards.",
+          "", headline(run_dir, rounds, diffs), "", "## Every metric (reward judge)", "", table, ""]
     md += [f"![{p.stem}]({p.name})" for p in plots]
     training = round_training(run_dir)
     if training:
@@ -247,13 +361,19 @@ def write_report(run_dir: str | Path, title: str = "START report", *, n_boot: in
         md += ["", "## Citation metrics from the evaluation judge", "",
                f"The same held-out answers judged by `{judged[0][1]['nli']}` (`scorer.eval_nli`), a judge "
                "the rewards never came from: a policy that fits the reward judge's mistakes scores lower here.",
-               "", markdown_table(judged, ("citation_rec", "citation_prec", "citation_f1"))]
-    diffs = round_differences(run_dir, n_boot=n_boot, seed=seed)
+               "", markdown_table(judged, ("citation_rec", "citation_prec", "citation_f1", "attribution_margin"))]
+    md += aggregation_section(rounds)
     if diffs:
         md += ["", "## Paired differences", "", "Change between evaluations on the same questions, with 95% "
-               "intervals from resampling questions jointly (an interval above 0 is a rise).", "",
-               markdown_table(diffs, [k for k in REPORT_METRICS if k != "attribution_margin"]).replace(
+               "intervals from resampling questions jointly (an interval above 0 is a rise); the attribution "
+               "margin's change recomputes both margins on the same resampled questions.", "",
+               markdown_table(diffs, [*REPORT_METRICS, "nonexistent_citation_rate"]).replace(
                    "| round |", "| change |", 1)]
+        judged_diffs = [(c, d["eval_judge"]) for c, d in diffs if "eval_judge" in d]
+        if judged_diffs:
+            md += ["", "Under the evaluation judge:", "",
+                   markdown_table(judged_diffs, ("citation_rec", "citation_prec", "citation_f1",
+                                                 "attribution_margin")).replace("| round |", "| change |", 1)]
     stages = stage_summary(run_dir)
     if stages:
         md += ["", "## Stages", "", "| stage | wall time (s) | counts |", "|---|---:|---|"]
@@ -320,10 +440,14 @@ def cited_positions_section(evals: list[tuple[str, Path]], folder: Path) -> list
     if n == 0:
         return []
     counts = {label: cited_positions(_scores(f), n) for label, f in evals}
+    gold = gold_positions(evals[0][1])
     md = ["", "## Cited positions", "", "Share of the citations of held-out answers that point at each document "
-          "position (a policy with a position habit piles up on one column).", "",
+          "position (a policy with a position habit piles up on one column), beside the share of the gold documents "
+          "at each position (what citing the right documents gives).", "",
           "| round | " + " | ".join(f"[{k}]" for k in range(1, n + 1)) + " | citations |",
           "|---|" + "---:|" * (n + 1)]
+    if gold:
+        md.append("| gold documents | " + " | ".join(f"{100 * x:.0f}%" for x in (gold + [0.0] * n)[:n]) + " | - |")
     for label, c in counts.items():
         total = sum(c)
         md.append(f"| {label} | " + " | ".join(f"{100 * x / total:.0f}%" if total else "-" for x in c)

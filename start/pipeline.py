@@ -140,33 +140,37 @@ def judge_fingerprint(judge: JudgeConfig, scorer) -> dict:
 
 
 def pairs_stage(samples: Path, scores: Path, pc: PreferenceConfig, out: Path, *, first_line_only: bool,
-                max_new_tokens: int) -> Path:
+                max_new_tokens: int, citation_format: str = "alce") -> Path:
     """Fine-grained preference pairs -> ``pairs.jsonl`` (a ``datasets`` JSON file) + ``stats.json``.
 
-    Each sample's text is cut as the scorer read it (``first_line_only``, ``scorer.rules``), so the pairs
-    train exactly the scored text; samples that hit ``max_new_tokens`` (the sampler's) are never chosen.
+    Each sample's text is cut as the scorer read it (``first_line_only``, ``citation_format``: ``scorer.rules``),
+    so the pairs train exactly the scored text (renumbered for a shared document order when the samples saw
+    several); samples that hit ``max_new_tokens`` (the sampler's) are never chosen. The stats record how often
+    the chosen and the rejected sides cite each position.
     """
     from start.preferences import best_samples, build_pairs, question_samples
     from start.scoring import RecordScore
 
     inputs = {"samples": file_hash(samples), "scores": file_hash(scores)}
     fp = fingerprint({"preference": asdict(pc), "first_line_only": first_line_only, "max_new_tokens": max_new_tokens,
-                      **inputs})
+                      **({"citation_format": citation_format} if citation_format != "alce" else {}), **inputs})
     if is_done(out, fp):
         log.info("pairs already complete in %s; skipping", out)
         return out / "pairs.jsonl"
     run = StageRun(out, fp, config=asdict(pc), seed=0, inputs=inputs)
     by_id = {d["id"]: RecordScore.from_dict(d) for d in read_jsonl(scores)}
     questions = question_samples(read_jsonl(samples), by_id, first_line_only=first_line_only,
-                                 max_new_tokens=max_new_tokens)
+                                 max_new_tokens=max_new_tokens, citation_format=citation_format)
     pairs, stats = build_pairs(questions, pc)
     sources = Counter(str(s.comprehensiveness_source) for s in by_id.values())
     stats["comprehensiveness"] = {"setting": pc.comprehensiveness, "sources": dict(sources)}
     write_jsonl(out / "pairs.jsonl", (p.to_row() for p in pairs))
     write_jsonl(out / BEST_FILE, best_samples(questions, pc))
     write_json(out / "stats.json", stats)
-    log.info("preference pairs: %d from %d questions (%s); dropped: %s", stats["pairs"], stats["questions"],
-             stats["by_signal"], stats["questions_dropped"])
+    log.info("preference pairs: %d (%d distinct x up to %d document orders) from %d questions (%s); dropped: %s; "
+             "cited positions chosen %s / rejected %s", stats["pairs"], stats["distinct_pairs"], stats["permutations"],
+             stats["questions"], stats["by_signal"], stats["questions_dropped"], stats["cited_positions"]["chosen"],
+             stats["cited_positions"]["rejected"])
     run.finish(counts={"pairs": len(pairs), "questions": stats["questions"]}, extra={"stats": stats})
     return out / "pairs.jsonl"
 
@@ -231,9 +235,9 @@ def _rejection_sampling_sft(policy: str, best: Path, cfg: TrainConfig, out: Path
 
 
 @contextmanager
-def _using(scorer, judge: JudgeConfig):
-    """The given scorer, or one built from ``judge`` and closed afterwards."""
-    if scorer is not None:
+def _using(scorer, judge: JudgeConfig | None, needed: object = True):
+    """The given scorer, or one built from ``judge`` and closed afterwards (None when not ``needed``)."""
+    if scorer is not None or not needed or judge is None:
         yield scorer
         return
     own = judge.scorer()
@@ -248,8 +252,8 @@ def eval_stage(policy: str, ev: EvalConfig, out: Path, seed: int, upstream: str,
     """Sample the held-out questions (``ev.sample``), score, bootstrap, attribution margin (the answers
     re-cited with each constant position, :mod:`start.shortcuts`) -> ``metrics.json``. With an evaluation
     judge (``scorer.eval_nli``) the samples are scored by that judge too (``score_eval/``) and its citation
-    metrics are stored beside the reward judge's (``eval_judge``): a policy fitted to the reward judge's
-    mistakes shows up as a gap between the two."""
+    metrics and attribution margin are stored beside the reward judge's (``eval_judge``): a policy fitted to the
+    reward judge's mistakes shows up as a gap between the two."""
     from start.sampling.stage import sample_stage
 
     samples = sample_stage(ev.sample, ev.data, model=policy, out_dir=out / "sample", seed=seed,
@@ -257,40 +261,59 @@ def eval_stage(policy: str, ev: EvalConfig, out: Path, seed: int, upstream: str,
     scores = score_stage(samples, ev.judge, out / "score", scorer=scorer)
     judged = (None if ev.eval_judge is None
               else score_stage(samples, ev.eval_judge, out / "score_eval", scorer=eval_scorer))
-    with _using(scorer, ev.judge) as sc:
-        return _eval_statistics(policy, ev, out, seed, samples, scores, sc, judged)
+    with _using(scorer, ev.judge) as sc, _using(eval_scorer if judged else None, ev.eval_judge, judged) as jsc:
+        return _eval_statistics(policy, ev, out, seed, samples, scores, sc, judged, jsc)
 
 
 def _eval_statistics(policy: str, ev: EvalConfig, out: Path, seed: int, samples: Path, scores: Path, sc,
-                     judged: Path | None) -> Path:
-    """The evaluation's own step: bootstrap intervals, the attribution margin (re-scored by ``sc``) and the
-    evaluation judge's citation metrics."""
-    from start.evaluate import bootstrap, per_question
+                     judged: Path | None, jsc) -> Path:
+    """The evaluation's own step: bootstrap intervals, the attribution margin (re-scored by ``sc``, and by the
+    evaluation judge ``jsc``), what the answers do (start.shortcuts.answer_habits, source_aggregation) and the
+    evaluation judge's citation metrics. The margin's per-question columns go to ``margin_columns.json`` so
+    paired margin changes between rounds need no re-scoring."""
+    from start.evaluate import MARGIN_FILE, bootstrap, per_question
     from start.scoring import RecordScore
-    from start.shortcuts import attribution_margin
+    from start.shortcuts import MarginColumns, answer_habits, attribution_margin, constant_columns, source_aggregation
 
     inputs = {"scores": file_hash(scores)} | ({"eval_judge_scores": file_hash(judged)} if judged else {})
     fp = fingerprint({**inputs, "n_boot": ev.n_boot, "seed": seed, "judge": judge_fingerprint(ev.judge, sc),
-                      "margin": 1})
+                      **({"eval_judge": judge_fingerprint(ev.eval_judge, jsc)} if judged else {}), "margin": 2})
     if is_done(out, fp):
         return out / "metrics.json"
     run = StageRun(out, fp, config={"n_boot": ev.n_boot, "sampler": asdict(ev.sample.params)}, seed=seed,
                    inputs=inputs)
-    records = [RecordScore.from_dict(d) for d in read_jsonl(scores)]
-    cols = per_question(records, lambda i: i.rsplit("#", 1)[0])
-    metrics = bootstrap(cols, n_boot=ev.n_boot, seed=seed)
-    margin = attribution_margin(expand_for_scoring(read_jsonl(samples)), cols, sc, n_boot=ev.n_boot, seed=seed)
-    metrics["attribution_margin"] = {k: margin[k] for k in ("value", "low", "high")}
+    answers = expand_for_scoring(read_jsonl(samples))
+    qids = list(dict.fromkeys(r["id"].rsplit("#", 1)[0] for r in answers))
+    columns, result_judges = {}, {}
+    for name, path, scorer in (("reward", scores, sc), ("eval", judged, jsc)):
+        if path is None:
+            continue
+        rows = read_jsonl(path)
+        records = [RecordScore.from_dict(d) for d in rows]
+        cols = per_question(records, lambda i: i.rsplit("#", 1)[0])
+        metrics = bootstrap(cols if name == "reward" else {k: v for k, v in cols.items() if k.startswith("citation_")
+                                                           or k == "nonexistent_citation_rate"},
+                            n_boot=ev.n_boot, seed=seed)
+        constant = constant_columns(answers, scorer)
+        margin = attribution_margin(answers, cols, scorer, n_boot=ev.n_boot, seed=seed, constant=constant)
+        metrics["attribution_margin"] = {k: margin[k] for k in ("value", "low", "high")}
+        columns[name] = MarginColumns(qids, {k: cols[k] for k in ("citation_rec", "citation_prec")}, constant).to_dict()
+        result_judges[name] = {"metrics": metrics, "records": records,
+                               "constant_citation": {k: margin[k] for k in ("best_constant", "constant_f1")},
+                               "habits": answer_habits(answers, rows), "aggregation": source_aggregation(answers, rows)}
+    reward = result_judges["reward"]
+    records = reward.pop("records")
     empty = sum(r.n_sentences == 0 for r in records)  # they count 0 in the citation metrics
-    result = {"policy": policy, "questions": len(cols["length"]), "samples": len(records), "empty_answers": empty,
-              "metrics": metrics, "constant_citation": {k: margin[k] for k in ("best_constant", "constant_f1")}}
-    if judged is not None:
-        jcols = per_question([RecordScore.from_dict(d) for d in read_jsonl(judged)], lambda i: i.rsplit("#", 1)[0])
-        jcols = {k: v for k, v in jcols.items() if k.startswith("citation_")}
-        result["eval_judge"] = {"nli": ev.eval_judge.nli.model,
-                                "metrics": bootstrap(jcols, n_boot=ev.n_boot, seed=seed)}
+    result = {"policy": policy, "questions": len(qids), "samples": len(records), "empty_answers": empty,
+              "metrics": reward["metrics"], "constant_citation": reward["constant_citation"],
+              "habits": reward["habits"], "aggregation": reward["aggregation"]}
+    if "eval" in result_judges:
+        judge = result_judges["eval"]
+        judge.pop("records")
+        result["eval_judge"] = {"nli": ev.eval_judge.nli.model, **judge}
+    write_json(out / MARGIN_FILE, columns)
     write_json(out / "metrics.json", result)
-    run.finish(counts={"questions": len(cols["length"]), "samples": len(records), "empty_answers": empty})
+    run.finish(counts={"questions": len(qids), "samples": len(records), "empty_answers": empty})
     return out / "metrics.json"
 
 
@@ -422,7 +445,8 @@ def run(cfg: RunConfig | dict[str, Any]) -> Path:
                 elif st == "pairs" and st in runs:
                     out[st] = pairs_stage(out["sample"], out["score"], cfg.preference, rd / "pairs",
                                           first_line_only=cfg.scorer.rules.first_line_only,
-                                          max_new_tokens=cfg.sample.params.max_new_tokens)
+                                          max_new_tokens=cfg.sample.params.max_new_tokens,
+                                          citation_format=cfg.scorer.rules.citation_format)
                 elif st == "train" and st in runs:
                     out[st] = train_stage(policy, out["pairs"], cfg.trainer, rd / "train",
                                           derive_seed(seed, f"train{r}"))

@@ -90,7 +90,7 @@ def main(cfg: DictConfig) -> None:
 
     run_cfg = validated_or_exit(OmegaConf.to_container(cfg, resolve=True), check_run_config)
     terminal, log_path = route_output(run_cfg.run_dir)
-    from start.evaluate import baseline_row, collect_rounds, markdown_table
+    from start.evaluate import headline
     from start.pipeline import run
 
     log.info("START %s -> %s (details: %s)", run_cfg.experiment_name, run_cfg.run_dir, log_path)
@@ -103,8 +103,7 @@ def main(cfg: DictConfig) -> None:
               file=terminal)
         raise
     log.info("finished in %.0f s", time.monotonic() - t0)
-    table = markdown_table(collect_rounds(report.parent) + baseline_row(report.parent))
-    print(f"\nreport: {report / 'report.md'}\n\n{table}", file=terminal)
+    print(f"\nreport: {report / 'report.md'}\n\n{headline(report.parent)}", file=terminal)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -122,14 +123,17 @@ def _margin(written: dict[str, np.ndarray], constant: dict[int, dict[str, np.nda
 
 
 def attribution_margin(samples: Sequence[dict[str, Any]], written: dict[str, np.ndarray], scorer, *,
-                       n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+                       n_boot: int = 1000, seed: int = 0,
+                       constant: dict[int, dict[str, np.ndarray]] | None = None) -> dict[str, Any]:
     """The policy's citation F1 as written minus the best constant position's, on the same answers.
 
     ``samples`` are the scorer's records of the evaluation (one per sample, id ``<question>#<k>``, in
     the order ``written`` was computed from); ``written`` their per-question columns
-    (:func:`start.evaluate.per_question`). Returns {value, low, high, best_constant, constant_f1}.
+    (:func:`start.evaluate.per_question`); ``constant`` the same answers re-cited at each position
+    (:func:`constant_columns`; computed with ``scorer`` when not given). Returns {value, low, high,
+    best_constant, constant_f1}.
     """
-    constant = constant_columns(samples, scorer)
+    constant = constant_columns(samples, scorer) if constant is None else constant
     n = len(written["citation_rec"])
     if not constant or n == 0:
         return {"value": 0.0, "low": 0.0, "high": 0.0, "best_constant": None, "constant_f1": {}}
@@ -149,29 +153,57 @@ def margin_change(before: tuple[Sequence[dict[str, Any]], dict[str, np.ndarray]]
                   n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
     """Paired change of the attribution margin from one evaluation to another of the same questions.
 
-    Each side is ``(samples, written)`` as :func:`attribution_margin` takes them. Both margins are recomputed
-    on the same resampled questions in every replicate (each side's best constant position chosen again), so
-    a rise in citation F1 that a position habit explains shows as a change near 0. Returns {value, low, high}.
+    Each side is ``(samples, written)`` as :func:`attribution_margin` takes them; both sides' answers are
+    re-cited at every position and scored with ``scorer`` (:func:`paired_margin_change` does the rest).
     """
     sides = []
     for samples, written in (before, after):
         qids = list(dict.fromkeys(_question_of(r["id"]) for r in samples))
         if len(qids) != len(written["citation_rec"]):
             raise ValueError(f"{len(qids)} questions in the samples but {len(written['citation_rec'])} in the scores")
-        sides.append((qids, written, constant_columns(samples, scorer)))
-    (qa, wa, ca), (qb, wb, cb) = sides
-    if qa != qb:
+        sides.append(MarginColumns(qids, written, constant_columns(samples, scorer)))
+    return paired_margin_change(*sides, n_boot=n_boot, seed=seed)
+
+
+@dataclass(frozen=True)
+class MarginColumns:
+    """What an evaluation's attribution margin is computed from, per question (rows in ``qids`` order): the
+    citation columns of the answers as written, and of the same answers re-cited at each position ``k``."""
+
+    qids: list[str]
+    written: dict[str, np.ndarray]
+    constant: dict[int, dict[str, np.ndarray]]
+
+    def to_dict(self) -> dict:
+        return {"qids": self.qids, "written": {k: v.tolist() for k, v in self.written.items()},
+                "constant": {str(k): {m: v.tolist() for m, v in c.items()} for k, c in self.constant.items()}}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> MarginColumns:
+        def cols(x: dict) -> dict[str, np.ndarray]:
+            return {k: np.array(v, dtype=float) for k, v in x.items()}
+
+        return cls(list(d["qids"]), cols(d["written"]), {int(k): cols(c) for k, c in d["constant"].items()})
+
+
+def paired_margin_change(before: MarginColumns, after: MarginColumns, *, n_boot: int = 1000,
+                         seed: int = 0) -> dict[str, float]:
+    """Paired change of the attribution margin between two evaluations of the same questions: both margins are
+    recomputed on the same resampled questions in every replicate (each side's best constant position chosen
+    again), so a rise in citation F1 that a position habit explains shows as a change near 0.
+    Returns {value, low, high}."""
+    if before.qids != after.qids:
         raise ValueError("margin_change needs the same questions, in the same order, in both evaluations")
-    if not ca or not cb:
+    if not before.constant or not after.constant:
         raise ValueError("margin_change needs answers with documents in both evaluations")
-    n = len(qa)
+    n = len(before.qids)
     everyone = np.arange(n)
     rng = np.random.default_rng(seed)
     reps = []
     for _ in range(n_boot):
         idx = rng.integers(0, n, n)
-        reps.append(_margin(wb, cb, idx) - _margin(wa, ca, idx))
-    value = _margin(wb, cb, everyone) - _margin(wa, ca, everyone)
+        reps.append(_margin(after.written, after.constant, idx) - _margin(before.written, before.constant, idx))
+    value = _margin(after.written, after.constant, everyone) - _margin(before.written, before.constant, everyone)
     low, high = (float(np.percentile(reps, q)) for q in (2.5, 97.5)) if reps else (value, value)
     return {"value": value, "low": low, "high": high}
 
@@ -255,3 +287,34 @@ def answer_habits(records: Sequence[dict[str, Any]], scores: Sequence[dict[str, 
             "copied_supported_share": supported["copied"] / copied if copied else None,
             "own_supported_share": supported["own"] / (cited_sents - copied) if cited_sents > copied else None,
             "cited_position_share": {str(k): positions[k] / total for k in sorted(positions)} if total else {}}
+
+
+def source_aggregation(records: Sequence[dict[str, Any]], scores: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Aggregating information across sources, on the questions that need two or more documents: those whose
+    record marks its distractors (``"distractor": true``) and has at least two other, gold, documents. Per
+    answer, the distinct documents its supported sentences cite. Returns the number of such questions and
+    answers, ``multi_source_share`` (answers whose supported sentences cite >= 2 distinct documents),
+    ``gold_reached`` (mean number of distinct gold documents those citations reach) and ``gold_needed``
+    (mean number of gold documents); None values when no question needs two documents.
+    ``records`` are the scored samples (``id``, ``docs`` in the order the answer saw) and ``scores`` the
+    scorer's rows (``id``, ``sentences`` with ``supported`` and ``used``)."""
+    gold = {}
+    for r in records:
+        docs = r.get("docs") or []
+        if any(d.get("distractor") for d in docs):
+            ids = {i for i, d in enumerate(docs, 1) if not d.get("distractor")}
+            if len(ids) >= 2:
+                gold[r["id"]] = ids
+    multi, reached, needed, questions = [], [], [], set()
+    for s in scores:
+        if s["id"] not in gold:
+            continue
+        cited = {c for sent in s.get("sentences") or [] if sent.get("supported") for c in sent.get("used") or []}
+        multi.append(len(cited) >= 2)
+        reached.append(len(cited & gold[s["id"]]))
+        needed.append(len(gold[s["id"]]))
+        questions.add(_question_of(s["id"]))
+    if not multi:
+        return {"questions": 0, "answers": 0, "multi_source_share": None, "gold_reached": None, "gold_needed": None}
+    return {"questions": len(questions), "answers": len(multi), "multi_source_share": float(np.mean(multi)),
+            "gold_reached": float(np.mean(reached)), "gold_needed": float(np.mean(needed))}

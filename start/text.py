@@ -111,6 +111,25 @@ def parse_citations(sentence: str, fmt: CitationFormat = "alce") -> list[int]:
     raise ValueError(f"unknown citation format {fmt!r} (expected 'alce' or 'lenient')")
 
 
+def renumber_citations(text: str, mapping: dict[int, int], fmt: CitationFormat = "alce") -> str:
+    """Citation marks rewritten through ``mapping`` (old 1-based id -> new one), as :func:`parse_citations` reads
+    them; ids outside ``mapping`` (documents that do not exist) are kept as written.
+
+    >>> renumber_citations("Built in 1889 [1][3]. Tall [4].", {1: 2, 2: 3, 3: 1})
+    'Built in 1889 [2][1]. Tall [4].'
+    >>> renumber_citations("Built [1, 3].", {1: 2, 3: 1}, "lenient")
+    'Built [2, 1].'
+    """
+    def new(m: re.Match) -> str:
+        return str(mapping.get(int(m.group(0)), m.group(0)))
+
+    if fmt == "alce":
+        return _REF_RE.sub(lambda m: "[" + new(re.match(r"\d+", m.group(0)[1:])), text)
+    if fmt == "lenient":
+        return _LENIENT_RE.sub(lambda m: re.sub(r"\d+", new, m.group(0)), text)
+    raise ValueError(f"unknown citation format {fmt!r} (expected 'alce' or 'lenient')")
+
+
 def remove_citations(text: str, fmt: CitationFormat = "alce") -> str:
     """Remove citation marks the way the reference does (``lenient`` also drops whole comma lists).
 

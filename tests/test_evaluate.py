@@ -53,7 +53,8 @@ def test_report_table_and_plots(tmp_path):
     folder = write_report(tmp_path)
     md = (folder / "report.md").read_text()
     rows = [line.split(" | ")[0] for line in md.splitlines() if line.startswith("| ") and "[" in line]
-    assert rows == ["| base", "| 0", "| 1", "| 2"]
+    assert rows == ["| base", "| 0", "| 1", "| 2"] * 2  # the headline table, then every metric
+    assert "| 2 | 45.0 [40.0, 50.0] | - | - | - | - | - | - | - |" in md  # headline: no evaluation judge here
     assert "| 2 | 45.0 [40.0, 50.0] | 45.0 [40.0, 50.0] | 45.0 [40.0, 50.0] | - | - | - | - |" in md
     assert (folder / "citation_f1.png").stat().st_size > 1000 and "citation_f1.png" in md
     assert "<table" in (folder / "report.html").read_text()

@@ -92,9 +92,15 @@ def test_rounds_layout_skip_and_resume(tmp_path, tiny_causal_lm, tiny_cross_enco
     # the evaluation judge scored the held-out answers too, and the report shows its citation metrics
     judged = json.loads((rd / "round_2" / "eval" / "metrics.json").read_text())["eval_judge"]
     assert judged["nli"] == str(tiny_cross_encoder) and set(judged["metrics"]) == {
-        "citation_rec", "citation_prec", "citation_f1"}
+        "citation_rec", "citation_prec", "citation_f1", "attribution_margin", "nonexistent_citation_rate"}
     assert (rd / "round_2" / "eval" / "score_eval" / "DONE").is_file()
     assert "## Citation metrics from the evaluation judge" in md
+    # the evaluation judge's paired changes, its margin's too (from the stored margin columns)
+    last = {d["change"]: d for d in json.loads((rd / "report" / "differences.json").read_text())}["0 -> 2"]
+    assert {"citation_f1", "attribution_margin"} <= set(last["eval_judge"]["metrics"])
+    assert "attribution_margin" in last["metrics"] and set(json.loads(
+        (rd / "round_2" / "eval" / "margin_columns.json").read_text())) == {"reward", "eval"}
+    assert "Round 0 -> 2 (paired" in md and "under the evaluation judge" in md
     first = markers(rd)
     final = (rd / "round_2" / "eval" / "metrics.json").read_text()
 
@@ -119,6 +125,29 @@ def test_rounds_layout_skip_and_resume(tmp_path, tiny_causal_lm, tiny_cross_enco
                                                          for e in ("eval",)} | {"round_0/eval_base/DONE",
                                                                                      "round_0/baselines/DONE"}
     assert (rd / "round_2" / "eval" / "score" / "scores.jsonl").is_file()
+
+
+def test_a_round_with_document_orders_trains_position_proof_pairs(tmp_path, tiny_causal_lm, tiny_cross_encoder,
+                                                                    loop_doubles):
+    cfg = compose_cfg(tmp_path, tiny_causal_lm, tiny_cross_encoder, "rounds=1", "eval.base=false",
+                      "sampler.n=4", "sampler.doc_orders=3", "preference.permutations=2", "data.max_docs=3")
+    report = run(cfg)
+    rd = tmp_path / "run" / "round_1"
+    rows = [json.loads(x) for x in (rd / "sample" / "samples.jsonl").read_text().splitlines()]
+    assert all(len(r["orders"]) == 3 and [s["order"] for s in r["samples"]] == [0, 1, 2, 0] for r in rows)
+    held_out = [json.loads(x) for x in (tmp_path / "run" / "round_0" / "eval" / "sample" / "samples.jsonl")
+                .read_text().splitlines()]
+    assert "orders" not in held_out[0]  # the evaluation keeps one order per question (eval.sampler.doc_orders)
+    pairs = [json.loads(x) for x in (rd / "pairs" / "pairs.jsonl").read_text().splitlines()]
+    stats = json.loads((rd / "pairs" / "stats.json").read_text())
+    assert pairs and stats["pairs"] == len(pairs) == 2 * stats["distinct_pairs"] and stats["permutations"] == 2
+    by_id = {r["id"]: r for r in rows}
+    for p in pairs:  # each copy's prompt shows the documents in its own shared order
+        assert p["prompt"] == by_id[p["id"]]["prompts"][by_id[p["id"]]["orders"].index(p["order"])]
+    assert sum(stats["cited_positions"]["chosen"]) >= 0 and len(stats["cited_positions"]["rejected"]) == 3
+    assert (rd / "train" / "DONE").is_file() and json.loads((rd / "train" / "metrics.json").read_text())["pairs"] == \
+        len(pairs)
+    assert "| 1 | 4 (0) | 4 |" in (report / "report.md").read_text()
 
 
 def test_one_piece_needs_its_inputs(tmp_path, tiny_causal_lm, tiny_cross_encoder):

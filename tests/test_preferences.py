@@ -13,6 +13,7 @@ from start.preferences import (
     ineligibility,
     reward,
 )
+from start.text import parse_citations
 
 
 def s(text, a=0.5, c=0.5, r=0.5, words=12, sents=2, docs=5, everything=False, cited=True):
@@ -275,3 +276,85 @@ def test_pair_floor_table_rebuilds_a_rounds_pairs_per_floor(tmp_path):
         assert t["chosen_attributability"] >= t["floor"] and t["chosen_unsupported_share"] == 0.0
     assert pair_floors.main([str(rd), "--floors", "0.5", "--out", str(tmp_path / "f.json")]) == 0
     assert json.loads((tmp_path / "f.json").read_text())["rounds"][0]["floors"][0]["floor"] == 0.5
+
+
+# -- position-proof pairs: samples drawn under several document orders (sampler.doc_orders)
+
+def ordered_questions(n_questions=4, per_order=2, n_docs=3):
+    """Questions whose samples come from a policy that always cites [1]: "F1 holds in this text [1]." under
+    every order of the documents F1 (the one that supports it), F2, F3 -- right only when F1 is shown first."""
+    from conftest import StubNLI
+
+    from start.preferences import question_samples
+    from start.sampling.sampler import document_orders, expand_for_scoring
+    from start.scoring import AttributionScorer, ScorerConfig
+
+    rows = []
+    for k in range(n_questions):
+        orders = document_orders(f"q{k}", n_docs, n_docs, 0)
+        rows.append({"id": f"q{k}", "question": "which facts hold?", "prompt": f"prompt {k}/0",
+                     "docs": [{"title": f"d{i + 1}", "text": f"Fact F{i + 1} is stated here."} for i in range(n_docs)],
+                     "orders": [list(o) for o in orders], "prompts": [f"prompt {k}/{j}" for j in range(n_docs)],
+                     "samples": [{"text": "F1 holds in this text [1].", "n_tokens": 8, "finish_reason": "stop",
+                                  "order": j % n_docs} for j in range(per_order * n_docs)]})
+    report = AttributionScorer(StubNLI(), ScorerConfig(cache=False)).score(expand_for_scoring(rows))
+    return rows, question_samples(rows, {r.id: r for r in report.records})
+
+
+def test_pairs_from_a_cite_first_policy_cite_every_position_equally_often():
+    rows, qs = ordered_questions()
+    # scored in the order each sample saw: [1] supports it only where F1 was shown first
+    for r, q in zip(rows, qs, strict=True):
+        assert [x.signals["attributability"] for x in q.samples] == [
+            float(r["orders"][s["order"]][0] == 0) for s in r["samples"]]
+    cfg = PreferenceConfig(fine_grained=False, permutations=3)
+    pairs, stats = build_pairs(qs, cfg)
+    assert stats["distinct_pairs"] == len(qs) and stats["pairs"] == 3 * len(qs) and stats["permutations"] == 3
+    # the pairs carry no position: both sides cite every position equally often
+    assert stats["cited_positions"] == {"chosen": [4, 4, 4], "rejected": [4, 4, 4]}
+    by_id = {r["id"]: r for r in rows}
+    for p in pairs:
+        r = by_id[p.id]
+        j = r["orders"].index(p.order)
+        assert p.prompt == r["prompts"][j]  # the prompt that shows the documents in the pair's order
+        (chosen,), (rejected,) = parse_citations(p.chosen), parse_citations(p.rejected)
+        assert p.order[chosen - 1] == 0 and p.order[rejected - 1] != 0  # renumbered: F1's position there
+        assert p.chosen.startswith("F1 holds in this text [")
+    # one shared order per pair: each pair keeps its content, under one seeded order
+    one, stats1 = build_pairs(qs, PreferenceConfig(fine_grained=False, permutations=1))
+    assert len(one) == len(qs) and sum(stats1["cited_positions"]["chosen"]) == len(qs)
+    assert {p.order[parse_citations(p.chosen)[0] - 1] for p in one} == {0}
+
+
+def test_same_words_citing_another_document_is_another_answer():
+    _, qs = ordered_questions(n_questions=1, per_order=1)
+    # three identical texts, three different answers (each cites the document shown first to it)
+    assert len({x.text for x in qs[0].samples}) == 1
+    pairs, stats = build_pairs(qs, PreferenceConfig(fine_grained=False))
+    assert len(pairs) == 1 and "identical_samples" not in stats["questions_dropped"]
+    # the best sample trains with the prompt it was sampled with
+    (best,) = best_samples(qs, PreferenceConfig())
+    winner = next(x for x in qs[0].samples if x.signals["attributability"] == 1.0)
+    assert best["prompt"] == qs[0].prompts[winner.order] and best["completion"] == winner.text
+
+
+def test_an_answer_citing_a_missing_document_is_never_chosen():
+    (qs,) = scored_questions((DOCS3, ["F1 holds in this text [1]. F2 holds in this text [2][4].",
+                                      "F1 holds in this text [3]."], {}))
+    assert qs.samples[0].cites_missing and qs.samples[0].signals["attributability"] > 0.5
+    assert ineligibility(qs.samples[0], PreferenceConfig()) == "cites_missing_document"
+    pairs, stats = build_pairs([qs], PreferenceConfig(min_attributability=0.0))
+    assert all(p.chosen != qs.samples[0].text for p in pairs)
+    assert stats["samples_ineligible_as_chosen"]["cites_missing_document"] == 1
+
+
+def test_a_signal_with_weight_zero_is_off():
+    # without attributability: no floor of its own is implied, and the chosen side may be less attributable
+    cfg = PreferenceConfig(weights={"attributability": 0.0, "comprehensiveness": 1.0, "robustness": 0.0},
+                           min_attributability=0.0)
+    pairs, stats = build_pairs([q(s("covers", a=0.2, c=1.0), s("misses", a=0.9, c=0.1))], cfg)
+    assert [(p.chosen, p.signal) for p in pairs] == [("covers", "comprehensiveness")] * 1
+    assert set(stats["by_signal"]) == {"comprehensiveness"}
+    assert reward(s("x", a=0.0, c=0.5, r=1.0), cfg) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="permutations"):
+        PreferenceConfig(permutations=0)

@@ -165,6 +165,76 @@ def test_rows_of_an_incomplete_chunk_are_regenerated(tmp_path):
     assert summary.rows_skipped == 3 and part.read_text() == full.read_text()
 
 
+THREE = (*DOCS, Document("Seine", "the seine flows through paris ."))
+
+
+class CiteFirstGenerator:
+    """A policy that always cites [1] (the document shown first), whatever the documents; records its calls."""
+
+    tokenizer = WordTokenizer()
+
+    def __init__(self):
+        self.calls = []
+
+    def generate(self, prompts, params, seeds, counts=None):
+        counts = counts or [params.n] * len(prompts)
+        self.calls.append(list(counts))
+        return [[Generation(f"it is so {s % 7}-{k} [1].", -1.0, 5) for k in range(c)]
+                for s, c in zip(seeds, counts, strict=True)]
+
+
+def test_samples_drawn_under_several_document_orders(tmp_path):
+    from start.sampling.sampler import document_orders, sample_docs
+
+    qs = [SampleInput(f"q{i}", f"question {i} ?", THREE, {}) for i in range(4)]
+    out = tmp_path / "samples.jsonl"
+    gen = CiteFirstGenerator()
+    run_sampling(qs, gen, cfg(), SamplingConfig(n=5, seed=3), out, chunk_size=2, doc_orders=3)
+    assert gen.calls == [[2, 2, 1] * 2] * 2  # per question: 3 orders, sample s under order s % 3
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    for r in rows:
+        assert r["orders"] == [list(o) for o in document_orders(r["id"], 3, 3, 3)]
+        # a Latin square: every document at every position once
+        assert all(sorted(column) == [0, 1, 2] for column in zip(*r["orders"], strict=True))
+        assert [s["order"] for s in r["samples"]] == [0, 1, 2, 0, 1]
+        assert len(r["prompts"]) == 3 and r["prompt"] == r["prompts"][0]
+        for s in r["samples"]:  # each prompt shows the documents in its order
+            first = r["docs"][r["orders"][s["order"]][0]]["title"]
+            assert f"Document [1](Title: {first})" in r["prompts"][s["order"]]
+    # scored in the order each sample saw: "[1]" is a different document in each order
+    flat = expand_for_scoring(rows)
+    cited_first = {tuple(d["title"] for d in rec["docs"])[0] for rec in flat if rec["id"].startswith("q0#")}
+    assert cited_first == {"Eiffel Tower", "Paris", "Seine"}
+    assert [d["title"] for d in sample_docs(rows[0], rows[0]["samples"][1])] == [
+        THREE[i].title for i in rows[0]["orders"][1]]
+    # one order (the default) writes today's rows and asks for n samples per prompt
+    plain = CiteFirstGenerator()
+    run_sampling(qs, plain, cfg(), SamplingConfig(n=5, seed=3), tmp_path / "one.jsonl", chunk_size=2)
+    one = [json.loads(x) for x in (tmp_path / "one.jsonl").read_text().splitlines()]
+    assert plain.calls == [[5, 5]] * 2 and "orders" not in one[0] and "order" not in one[0]["samples"][0]
+
+
+def test_a_killed_run_with_document_orders_resumes_identically(tmp_path):
+    qs = [SampleInput(f"q{i}", f"question {i} ?", THREE, {}) for i in range(6)]
+    params = SamplingConfig(n=4, seed=1)
+    full, part = tmp_path / "full.jsonl", tmp_path / "part.jsonl"
+    run_sampling(qs, CiteFirstGenerator(), cfg(), params, full, chunk_size=2, doc_orders=4)
+    lines = full.read_text().splitlines(keepends=True)
+    part.write_text("".join(lines[:3]))  # the second chunk only half written
+    run_sampling(qs, CiteFirstGenerator(), cfg(), params, part, chunk_size=2, doc_orders=4)
+    assert part.read_text() == full.read_text()
+
+
+def test_transformers_backend_draws_a_count_per_prompt(tiny_causal_lm):
+    gen = TransformersGenerator(str(tiny_causal_lm), BackendConfig(dtype="float32", batch_size=4))
+    params = SamplingConfig(n=3, temperature=1.0, max_new_tokens=4, seed=0)
+    out = gen.generate(["<user> a </s> <assistant>", "<user> b </s> <assistant>"], params, seeds=[1, 2],
+                       counts=[2, 1])
+    assert [len(r) for r in out] == [2, 1]
+    same = gen.generate(["<user> a </s> <assistant>"] * 2, params, seeds=[1, 2], counts=[2, 2])
+    assert [len(r) for r in same] == [2, 2]
+
+
 VLLM_SCRIPT = """
 import json, sys
 from start.sampling.backends import BackendConfig, SamplingConfig, VLLMGenerator

@@ -13,8 +13,10 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol
+
+import numpy as np
 
 from start.models import resolve_device, resolve_dtype
 
@@ -51,8 +53,10 @@ class Generation:
 class Generator(Protocol):
     tokenizer: object
 
-    def generate(self, prompts: Sequence[str], params: SamplingConfig,
-                 seeds: Sequence[int]) -> list[list[Generation]]: ...
+    def generate(self, prompts: Sequence[str], params: SamplingConfig, seeds: Sequence[int],
+                 counts: Sequence[int] | None = None) -> list[list[Generation]]:
+        """``counts[i]`` samples for prompt ``i`` (None: ``params.n`` for every prompt)."""
+        ...
 
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -129,7 +133,15 @@ class TransformersGenerator:
         self.model = model or AutoModelForCausalLM.from_pretrained(model_path, dtype=resolve_dtype(cfg.dtype, device))
         self.model.to(device).eval()
 
-    def generate(self, prompts, params, seeds):
+    def generate(self, prompts, params, seeds, counts=None):
+        if counts is not None and len(set(counts)) > 1:
+            # one num_return_sequences per call: prompt i repeated counts[i] times, one sample each
+            rows = [(p, s) for p, s, c in zip(prompts, seeds, counts, strict=True) for _ in range(c)]
+            flat = self.generate([p for p, _ in rows], replace(params, n=1), [s for _, s in rows])
+            ends = np.cumsum(counts)
+            return [[g for (g,) in flat[e - c:e]] for e, c in zip(ends, counts, strict=True)]
+        if counts is not None:
+            params = replace(params, n=counts[0])
         import torch
 
         out: list[list[Generation]] = []
@@ -207,11 +219,13 @@ class VLLMGenerator:
                        gpu_memory_utilization=cfg.gpu_memory_utilization, **extra)
         self.tokenizer = self.llm.get_tokenizer()
 
-    def generate(self, prompts, params, seeds):
+    def generate(self, prompts, params, seeds, counts=None):
         from vllm import SamplingParams
 
-        sps = [SamplingParams(n=params.n, temperature=params.temperature, top_p=params.top_p,
-                              max_tokens=params.max_new_tokens, seed=s, logprobs=0) for s in seeds]
+        counts = [params.n] * len(prompts) if counts is None else counts
+        sps = [SamplingParams(n=c, temperature=params.temperature, top_p=params.top_p,
+                              max_tokens=params.max_new_tokens, seed=s, logprobs=0)
+               for s, c in zip(seeds, counts, strict=True)]
         results = self.llm.generate(list(prompts), sps, use_tqdm=False)
         return [[Generation(o.text.strip(), float(o.cumulative_logprob or 0.0), len(o.token_ids),
                             "length" if o.finish_reason == "length" else "stop")

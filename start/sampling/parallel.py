@@ -53,19 +53,20 @@ def engine_devices(backend: BackendConfig) -> list[str | None]:
 
 
 def _engine(items: list[SampleInput], model_path: str, backend: BackendConfig, prompt: PromptConfig,
-            params: SamplingConfig, path: str, chunk_size: int, seed: int, devices: str | None) -> None:
+            params: SamplingConfig, path: str, chunk_size: int, seed: int, devices: str | None,
+            doc_orders: int = 1) -> None:
     """One engine's process: pin its GPUs before anything touches CUDA, sample its chunks, record a summary."""
     if devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = devices
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     generator = make_generator(model_path, replace(backend, data_parallel_size=1), seed=seed)
-    summary = run_sampling(items, generator, prompt, params, path, chunk_size=chunk_size)
+    summary = run_sampling(items, generator, prompt, params, path, chunk_size=chunk_size, doc_orders=doc_orders)
     write_json(Path(path).with_suffix(".summary.json"), asdict(summary))
 
 
 def run_data_parallel(items: Sequence[SampleInput], model_path: str, backend: BackendConfig, prompt: PromptConfig,
                       params: SamplingConfig, out_path: str | os.PathLike, *, chunk_size: int,
-                      seed: int) -> SamplingSummary:
+                      seed: int, doc_orders: int = 1) -> SamplingSummary:
     """Sample ``items`` with ``backend.data_parallel_size`` engines in parallel; merge into ``out_path``."""
     out_path = Path(out_path)
     folder = out_path.parent / SHARDS
@@ -80,7 +81,7 @@ def run_data_parallel(items: Sequence[SampleInput], model_path: str, backend: Ba
             continue
         path = folder / f"rank{rank}.jsonl"
         proc = ctx.Process(target=_engine, args=(mine, model_path, backend, prompt, params, str(path), chunk_size,
-                                                 seed, devices[rank]), name=f"sampler-engine-{rank}")
+                                                 seed, devices[rank], doc_orders), name=f"sampler-engine-{rank}")
         proc.start()
         log.info("engine %d/%d: %d questions%s", rank, world, len(mine),
                  f" on GPU(s) {devices[rank]}" if devices[rank] else "")

@@ -1,13 +1,15 @@
 """The sampling stage: N cited answers per question, written as resumable JSON Lines.
 
 Rows: ``{id, question, docs, prompt, n_truncated_docs, samples: [{text, citations, token_logprob_sum,
-n_tokens, finish_reason}]}`` (``finish_reason``: "stop", or "length" when generation hit
-``max_new_tokens``) plus the record's gold fields (``qa_pairs``, ``answer``, ``claims``, ``answers``) so
-the scorer can read the file directly. Questions are processed in fixed chunks (in input order); a chunk's
-rows are appended with one write and an fsync, and its seed is derived from the stage seed and the
-chunk's first id. An interrupted run therefore resumes at the first incomplete chunk and produces the
-same rows as an uninterrupted one: a torn last line is cut off, rows of an incomplete chunk are dropped
-and the chunk is generated again with the same seed.
+n_tokens, finish_reason}]}`` (``finish_reason``: "stop", or "length" when generation hit ``max_new_tokens``)
+plus the record's gold fields (``qa_pairs``, ``answer``, ``claims``, ``answers``) so the scorer can read the
+file directly. Sampled under several document orders (``doc_orders``), a row also has ``orders`` and
+``prompts`` and each sample its ``order`` (:func:`run_sampling`); :func:`expand_for_scoring` gives each
+sample's record its documents in the order it saw. Questions are processed in fixed chunks (in input order); a
+chunk's rows are appended with one write and an fsync, and its seed is derived from the stage seed and the
+chunk's first id. An interrupted run therefore resumes at the first incomplete chunk and produces the same
+rows as an uninterrupted one: a torn last line is cut off, rows of an incomplete chunk are dropped and the
+chunk is generated again with the same seed.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +52,29 @@ class SamplingSummary:
     share_with_citation: float  # samples with at least one valid citation, over this run's rows
 
 
+def document_orders(qid: str, n_docs: int, count: int, seed: int = 0) -> list[tuple[int, ...]]:
+    """``count`` orders of a question's ``n_docs`` documents (tuples of indices into its document list): the
+    rotations of a seeded permutation, then those of another one (not a rotation of an earlier one while such
+    permutations remain), and so on. Each full block of ``n_docs`` rotations is a Latin square -- every
+    document at every position exactly once -- so samples spread over a block's orders see each document
+    equally often at each position.
+
+    >>> document_orders("q", 3, 4, 0)  # a Latin square (every index at every position once), then a new block
+    [(0, 2, 1), (2, 1, 0), (1, 0, 2), (0, 1, 2)]
+    """
+    out: list[tuple[int, ...]] = []
+    rng = random.Random(f"orders/{seed}/{qid}")
+    while len(out) < count:
+        for _ in range(100):  # a block of new orders while there are any (3 documents have 2 blocks' worth)
+            perm = list(range(n_docs))
+            rng.shuffle(perm)
+            block = [tuple(perm[r:] + perm[:r]) for r in range(n_docs)]
+            if not set(block) & set(out):
+                break
+        out += block[: count - len(out)]
+    return out
+
+
 def derive_seed(seed: int, key: str) -> int:
     """A 31-bit seed from the stage seed and a stable key (an id), independent of ordering."""
     return int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:4], "little") & 0x7FFFFFFF
@@ -71,8 +97,42 @@ def _valid_citations(text: str, n_docs: int) -> list[int]:
     return [c for c in dict.fromkeys(parse_citations(text)) if 1 <= c <= n_docs]
 
 
+@dataclass(frozen=True)
+class _Request:
+    """One prompt sent to the generator: a question's documents in one order, and how many samples it draws."""
+
+    item: int  # index in the chunk
+    order: int  # index into the question's orders
+    docs: tuple[Document, ...]
+    count: int
+    seed: int
+
+
+def _requests(chunk: Sequence[SampleInput], n: int, doc_orders: int, seed: int) -> tuple[list[_Request], dict]:
+    """The chunk's generator requests and each question's orders (none with one order: today's rows)."""
+    requests, orders = [], {}
+    for i, it in enumerate(chunk):
+        k = min(doc_orders, n) if len(it.docs) > 1 else 1
+        if k <= 1:
+            requests.append(_Request(i, 0, it.docs, n, derive_seed(seed, it.id)))
+            continue
+        orders[it.id] = document_orders(it.id, len(it.docs), k, seed)
+        for j, order in enumerate(orders[it.id]):  # sample s is drawn under order s % k
+            requests.append(_Request(i, j, tuple(it.docs[d] for d in order), len(range(j, n, k)),
+                                     derive_seed(seed, f"{it.id}/order{j}")))
+    return requests, orders
+
+
 def run_sampling(items: Sequence[SampleInput], generator: Generator, prompt_cfg: PromptConfig,
-                 params: SamplingConfig, out_path: str | os.PathLike, *, chunk_size: int = 8) -> SamplingSummary:
+                 params: SamplingConfig, out_path: str | os.PathLike, *, chunk_size: int = 8,
+                 doc_orders: int = 1) -> SamplingSummary:
+    """Sample ``params.n`` answers per question into ``out_path`` (resumable by chunk, module docstring).
+
+    ``doc_orders`` > 1: a question's samples are drawn under that many orders of its documents (at most one per
+    sample; :func:`document_orders`), sample ``s`` under order ``s % doc_orders``. The row then also holds
+    ``orders`` (each a list of indices into ``docs``) and ``prompts`` (one per order), and each sample its
+    ``order``; its citations refer to the documents in that order.
+    """
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     ids = [it.id for it in items]
@@ -100,21 +160,35 @@ def run_sampling(items: Sequence[SampleInput], generator: Generator, prompt_cfg:
                                                           unit="q") as bar:
         for ci in todo:
             chunk = chunks[ci]
-            prompts = [build_prompt(prompt_cfg, it.question, it.docs, generator.tokenizer) for it in chunk]
-            seeds = [derive_seed(params.seed, it.id) for it in chunk]
-            gens = generator.generate([p.text for p in prompts], params, seeds)
+            requests, orders = _requests(chunk, params.n, doc_orders, params.seed)
+            prompts = [build_prompt(prompt_cfg, chunk[r.item].question, r.docs, generator.tokenizer)
+                       for r in requests]
+            counts = [r.count for r in requests]
+            more = {} if set(counts) == {params.n} else {"counts": counts}  # one order per question: as before
+            gens = generator.generate([p.text for p in prompts], params, [r.seed for r in requests], **more)
+            drawn: dict[int, list] = {}  # item -> [(order, prompt, generations)]
+            for r, p, g in zip(requests, prompts, gens, strict=True):
+                drawn.setdefault(r.item, []).append((r.order, p, g))
             lines = []
-            for it, p, g in zip(chunk, prompts, gens, strict=True):
-                samples = [{"text": s.text, "citations": _valid_citations(s.text, len(it.docs)),
-                            "token_logprob_sum": s.token_logprob_sum, "n_tokens": s.n_tokens,
-                            "finish_reason": s.finish_reason} for s in g]
-                with_cite += sum(bool(s["citations"]) for s in samples)
+            for i, it in enumerate(chunk):
+                per_order = drawn[i]
+                k = len(per_order)
+                # sample s of the question is the (s // k)-th draw of order s % k
+                samples = [{"text": g.text, "citations": _valid_citations(g.text, len(it.docs)),
+                            "token_logprob_sum": g.token_logprob_sum, "n_tokens": g.n_tokens,
+                            "finish_reason": g.finish_reason, **({"order": s % k} if it.id in orders else {})}
+                           for s in range(params.n) for g in [per_order[s % k][2][s // k]]]
+                with_cite += sum(bool(x["citations"]) for x in samples)
                 n_samples += len(samples)
-                truncated += p.n_truncated_docs
+                cut = sum(p.n_truncated_docs for _, p, _ in per_order)
+                truncated += cut
                 row = {"id": it.id, "question": it.question,
                        "docs": [{"title": d.title, "text": d.text, **({"distractor": True} if d.distractor else {})}
                                 for d in it.docs],
-                       "prompt": p.text, "n_truncated_docs": p.n_truncated_docs, "samples": samples, **it.gold}
+                       "prompt": per_order[0][1].text, "n_truncated_docs": cut, "samples": samples, **it.gold}
+                if it.id in orders:
+                    row["orders"] = [list(o) for o in orders[it.id]]
+                    row["prompts"] = [p.text for _, p, _ in per_order]
                 lines.append(json.dumps(row, ensure_ascii=False) + "\n")
             f.write("".join(lines))  # one write per chunk
             f.flush()
@@ -131,7 +205,17 @@ def expand_for_scoring(rows: Sequence[dict]) -> list[dict]:
     """One ALCE-format record per sample (``id`` = ``<row id>#<k>``), ready for the attribution scorer."""
     out = []
     for r in rows:
-        base = {k: v for k, v in r.items() if k not in ("samples", "prompt", "n_truncated_docs")}
+        base = {k: v for k, v in r.items() if k not in ("samples", "prompt", "prompts", "orders", "n_truncated_docs")}
         for k, s in enumerate(r["samples"]):
-            out.append({**base, "id": f"{r['id']}#{k}", "output": s["text"]})
+            docs = sample_docs(r, s)
+            out.append({**base, **({"docs": docs} if docs is not r["docs"] else {}), "id": f"{r['id']}#{k}",
+                        "output": s["text"]})
     return out
+
+
+def sample_docs(row: dict, sample: dict) -> list[dict]:
+    """The documents in the order a sample saw them (its citations' numbering): ``row["docs"]`` itself, or
+    reordered by the sample's ``order`` when the question was sampled under several orders."""
+    if "order" not in sample or "orders" not in row:
+        return row["docs"]
+    return [row["docs"][d] for d in row["orders"][sample["order"]]]

@@ -61,6 +61,9 @@ class SampleConfig:
     params: SamplingConfig  # its seed is the stage's (sample_stage sets it)
     prompt: PromptConfig
     chunk_size: int = 8
+    # each question's samples drawn under this many orders of its documents (start.sampling.sampler.run_sampling;
+    # at most one per sample): with preference.permutations, no document position can explain a preference
+    doc_orders: int = 1  # checked at the edge (start.config)
 
 
 def load_questions(data: DataConfig) -> list[QARecord]:
@@ -122,6 +125,7 @@ def sample_stage(section: SampleConfig, data: DataConfig, *, model: str, out_dir
     # file, corpus, retrieval or max_docs setting, or a retrained model behind the same path, runs again
     fp = fingerprint({"model": model_fingerprint(resolve_model(model)), "backend": backend.fingerprint_fields(),
                       "params": asdict(params), "prompt": asdict(prompt), "chunk_size": chunk_size,
+                      **({"doc_orders": section.doc_orders} if section.doc_orders > 1 else {}),
                       "questions": fingerprint([qa_record_to_dict(r) for r in records])})
     if is_done(out, fp):
         log.info("sampling already complete in %s; skipping", out)
@@ -145,10 +149,11 @@ def sample_stage(section: SampleConfig, data: DataConfig, *, model: str, out_dir
         from start.sampling.parallel import run_data_parallel
 
         summary = run_data_parallel(items, resolve_model(model), backend, prompt, params, out / "samples.jsonl",
-                                    chunk_size=chunk_size, seed=seed)
+                                    chunk_size=chunk_size, seed=seed, doc_orders=section.doc_orders)
     else:
         generator = make_generator(resolve_model(model), backend, seed=seed)
-        summary = run_sampling(items, generator, prompt, params, out / "samples.jsonl", chunk_size=chunk_size)
+        summary = run_sampling(items, generator, prompt, params, out / "samples.jsonl", chunk_size=chunk_size,
+                               doc_orders=section.doc_orders)
     log.info("sampled %d questions (%d resumed); %.1f%% of samples have a valid citation", summary.rows_written,
              summary.rows_skipped, 100 * summary.share_with_citation)
     run.finish(counts={"questions": len(records), "samples_per_question": params.n,
