@@ -145,8 +145,12 @@ bench-sampler: setup-vllm ## vLLM-CPU vs transformers tokens/s on SmolLM2-135M, 
 citation-share: setup-vllm ## share of samples with a valid citation, zero- vs one-shot -> bench/citation_share.md
 	$(PY) scripts/citation_share.py sampler=vllm
 
-bench-scorer: setup ## batched scorer vs the reference one-pair-at-a-time loop -> bench/scorer.{json,md}
-	$(PY) scripts/bench_scorer.py --out bench/scorer.json $(if $(ALCE_DEMOS),--alce-demos $(ALCE_DEMOS))
+bench-scorer: setup ## batched scorer vs the reference one-pair-at-a-time loop, same judge -> bench/scorer.{json,md}
+	$(PY) scripts/bench_scorer.py --out bench/scorer.json $(if $(ALCE_DEMOS),--alce-demos $(ALCE_DEMOS)) \
+		$(if $(wildcard $(HUMAN_DEV)),--human $(HUMAN_DEV))
+
+bench-judge-modes: setup ## the default judge in fp32, bf16 and dynamic int8: speed, decisions vs fp32, kappa -> bench/judge_modes.{json,md}
+	$(PY) scripts/bench_judge_modes.py --human $(HUMAN_DEV)
 
 bench-run: setup-vllm ## time `make run` from scratch (total and per stage) -> bench/run_default.{json,md}
 	$(PY) scripts/bench_run.py $(ARGS)
@@ -162,4 +166,4 @@ lint: setup ## ruff
 clean: ## remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache runs
 
-.PHONY: help setup setup-vllm run e2e score-demo cpu-large experiment-seeds warmup debug-run data sample bench-retrieval bench-sampler citation-share test test-all nli-model nli-model-minilm rescore-seeds bench-judge bench-scorer bench-shortcuts bench-run bench lint clean
+.PHONY: help setup setup-vllm run e2e score-demo cpu-large experiment-seeds warmup debug-run data sample bench-retrieval bench-sampler citation-share test test-all nli-model nli-model-minilm rescore-seeds bench-judge bench-judge-modes bench-scorer bench-shortcuts bench-run bench lint clean

@@ -96,6 +96,30 @@ def run_mode(judge: str, mode: str, rows, records) -> dict:
             "_pairs": pairs.seen, "_readings": readings.seen if readings else None}
 
 
+def cached_mode(args, mode: str, rows, records) -> dict:
+    """:func:`run_mode`, remembered in the cache (keyed by the judge's weights, settings and the human file), so
+    an interrupted benchmark does not score a finished mode again."""
+    import hashlib
+    import pickle
+
+    from start.io import cache_root
+    from start.scoring.nli import SETTINGS_FILE, resolve_model
+    from start.stage import file_hash, model_fingerprint
+
+    folder = Path(resolve_model(args.judge))
+    key = hashlib.sha256(json.dumps([model_fingerprint(folder), file_hash(folder / SETTINGS_FILE), file_hash(
+        args.human), mode, args.threads]).encode()).hexdigest()[:16]
+    path = cache_root() / "bench_judge_modes" / f"{key}.pkl"
+    if path.is_file():
+        return pickle.loads(path.read_bytes())
+    result = run_mode(args.judge, mode, rows, records)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(pickle.dumps(result))
+    tmp.replace(path)
+    return result
+
+
 def compare(ref: dict, other: dict) -> dict:
     """Decision agreement and kappa change of ``other`` against ``ref`` (fp32)."""
     thr = ref["threshold"]
@@ -109,7 +133,7 @@ def compare(ref: dict, other: dict) -> dict:
     out = {"pairs": agree(ref["_pairs"], other["_pairs"])}
     if ref["_readings"] is not None and other["_readings"] is not None:
         out["readings"] = agree(ref["_readings"], other["_readings"])
-    out["kappa_change"] = {k: round(other["agreement"][k]["ours_kappa"] - ref["agreement"][k]["ours_kappa"], 4)
+    out["kappa_change"] = {k: round(other["agreement"][k]["kappa"] - ref["agreement"][k]["kappa"], 4)
                            for k in ("recall", "precision")}
     out["speed_up"] = round(ref["model_seconds"] / other["model_seconds"], 2) if other["model_seconds"] else None
     out["accepted"] = (out["pairs"]["agree"] is not None and out["pairs"]["agree"] >= MIN_AGREEMENT
@@ -133,8 +157,8 @@ def render(doc: dict) -> str:
             f"| {mode} | {m['model_pairs_per_s']} | {c.get('speed_up', 1.0)}x | {m['scorer_seconds']} | "
             f"{c.get('pairs', {}).get('agree', '-')} | {c.get('readings', {}).get('agree', '-')} | "
             f"{c.get('pairs', {}).get('max_abs_prob_change', '-')} | "
-            f"{ag['recall']['ours_kappa']:.3f} ({kc.get('recall', 0):+.3f}) | "
-            f"{ag['precision']['ours_kappa']:.3f} ({kc.get('precision', 0):+.3f}) | "
+            f"{ag['recall']['kappa']:.3f} ({kc.get('recall', 0):+.3f}) | "
+            f"{ag['precision']['kappa']:.3f} ({kc.get('precision', 0):+.3f}) | "
             f"{'reference' if mode == 'float32' else ('yes' if c.get('accepted') else 'no')} |")
     if doc.get("chosen"):
         lines += ["", f"Stored as the judge's CPU arithmetic (`cpu_dtype` in its start_nli.json): **{doc['chosen']}**."]
@@ -167,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for mode in modes:
         print(f"{mode}: scoring {len(records)} sentences", flush=True)
-        results[mode] = run_mode(args.judge, mode, rows, records)
+        results[mode] = cached_mode(args, mode, rows, records)
         if mode != "float32":
             results[mode]["vs_float32"] = compare(results["float32"], results[mode])
         print(f"{mode}: model {results[mode]['model_seconds']} s, scorer {results[mode]['scorer_seconds']} s, "

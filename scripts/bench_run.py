@@ -4,7 +4,10 @@
 
 Runs ``python -m start.run`` in a fresh run folder (``runs/bench-<experiment>``, removed first so nothing is
 skipped; the NLI cache is kept, as in a user's second run it would be) and writes the total wall time, every
-stage's wall time and the report's table to ``<out>.json`` and ``<out>.md``.
+stage's wall time and the report's headline table to ``<out>.json`` and ``<out>.md``, with the change from
+round 0 to the last round as ``round0_to_last``: ``eval_citation_f1`` and ``attribution_margin`` measured by the
+evaluation judge (``[value, low, high]``, paired 95% intervals over the same held-out questions), and the
+reward judge's ``reward_citation_f1`` and ``reward_attribution_margin`` beside them.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="bench-default", help="experiment_name of the timed run")
     args, overrides = parser.parse_known_args(argv)
 
-    from start.evaluate import collect_rounds, markdown_table, stage_summary
+    from start.evaluate import collect_rounds, headline, round_differences, stage_summary
     from start.io import atomic_open, write_json
 
     run_dir = ROOT / "runs" / args.name
@@ -53,8 +56,10 @@ def main(argv: list[str] | None = None) -> int:
 
     stages = stage_summary(run_dir)
     rounds = collect_rounds(run_dir)
+    diffs = round_differences(run_dir)
     result = {"command": " ".join(cmd[1:]), "wall_seconds": round(total, 1),
-              "stage_seconds_sum": round(sum(s["seconds"] for s in stages), 1), "stages": stages,
+              "stage_seconds_sum": round(sum(s["seconds"] for s in stages), 1),
+              "round0_to_last": round0_to_last(diffs), "stages": stages,
               "rounds": [{"round": r, **m} for r, m in rounds],
               "machine": cpu_description(),
               "date": time.strftime("%Y-%m-%d")}
@@ -62,12 +67,29 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"# Whole-run benchmark: `{result['command']}`", "",
              f"Machine: {result['machine']}; {result['date']}. **Total wall time: {total / 60:.1f} min** "
              f"(stages {result['stage_seconds_sum'] / 60:.1f} min; the rest is start-up and the report).", "",
-             markdown_table(rounds), "", "| stage | wall time (s) |", "|---|---:|"]
+             headline(run_dir, rounds, diffs), "", "| stage | wall time (s) |", "|---|---:|"]
     lines += [f"| {s['stage']} | {s['seconds']:.0f} |" for s in stages]
     with atomic_open(args.out.with_suffix(".md")) as f:
         f.write("\n".join(lines) + "\n")
-    print(json.dumps({k: result[k] for k in ("wall_seconds", "stage_seconds_sum")}))
+    print(json.dumps({k: result[k] for k in ("wall_seconds", "stage_seconds_sum", "round0_to_last")}))
     return 0
+
+
+def round0_to_last(diffs: list[tuple[str, dict]]) -> dict:
+    """The paired change from round 0 to the last round: the evaluation judge's citation F1 and attribution
+    margin, and the reward judge's, each ``[value, low, high]`` ({} without such a change)."""
+    last = next((d for c, d in reversed(diffs) if c.startswith("0 -> ")), None)
+    if last is None:
+        return {}
+    judge = last.get("eval_judge", {}).get("metrics", {})
+
+    def triple(m: dict, k: str) -> list[float] | None:
+        return [round(m[k][x], 2) for x in ("value", "low", "high")] if k in m else None
+
+    return {"eval_citation_f1": triple(judge, "citation_f1"), "attribution_margin": triple(judge, "attribution_margin"),
+            "reward_citation_f1": triple(last["metrics"], "citation_f1"),
+            "reward_attribution_margin": triple(last["metrics"], "attribution_margin"),
+            "questions": last["questions"]}
 
 
 if __name__ == "__main__":

@@ -1,22 +1,22 @@
-"""Benchmark: the batched attribution scorer against the reference's one-pair-at-a-time loop.
+"""Benchmark: the batched attribution scorer against the reference's one-pair-at-a-time loop, same judge.
 
-Both runs use the same NLI model and the same inputs. Reported (JSON + Markdown):
-* wall time and NLI pairs/s of the reference loop (one forward pass per question, no dedup, no cache);
-* the same for the batched scorer with a cold cache, and the speed-up;
-* whether the two agree (every per-record score and the data-set metrics);
-* the model's best batched forward throughput on the same unique pairs (the practical limit), found by
-  timing forward passes alone over several batch sizes, and the scorer's share of it;
-* a rescoring with a warm on-disk cache.
-
-Inputs: ``--input`` ALCE-format files; by default the bundled demonstration answers, each expanded into
-``--variants`` citation variants (shuffled, added, dropped, out-of-range citations), which gives the
-realistic mix of supported, partly supported and unsupported sentences that drives the reference logic.
+Three runs on the same inputs (JSON + Markdown):
+* the reference loop: every reading of every (premise, hypothesis) question, one forward pass each, in fp32,
+  no deduplication, no cache;
+* the batched scorer in fp32: each distinct reading once per file, token-budget batches, lazy reading (the
+  most promising reading first, stop at the first that entails) -- its decisions must equal the reference's;
+* the batched scorer as shipped: the judge's default arithmetic (bf16 on CPUs with bf16 instructions when the
+  judge accepted it), with the share of sentences it decides like fp32;
+then the shipped scorer again with a warm on-disk cache. Suites: ``--input`` ALCE-format files (by default the
+bundled demonstration answers, each expanded into ``--variants`` citation variants: shuffled, added, dropped,
+out-of-range citations, the mix of supported and unsupported sentences START's samples have), ALCE's
+demonstration answers (``--alce-demos``: long documents, no repeats) and ALCE's human-judged sentences
+(``--human``).
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import logging
 import platform
@@ -66,47 +66,33 @@ def load_inputs(paths: list[Path], variants: int, seed: int) -> list[dict]:
     return records
 
 
-def best_forward_throughput(nli, pairs, batch_sizes=(8, 16, 32, 64), repeats=1) -> dict:
-    """Pairs/s of forward passes alone (tokenised, sorted, padded in advance): the practical limit."""
-    import torch
-
-    from start.scoring.nli import base_backend
-
-    nli = base_backend(nli)  # the model under its wrappers (premise windows, number guard)
-    ids, types, _ = nli._encode(pairs)
-    order = np.argsort([len(x) for x in ids])[::-1]
-    results = {}
-    for bs in batch_sizes:
-        batches = []
-        for s in range(0, len(order), bs):
-            feats = [{"input_ids": ids[i]} | ({"token_type_ids": types[i]} if types else {}) for i in order[s:s + bs]]
-            batches.append(nli.tokenizer.pad(feats, return_tensors="pt"))
-        best = float("inf")
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            with torch.inference_mode():
-                for b in batches:
-                    nli._probs(b)
-            best = min(best, time.perf_counter() - t0)
-        results[bs] = len(pairs) / best
-        log.info("forward only, batch %d: %.1f pairs/s", bs, results[bs])
-    top = max(results, key=results.get)
-    return {"by_batch_size": results, "best_batch_size": top, "best_pairs_per_s": results[top]}
+def decisions(report) -> list:
+    """What the scorer decided, record by record (probabilities left out: a lazy reader's are lower bounds)."""
+    out = []
+    for r in report.records:
+        d = r.to_dict()
+        for sent in d["sentences"]:
+            sent.pop("prob")
+        out.append(d)
+    return out
 
 
-def same_results(a, b, atol=1e-4) -> tuple[bool, str]:
-    """Per-record decisions must be equal; probabilities equal up to batched floating-point noise."""
-    for ra, rb in zip(a.records, b.records, strict=True):
-        da, db = ra.to_dict(), rb.to_dict()
-        for sa, sb in zip(da.pop("sentences"), db.pop("sentences"), strict=True):
-            pa, pb = sa.pop("prob"), sb.pop("prob")
-            if sa != sb or (pa is None) != (pb is None) or (pa is not None and abs(pa - pb) > atol):
-                return False, f"record {ra.id}: sentence differs: {sa} vs {sb} ({pa} vs {pb})"
-        if da != db:
-            return False, f"record {ra.id}: {da} vs {db}"
+def same_results(a, b) -> tuple[bool, str]:
+    """Every per-record decision and score equal, and the data-set metrics."""
+    for ra, rb in zip(decisions(a), decisions(b), strict=True):
+        if ra != rb:
+            return False, f"record {ra['id']}: {ra} vs {rb}"
     if a.metrics != b.metrics:
         return False, f"metrics differ: {a.metrics} vs {b.metrics}"
     return True, "identical"
+
+
+def sentence_agreement(a, b) -> float:
+    """Share of the sentences whose support decision and citation relevance are the same in both reports."""
+    pairs = [(x, y) for ra, rb in zip(a.records, b.records, strict=True)
+             for x, y in zip(ra.sentences, rb.sentences, strict=True)]
+    same = sum(x.supported == y.supported and x.relevant == y.relevant for x, y in pairs)
+    return same / len(pairs) if pairs else 1.0
 
 
 class _Counting:
@@ -127,56 +113,86 @@ class _Counting:
         return NLIPrediction(np.array([x.probs[0] for x in preds]), np.array([x.truncated[0] for x in preds]))
 
 
-def _rechain(nli, new_base):
-    """The same wrapper chain (premise windows, number guard) over another base backend."""
-    if not hasattr(nli, "inner"):
-        return new_base
-    outer = copy.copy(nli)
-    outer.inner = _rechain(nli.inner, new_base)
-    return outer
+def load_counted(model: str, one_by_one: bool = False, **settings):
+    """The judge loaded afresh (no readings remembered from another run), its model backend counted. The
+    reference loop (``one_by_one``) reads every reading of every pair, one forward pass each, nothing
+    remembered: the field's one-call-per-pair loop with this judge's readings."""
+    from start.scoring import NLIConfig, load_nli
+    from start.scoring.nli import PremiseWindowNLI
+
+    counter: list[_Counting] = []
+
+    def wrap(backend):
+        counter.append(_Counting(backend, one_by_one))
+        return counter[0]
+
+    nli = load_nli(NLIConfig(model=model, progress=False, **settings), wrap=wrap)
+    nli.predict([("warm-up premise.", "warm-up hypothesis.")] * 4)  # first-call allocations off the clock
+    counter[0].inputs.clear()
+    reader = nli
+    while reader is not None and not isinstance(reader, PremiseWindowNLI):
+        reader = getattr(reader, "inner", None)
+    if reader is not None:
+        reader._memo.clear()
+        if one_by_one:
+            reader._memo_size = 0
+    return nli, counter[0]
 
 
-def run_suite(nli, records: list[dict]) -> dict:
+def run_suite(model: str, records: list[dict], *, sentence_mode: str = "auto") -> dict:
+    """The reference loop (fp32, every reading, one forward pass each), the batched scorer in fp32 (the same
+    arithmetic: decisions must be identical) and the batched scorer as shipped (its default arithmetic and
+    lazy reading), each from a cold cache; then the shipped scorer again from a warm cache."""
     from start.scoring import AttributionScorer, ScorerConfig
-    from start.scoring.nli import base_backend
 
-    base = base_backend(nli)
-    ref_base, bat_base = _Counting(base, one_by_one=True), _Counting(base)
+    def timed(nli, counter, sequential=False, **kw):
+        t0 = time.perf_counter()
+        report = AttributionScorer(nli, ScorerConfig(sentence_mode=sentence_mode, **kw)).score(records,
+                                                                                              sequential=sequential)
+        return report, time.perf_counter() - t0, len(counter.inputs)
+
+    runs = {}
+    nli, counter = load_counted(model, one_by_one=True, dtype="float32", lazy=False)
+    runs["reference"] = timed(nli, counter, sequential=True, cache=False)
+    log.info("reference loop: %d model inputs in %.1f s", runs["reference"][2], runs["reference"][1])
     with tempfile.TemporaryDirectory() as cache_dir:
-        t0 = time.perf_counter()
-        ref = AttributionScorer(_rechain(nli, ref_base), ScorerConfig(cache=False)).score(records, sequential=True)
-        t_ref = time.perf_counter() - t0
-        log.info("reference loop: %d questions, %d model inputs in %.1f s", ref.stats["model_pairs"],
-                 len(ref_base.inputs), t_ref)
-        cached = ScorerConfig(cache=True, cache_dir=cache_dir)
-        t0 = time.perf_counter()
-        bat = AttributionScorer(_rechain(nli, bat_base), cached).score(records)
-        t_bat = time.perf_counter() - t0
-        log.info("batched scorer: %d unique questions, %d model inputs in %.1f s", bat.stats["unique_pairs"],
-                 len(bat_base.inputs), t_bat)
-        t0 = time.perf_counter()
-        warm = AttributionScorer(_rechain(nli, _Counting(base)), cached).score(records)
-        t_warm = time.perf_counter() - t0
-    ok, why = same_results(ref, bat)
-    limit = best_forward_throughput(base, sorted(set(bat_base.inputs)))
-    n_ref, n_bat = len(ref_base.inputs), len(bat_base.inputs)
+        nli, counter = load_counted(model, dtype="float32")
+        runs["batched_fp32"] = timed(nli, counter, cache=True, cache_dir=cache_dir + "/fp32")
+        log.info("batched fp32: %d model inputs in %.1f s", runs["batched_fp32"][2], runs["batched_fp32"][1])
+        nli, counter = load_counted(model)
+        runs["batched"] = timed(nli, counter, cache=True, cache_dir=cache_dir + "/default")
+        log.info("batched (%s): %d model inputs in %.1f s", _dtype(nli), runs["batched"][2], runs["batched"][1])
+        counter.inputs.clear()
+        warm = timed(nli, counter, cache=True, cache_dir=cache_dir + "/default")
+    (ref, t_ref, n_ref), (b32, t_32, n_32), (bat, t_bat, n_bat) = (runs[k] for k in ("reference", "batched_fp32",
+                                                                                      "batched"))
+    ok, why = same_results(ref, b32)
     return {
-        "records": len(records),
-        "reference_loop": {"seconds": t_ref, "questions": ref.stats["model_pairs"], "model_inputs": n_ref,
-                           "model_inputs_per_s": n_ref / t_ref},
-        "batched": {"seconds": t_bat, "questions_requested": bat.stats["pairs_requested"],
-                    "unique_questions": bat.stats["unique_pairs"], "model_inputs": n_bat,
-                    "rounds": bat.stats["rounds"], "model_inputs_per_s": n_bat / t_bat},
-        "speedup": t_ref / t_bat,
-        "batching_gain": (n_bat / t_bat) / (n_ref / t_ref),
-        "dedup_ratio": n_ref / max(n_bat, 1),
-        "identical": ok, "identical_detail": why,
-        "forward_only_limit": limit,
-        "share_of_limit": (n_bat / t_bat) / limit["best_pairs_per_s"],
-        "warm_cache": {"seconds": t_warm, "cache_hits": warm.stats["cache_hits"],
-                       "model_pairs": warm.stats["model_pairs"], "speedup_vs_cold": t_bat / t_warm},
+        "records": len(records), "dtype": _dtype(nli),
+        "reference_loop": {"seconds": t_ref, "model_inputs": n_ref, "model_inputs_per_s": n_ref / t_ref},
+        "batched_fp32": {"seconds": t_32, "model_inputs": n_32, "unique_questions": b32.stats["unique_pairs"],
+                         "questions_requested": b32.stats["pairs_requested"], "rounds": b32.stats["rounds"]},
+        "batched": {"seconds": t_bat, "model_inputs": n_bat, "unique_questions": bat.stats["unique_pairs"],
+                    "questions_requested": bat.stats["pairs_requested"], "rounds": bat.stats["rounds"]},
+        "speedup": t_ref / t_bat, "speedup_fp32": t_ref / t_32, "reading_ratio": n_ref / max(n_bat, 1),
+        "identical_fp32": ok, "identical_detail": why,
+        "sentence_agreement_default": sentence_agreement(ref, bat), "metrics_equal_default": ref.metrics == bat.metrics,
+        "warm_cache": {"seconds": warm[1], "model_inputs": warm[2], "speedup_vs_cold": t_bat / warm[1]},
         "metrics": bat.metrics,
     }
+
+
+def _dtype(nli) -> str:
+    from start.scoring.nli import base_backend
+
+    return str(base_backend(nli).model.dtype).removeprefix("torch.")
+
+
+def human_records(path: Path) -> list[dict]:
+    """ALCE's human-judged cited sentences (one record each), as the judge benchmark scores them."""
+    from start.nli.agreement import load_human, to_records
+
+    return to_records(load_human(path))
 
 
 def alce_demo_records(folder: Path) -> list[dict]:
@@ -193,8 +209,8 @@ def main(argv=None) -> int:
     ap.add_argument("--input", type=Path, nargs="+", default=[ROOT / "examples" / "demo_answers.json"])
     ap.add_argument("--variants", type=int, default=12, help="citation variants per input record")
     ap.add_argument("--alce-demos", type=Path, help="also score ALCE's demonstration answers (prompts/ folder)")
+    ap.add_argument("--human", type=Path, help="also score ALCE's human-judged sentences (sentences.jsonl)")
     ap.add_argument("--nli", default="default")
-    ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "scorer.json")
     args = ap.parse_args(argv)
@@ -202,67 +218,53 @@ def main(argv=None) -> int:
     import torch
 
     from start.io import atomic_open, project_relative, write_json
-    from start.scoring import NLIConfig, load_nli
-    from start.scoring.nli import base_backend
 
     torch.manual_seed(args.seed)
-    nli = load_nli(NLIConfig(model=args.nli, batch_size=args.batch_size, progress=False))
-    model = base_backend(nli)
-    nli.predict([("warm-up premise.", "warm-up hypothesis.")] * 4)  # first-call allocations off the clock
-    suites = {"sampled-answers": load_inputs(args.input, args.variants, args.seed)}
+    suites = {"sampled-answers": (load_inputs(args.input, args.variants, args.seed), "auto")}
     if args.alce_demos:
-        suites["alce-demonstrations"] = alce_demo_records(args.alce_demos)
+        suites["alce-demonstrations"] = (alce_demo_records(args.alce_demos), "auto")
+    if args.human:
+        suites["human-dev"] = (human_records(args.human), "sentences")
     result = {
         "machine": {"cpu": platform.processor() or platform.machine(), "python": sys.version.split()[0],
                     "torch": torch.__version__, "threads": torch.get_num_threads()},
-        "nli_model": args.nli, "nli_fingerprint": nli.fingerprint, "max_length": model.max_length,
-        "wrappers": _wrappers(nli), "batch_size": args.batch_size, "inputs": [project_relative(p) for p in args.input],
-        "variants": args.variants, "suites": {},
+        "nli_model": args.nli, "inputs": [project_relative(p) for p in args.input], "variants": args.variants,
+        "suites": {},
     }
-    for name, records in suites.items():
+    for name, (records, mode) in suites.items():
         log.info("suite %s: %d records", name, len(records))
-        result["suites"][name] = run_suite(nli, records)
+        result["suites"][name] = run_suite(args.nli, records, sentence_mode=mode)
     write_json(args.out, result)
     with atomic_open(args.out.with_suffix(".md")) as f:
         f.write(render_markdown(result))
     print(render_markdown(result))
-    return 0 if all(s["identical"] for s in result["suites"].values()) else 1
-
-
-def _wrappers(nli) -> list[str]:
-    out = []
-    while hasattr(nli, "inner"):
-        out.append(type(nli).__name__ + (f"({nli.words} words)" if hasattr(nli, "words") else ""))
-        nli = nli.inner
-    return out
+    return 0 if all(s["identical_fp32"] for s in result["suites"].values()) else 1
 
 
 def render_markdown(r: dict) -> str:
     lines = ["# Scorer benchmark", "",
-             f"NLI model `{r['nli_model']}` (max length {r['max_length']}; "
-             f"{', '.join(r['wrappers']) or 'no wrappers'}); "
-             f"{r['machine']['threads']} torch threads, torch {r['machine']['torch']}, {r['machine']['cpu']}.",
-             "A *question* is one (premise, hypothesis) the metric asks; a *model input* is one forward row "
-             "(a question becomes several with premise windows). The reference loop runs one forward pass per "
-             "model input, no deduplication, no cache.", ""]
+             f"Judge `{r['nli_model']}`; {r['machine']['threads']} torch threads, torch {r['machine']['torch']}, "
+             f"{r['machine']['cpu']}. A *model input* is one forward row (a (premise, hypothesis) question becomes "
+             "several with premise windows). The reference loop reads every reading of every question, one forward "
+             "pass each, in fp32, no deduplication, no cache. The batched scorer asks each distinct reading once per "
+             "file, in token-budget batches, most promising reading first and stops at the first that entails "
+             "(lazy); its decisions in fp32 must equal the reference's, and in its default arithmetic they are "
+             "counted.", ""]
     for name, s in r["suites"].items():
-        ref, bat, lim, warm = s["reference_loop"], s["batched"], s["forward_only_limit"], s["warm_cache"]
+        ref, b32, bat, warm = s["reference_loop"], s["batched_fp32"], s["batched"], s["warm_cache"]
         lines += [
             f"## {name} ({s['records']} records)", "",
-            "| run | seconds | questions | model inputs | model inputs/s |", "|---|---:|---:|---:|---:|",
-            f"| reference loop | {ref['seconds']:.1f} | {ref['questions']} | {ref['model_inputs']} | "
-            f"{ref['model_inputs_per_s']:.1f} |",
-            f"| batched scorer, cold cache | {bat['seconds']:.1f} | {bat['unique_questions']} unique of "
-            f"{bat['questions_requested']} | {bat['model_inputs']} | {bat['model_inputs_per_s']:.1f} |",
-            f"| batched scorer, warm cache | {warm['seconds']:.2f} | 0 | 0 | - |",
-            f"| forward passes only, batch {lim['best_batch_size']} | - | - | - | {lim['best_pairs_per_s']:.1f} |",
-            "",
-            f"- speed-up over the reference loop: **{s['speedup']:.1f}x** (batching alone: {s['batching_gain']:.1f}x "
-            f"model inputs/s; deduplication: {s['dedup_ratio']:.1f}x fewer model inputs; {bat['rounds']} rounds)",
-            f"- scores identical: **{s['identical']}** ({s['identical_detail']})",
-            f"- batched throughput = {100 * s['share_of_limit']:.0f}% of the best forward-only throughput",
-            f"- warm-cache rescoring: {warm['seconds']:.2f} s ({warm['cache_hits']} cache hits, "
-            f"{warm['model_pairs']} model pairs), {warm['speedup_vs_cold']:.0f}x faster than cold",
+            "| run | seconds | model inputs | speed-up |", "|---|---:|---:|---:|",
+            f"| reference loop (fp32) | {ref['seconds']:.1f} | {ref['model_inputs']} | 1.0x |",
+            f"| batched scorer, fp32 | {b32['seconds']:.1f} | {b32['model_inputs']} | {s['speedup_fp32']:.1f}x |",
+            f"| batched scorer, {s['dtype']} (default) | {bat['seconds']:.1f} | {bat['model_inputs']} | "
+            f"**{s['speedup']:.1f}x** |",
+            f"| same, warm cache | {warm['seconds']:.2f} | {warm['model_inputs']} | - |", "",
+            f"- fp32 decisions identical to the reference loop: **{s['identical_fp32']}** "
+            f"({s['identical_detail'][:200]})",
+            f"- default arithmetic: {100 * s['sentence_agreement_default']:.1f}% of sentences decided alike "
+            f"(support and every citation's relevance); data-set metrics equal: {s['metrics_equal_default']}",
+            f"- {s['reading_ratio']:.1f}x fewer model inputs than the reference loop",
             "",
         ]
     return "\n".join(lines)

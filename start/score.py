@@ -40,10 +40,19 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("input", type=Path, help="ALCE-format results: JSON list, {'data': [...]}, or JSONL")
     p.add_argument("--nli", default="default",
-                   help="NLI model: 'default' (bundled offline MiniLM), a local folder, or a hub name")
+                   help="NLI model: 'default' (the bundled MPNet passage judge), 'minilm', 'minilm-long', a local "
+                        "folder, or a hub name")
     p.add_argument("--out", type=Path, help="metrics JSON (default: <input>.score.json)")
     p.add_argument("--detail", type=Path, help="per-record detail JSONL (default: <out>.detail.jsonl)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32, help="at most this many pairs per forward pass")
+    p.add_argument("--batch-tokens", type=int, default=4096,
+                   help="at most this many tokens per forward pass, padding included (0: --batch-size pairs)")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="the NLI model's arithmetic; auto: bf16 on a GPU, on a CPU the judge's accepted fast mode "
+                        "when the CPU has bf16 instructions, else float32")
+    p.add_argument("--lazy", action=argparse.BooleanOptionalAction, default=True,
+                   help="stop reading a premise's windows at the first that entails (same decisions; the detail's "
+                        "probabilities of entailed sentences are then lower bounds); --no-lazy: exact maxima")
     p.add_argument("--max-length", type=int, help="NLI input limit in tokens (default: the model's)")
     p.add_argument("--threshold", type=float, help="entailment threshold (default: stored with the model)")
     p.add_argument("--entailment-label", help="name of the entailment class when id2label is unusual")
@@ -90,6 +99,7 @@ def configs_from_args(args: argparse.Namespace):
                        support_check=args.support_check, allow_empty_docs=args.allow_empty_docs,
                        cache=args.cache, cache_dir=args.cache_dir)
     nli_cfg = NLIConfig(model=args.nli, device=args.device, batch_size=args.batch_size,
+                        batch_tokens=args.batch_tokens or None, dtype=args.dtype, lazy=args.lazy,
                         max_length=args.max_length, threshold=args.threshold,
                         entailment_label=args.entailment_label, progress=args.progress,
                         number_guard=args.number_guard, premise_window_words=args.premise_window_words,
@@ -128,7 +138,9 @@ def run(args: argparse.Namespace, cfg, nli) -> int:
         scorer.close()
     metrics = {**report.metrics, "nli_model": args.nli, "nli_threshold": scorer.nli.threshold,
                "at_most_citations": cfg.at_most_citations, "first_line_only": cfg.first_line_only,
-               "citation_format": cfg.citation_format}
+               "citation_format": cfg.citation_format,
+               # the detail's sentence probabilities: exact maxima, or lower bounds where a lazy reader stopped early
+               "nli_probabilities": "lower bounds for entailed pairs" if _reads_lazily(scorer.nli) else "exact"}
     write_jsonl(detail, (r.to_dict() for r in report.records))
     write_json(out, metrics)
     s = report.stats
@@ -138,6 +150,14 @@ def run(args: argparse.Namespace, cfg, nli) -> int:
     print(format_table(metrics))
     print(f"\nmetrics: {out}\ndetail:  {detail}")
     return 0
+
+
+def _reads_lazily(nli) -> bool:
+    while nli is not None:
+        if getattr(nli, "lazy", False):
+            return True
+        nli = getattr(nli, "inner", None)
+    return False
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -113,6 +114,30 @@ def test_the_run_config_is_built_once_into_typed_sections(override):
     assert run.warmup.prompt is run.sample.prompt and run.warmup.settings.limit == raw["warmup"]["limit"]
     with pytest.raises(AttributeError):  # frozen: a stage cannot change the run's settings
         run.seed = 1
+
+
+def test_an_alce_evaluation_file_keeps_its_own_number_of_documents(tmp_path):
+    from start.config import ConfigError
+    from start.sampling.stage import load_questions
+
+    rows = [{"question": f"Who built tower {i}?", "qa_pairs": [{"short_answers": [f"Builder {i}"]}],
+             "answer": f"Builder {i} built it.",
+             "docs": [{"title": f"Doc {i}.{k}", "text": f"Passage {k} about tower {i}."} for k in range(5)]}
+            for i in range(3)]
+    path = tmp_path / "asqa_eval_gtr_top5.json"
+    path.write_text(json.dumps(rows))
+    run = run_config(f"eval_source={path}", "eval_split=null", "eval_questions=null", "eval_max_docs=5",
+                     "data.max_docs=3", "data.shuffle_docs=false")
+    assert run.eval.data.max_docs == 5 and run.train_data.max_docs == 3
+    questions = load_questions(run.eval.data)
+    assert [len(q.docs) for q in questions] == [5, 5, 5]
+    assert [d.title for d in questions[0].docs] == [f"Doc 0.{k}" for k in range(5)]  # the retriever's order
+    four = load_questions(run_config(f"eval_source={path}", "eval_split=null", "eval_max_docs=4",
+                                     "data.shuffle_docs=false").eval.data)
+    assert [d.title for d in four[1].docs] == [f"Doc 1.{k}" for k in range(4)]  # the top 4, in order
+    assert run_config().eval.data.max_docs == run_config().train_data.max_docs  # by default: data.max_docs
+    with pytest.raises(ConfigError, match="eval_max_docs: must be a whole number >= 1 or null, got 0"):
+        run_config("eval_max_docs=0")
 
 
 def test_a_round_slice_is_a_typed_copy():

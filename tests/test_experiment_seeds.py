@@ -52,21 +52,29 @@ def fake_run(run_dir: Path, gains: list[float], seed: int, pairs: list[int]) -> 
 
 
 def test_plan_names_every_run_and_its_overrides(tmp_path):
-    runs = harness.plan_runs([0, 1, 2], 1, tmp_path, ["rounds=3"], rs_sft=True, tiny=True)
-    assert [r["name"] for r in runs] == ["seed1", "seed0", "seed2", "overall-seed1", "rs-sft-seed1"]
-    assert [r["row"] for r in runs] == ["full method", None, None, "overall pairs only",
-                                        "rejection-sampling SFT only"]
+    runs = harness.plan_runs([0, 1, 2], 1, tmp_path, ["rounds=3"], rs_sft=True, tiny=True, more_rounds=4)
+    assert [r["name"] for r in runs] == ["seed1", "seed0", "seed2", "overall-seed1", "no-warmup-seed1",
+                                         "no-attributability-seed1", "no-comprehensiveness-seed1",
+                                         "no-robustness-seed1", "rs-sft-seed1", "rounds4-seed1"]
+    assert [r["row"] for r in runs] == ["full method", None, None, "overall pairs only", "without warm-up",
+                                        "without attributability", "without comprehensiveness", "without robustness",
+                                        "rejection-sampling SFT only", "4 rounds"]
     o = runs[3]["overrides"]
     assert o[:3] == ["debug=tiny", "sampler=transformers", "rounds=3"] and "preference.fine_grained=false" in o
     assert f"run_dir={tmp_path / 'overall-seed1'}" in o and "seed=1" in o
-    assert "trainer.rs_sft.only=true" in runs[4]["overrides"]
+    assert "warmup.enabled=false" in runs[4]["overrides"] and runs[4]["own_round0"]
+    assert {"preference.weights.attributability=0", "preference.min_attributability=0"} <= set(runs[5]["overrides"])
+    assert "preference.weights.robustness=0" in runs[7]["overrides"]
+    assert "trainer.rs_sft.only=true" in runs[8]["overrides"]
+    assert runs[9]["overrides"].index("rounds=4") > runs[9]["overrides"].index("rounds=3") and runs[9]["continues"]
+    assert [r["name"] for r in harness.plan_runs([0], 0, tmp_path, [], ablations=False)] == ["seed0", "overall-seed0"]
 
 
 def test_dry_run_prints_commands_and_runs_nothing(tmp_path, capsys):
     assert harness.main(["--dry-run", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "bench"),
                          "rounds=1"]) == 0
     printed = capsys.readouterr().out
-    assert printed.count("-m start.run") == 4 and "rounds=1" in printed
+    assert printed.count("-m start.run") == 8 and "rounds=1" in printed
     assert not (tmp_path / "runs").exists() and not (tmp_path / "bench").exists()
 
 
@@ -101,7 +109,9 @@ def test_aggregation_of_finished_runs(tmp_path):
 
     abl = json.loads((out / "start_ablation.json").read_text())
     assert abl["seed"] == 0
-    assert [r["row"] for r in abl["rows"]] == ["warm-up only", "overall pairs only", "full method"]
+    assert [r["row"] for r in abl["rows"]] == ["warm-up only", "full method", "overall pairs only"]
+    assert abl["not_finished"] == ["without warm-up", "without attributability", "without comprehensiveness",
+                                   "without robustness"]
     rows = {r["row"]: r for r in abl["rows"]}
     assert rows["full method"]["metrics"]["citation_f1"][0] == pytest.approx(s0["rounds"][1]["citation_f1"][0])
     assert rows["warm-up only"]["metrics"]["citation_f1"][0] == pytest.approx(s0["warmup"]["citation_f1"][0])
@@ -159,7 +169,7 @@ def test_tried_settings_are_rows_on_the_ablation_seed_and_never_go_to_the_final_
             harness.parse_tried([bad])
     with pytest.raises(ValueError, match="given twice"):
         harness.parse_tried(["a:x=1", "a:y=2"])
-    runs = harness.plan_runs([0, 1], 0, tmp_path / "runs", ["rounds=2"], tried=tried)
+    runs = harness.plan_runs([0, 1], 0, tmp_path / "runs", ["rounds=2"], tried=tried, ablations=False)
     t = runs[-2]
     assert t["name"] == "try-floor0-seed0" and t["row"] == "tried: floor0" and t["tried"]
     assert "preference.min_attributability=0" in t["overrides"] and "seed=0" in t["overrides"]
@@ -178,7 +188,9 @@ def test_tried_settings_are_rows_on_the_ablation_seed_and_never_go_to_the_final_
     assert harness.main(["--no-run", "--seeds", "0", "1", "--runs", str(runs_dir), "--out", str(out),
                          "--try", "floor0:preference.min_attributability=0"]) == 0
     abl = json.loads((out / "start_ablation.json").read_text())
-    assert [r["row"] for r in abl["rows"]] == ["warm-up only", "overall pairs only", "full method"]
+    assert [r["row"] for r in abl["rows"]] == ["warm-up only", "full method", "overall pairs only"]
+    assert abl["not_finished"] == ["without warm-up", "without attributability", "without comprehensiveness",
+                                   "without robustness"]
     (row,) = abl["tried"]
     assert row["row"] == "tried: floor0" and row["overrides"] == ["preference.min_attributability=0"]
     assert row["full_minus_row"]["citation_f1"] == pytest.approx([10.0, 10.0, 10.0])
@@ -230,3 +242,48 @@ def test_final_split_tables_name_what_the_source_runs_trained_on(tmp_path):
     seeds, _ = harness.aggregate(harness.split_runs(runs, "test"), tmp_path / "bench", 0, [], split="test")
     assert [t["pairs"] for t in seeds["seeds"][0]["training"]] == [5, 3]
     assert "| 5, 3 |" in (tmp_path / "bench" / "start_seeds_test.md").read_text()
+
+
+def test_rows_without_warm_up_and_continued_rounds(tmp_path):
+    runs = harness.plan_runs([0], 0, tmp_path / "runs", ["rounds=2"], more_rounds=3)
+    full, no_warmup, more = runs[0], runs[2], runs[-1]
+    fake_run(full["run_dir"], [0.1, 0.2], seed=0, pairs=[5, 3])
+    for m in ("round_1/train/model", "round_2/train/model"):
+        write_json(full["run_dir"] / m / "weights.json", {"w": m})
+    write_json(full["run_dir"] / "config.json", {"rounds": 2, "eval": {"n_boot": 60}})
+    assert not harness.share_warmup(no_warmup, runs)  # its round 0 is the base model, never the warm-up's
+    assert harness.share_warmup(more, runs)
+    for m in ("round_1/train/model", "round_2/train/model"):  # the continued run starts from the finished rounds
+        inode = (full["run_dir"] / m / "weights.json").stat().st_ino
+        assert (more["run_dir"] / m / "weights.json").stat().st_ino == inode
+    assert (more["run_dir"] / "round_2" / "eval" / "metrics.json").is_file()
+    # on the final split the full method is evaluated at every round (the rows "1 round", ...)
+    write_json(more["run_dir"] / "config.json", {"rounds": 3})
+    write_json(no_warmup["run_dir"] / "config.json", {"rounds": 2})
+    finals = {r["name"]: r for r in harness.split_runs([full, no_warmup, more], "test")}
+    assert [c[-1] for c in finals["seed0-test"]["commands"]] == ["eval.base=false", "round=1", "round=2"]
+    assert [c[-1] for c in finals["rounds3-seed0-test"]["commands"]] == ["eval.base=false", "round=3"]
+    harness.link_models(finals["no-warmup-seed0-test"])  # no round_0/warmup to link: no error
+    # the continued run's last round is the "3 rounds" row, the full method's round 1 the "1 round" row
+    fake_run(more["run_dir"], [0.1, 0.2, 0.3], seed=0, pairs=[5, 3, 2])
+    write_json(more["run_dir"] / "config.json", {"rounds": 3, "eval": {"n_boot": 60}})
+    _, abl = harness.aggregate(runs, tmp_path / "bench", 0, [])
+    assert [r["row"] for r in abl["rows"]] == ["warm-up only", "1 round", "full method", "3 rounds"]
+    rows = {r["row"]: r for r in abl["rows"]}
+    assert rows["3 rounds"]["full_minus_row"]["citation_f1"] == pytest.approx([-10.0, -10.0, -10.0])
+    assert rows["1 round"]["full_minus_row"]["citation_f1"] == pytest.approx([10.0, 10.0, 10.0])
+
+
+def test_targets_read_the_evaluation_judge_and_the_positions():
+    seeds = [{"seed": k, "round0_to_last": {"eval_attribution_margin": [m, lo, m + 5]},
+              "evaluations": {"0": {"position_gap": 30.0, "habits": {"own_supported_share": 0.2}},
+                              "2": {"position_gap": g, "habits": {"own_supported_share": o}}}}
+             for k, m, lo, g, o in ((0, 8.0, 1.0, 10.0, 0.4), (1, 5.0, -2.0, 12.0, 0.3), (2, 9.0, 2.0, 20.0, 0.1))]
+    abl = {"rows": [{"row": "overall pairs only", "full_minus_row": {"citation_f1": [1.0, -3.0, 5.0],
+                                                                      "comprehensiveness": [4.0, 1.0, 7.0]}}]}
+    t = harness.targets(seeds, abl)
+    assert t["eval_margin_interval_above_0"]["seeds"] == [0, 2]
+    assert t["position_within_15_points"]["max_gap_points"] == {0: 30.0, 1: 30.0, 2: 30.0}
+    assert [v["rises"] for v in t["own_words_supported_rises"].values()] == [True, True, False]
+    assert t["full_vs_overall"]["comprehensiveness"] == [4.0, 1.0, 7.0]
+    assert "seeds [0, 2]" in harness.targets_markdown(t)
