@@ -73,6 +73,8 @@ def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
     Returns the records as dicts; raises :class:`InputError` on anything malformed.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(path, "is a directory, not a file of records (name the JSON or JSONL file in it)")
     if not path.is_file():
         raise InputError(path, "no such file")
     text = _decode(path)
