@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from start.train.sft import SFTSettings
     from start.warmup.config import WarmupStageConfig
 
-STAGES = ("warmup", "sample", "score", "pairs", "train", "eval", "report")
+STAGES = ("warmup", "sample", "score", "pairs", "train", "eval", "report", "verify")
 T = TypeVar("T")
 
 

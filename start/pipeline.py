@@ -354,10 +354,34 @@ def run(cfg: RunConfig | dict[str, Any]) -> Path:
     is then built and checked here, before anything is written (a bad setting: start.config.ConfigError).
     Stages outside the selection are not run; the ones a selected stage needs must be complete.
     """
-    from start.config import check_run_config, config_problems
+    from start.config import check_run_config
+    from start.lock import run_lock
 
     if isinstance(cfg, dict):
         cfg = check_run_config(cfg)
+    with run_lock(cfg.run_dir):  # one run per folder (start.lock); python -m start.run holds it already
+        if cfg.stage == "verify":
+            for c in verify(cfg):
+                if c.status == "changed":
+                    log.warning("%s: changed since it finished (%s); it runs again on the next run", c.stage,
+                                ", ".join(c.changed))
+            return cfg.run_dir / "report"
+        return _run_locked(cfg)
+
+
+def verify(cfg: RunConfig) -> list:
+    """``stage=verify``: every finished stage (of ``cfg.round``, else all) re-hashed against its manifest; a
+    stage whose files changed loses its marker and runs again on the next run (start.stage.verify_run)."""
+    from start.lock import run_lock
+    from start.stage import verify_run
+
+    with run_lock(cfg.run_dir):
+        return verify_run(cfg.run_dir, cfg.round)
+
+
+def _run_locked(cfg: RunConfig) -> Path:
+    from start.config import config_problems
+
     run_dir = cfg.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "config.json", cfg.raw)

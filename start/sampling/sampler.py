@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from start.io import atomic_open
+from start.io import atomic_open, naming_full_disk
 from start.sampling.backends import Generator, SamplingConfig
 from start.sampling.prompt import PromptConfig, build_prompt
 from start.text import Document, parse_citations
@@ -116,9 +116,10 @@ def run_sampling(items: Sequence[SampleInput], generator: Generator, prompt_cfg:
                                 for d in it.docs],
                        "prompt": p.text, "n_truncated_docs": p.n_truncated_docs, "samples": samples, **it.gold}
                 lines.append(json.dumps(row, ensure_ascii=False) + "\n")
-            f.write("".join(lines))  # one write per chunk
-            f.flush()
-            os.fsync(f.fileno())
+            with naming_full_disk(out_path):
+                f.write("".join(lines))  # one write per chunk
+                f.flush()
+                os.fsync(f.fileno())
             written += len(chunk)
             bar.update(len(chunk))
     if truncated:
