@@ -133,6 +133,10 @@ e2e: setup-vllm ## CI's end-to-end check: `start.run debug=tiny` from scratch (S
 	$(PY) -m start.run debug=tiny $(ARGS)
 	$(PY) scripts/check_run.py runs/debug --rounds 1
 
+RUN ?= runs/default
+tensorboard: setup ## the training curves of every round of run RUN (default runs/default), offline, on http://localhost:6006
+	$(VENV)/bin/tensorboard --logdir $(RUN)/tb --host localhost --port 6006
+
 verify: setup ## re-hash every finished stage of a run (ARGS="experiment=... or run_dir=..."); the changed ones run again next time
 	$(PY) -m start.run stage=verify $(ARGS)
 
@@ -165,4 +169,4 @@ lint: setup ## ruff
 clean: ## remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache runs
 
-.PHONY: help setup setup-vllm run verify e2e score-demo cpu-large experiment-seeds warmup debug-run data sample bench-retrieval bench-sampler citation-share test test-all nli-model nli-model-minilm rescore-seeds bench-judge bench-scorer bench-shortcuts bench-run bench lint clean
+.PHONY: help setup setup-vllm run verify tensorboard e2e score-demo cpu-large experiment-seeds warmup debug-run data sample bench-retrieval bench-sampler citation-share test test-all nli-model nli-model-minilm rescore-seeds bench-judge bench-scorer bench-shortcuts bench-run bench lint clean

@@ -511,8 +511,22 @@ def _check_warmup_inputs(warm: WarmupStageConfig) -> None:
                                                       limit=warm.settings.limit), need_docs=False)
 
 
+def check_loggers(setting: str, launch: LaunchConfig) -> None:
+    """Every logger ``report_to`` names (that the project knows) is installed."""
+    import importlib.util
+
+    from start.train.launch import LOGGER_PACKAGES
+
+    for name in launch.report_to:
+        packages = LOGGER_PACKAGES.get(name, ())
+        if packages and not any(importlib.util.find_spec(p) for p in packages):
+            raise ConfigError(f"{setting}.report_to", f"{name} is not installed (pip install {packages[0]}"
+                              + (", or make setup: the 'train' extra" if name == "tensorboard" else "")
+                              + f"); or set {setting}.report_to=none")
+
+
 def check_inputs(run: RunConfig) -> None:
-    """What the run's configuration names: models, NLI judges, question sources and prompt lengths."""
+    """What the run's configuration names: models, NLI judges, question sources and prompt lengths, loggers."""
     check_nli_spec("scorer.nli.model", run.scorer.nli.model)
     if run.eval.eval_judge is not None:
         check_nli_spec("scorer.eval_nli.model", run.eval.eval_judge.nli.model)
@@ -521,6 +535,9 @@ def check_inputs(run: RunConfig) -> None:
     _check_prompt_fits(run.model, run.sample, questions)
     _check_questions("eval_source" if run.raw.get("eval_source") else "data.source", run.eval.data)
     _check_warmup_inputs(run.warmup)
+    check_loggers("trainer", run.trainer.launch)
+    if run.warmup.enabled or run.trainer.rs_sft.enabled:
+        check_loggers("sft", run.warmup.launch)
 
 
 def check_run_config(raw: dict) -> RunConfig:

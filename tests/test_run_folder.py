@@ -201,6 +201,7 @@ def test_an_edited_output_is_found_and_its_stage_alone_runs_again(tiny_run, tmp_
     cfg = tiny_run("a")
     run(cfg)
     run_dir = Path(cfg["run_dir"])
+    assert list((run_dir / "tb" / "round_1").glob("events.out.tfevents.*"))  # trainer.report_to: tensorboard
     pairs = run_dir / "round_1" / "pairs" / "pairs.jsonl"
     original = pairs.read_text()
     markers = {p.parent: p.stat().st_mtime_ns for p in run_dir.rglob(MARKER)}
