@@ -117,7 +117,7 @@ def _joint_mask(x: dict[str, np.ndarray], y: dict[str, np.ndarray]) -> dict[str,
 def eval_columns(scores: Path) -> tuple[list[str], dict[str, np.ndarray]]:
     from start.scoring import RecordScore
 
-    records = [RecordScore.from_dict(json.loads(line)) for line in scores.read_text(encoding="utf-8").splitlines()
+    records = [RecordScore.from_dict(json.loads(line)) for line in scores.read_text(encoding="utf-8").split("\n")
                if line.strip()]
     records.sort(key=lambda r: (r.id.rsplit("#", 1)[0], int(r.id.rsplit("#", 1)[1]) if "#" in r.id else 0))
     qids = list(dict.fromkeys(r.id.rsplit("#", 1)[0] for r in records))  # per_question's row order
@@ -300,14 +300,14 @@ def _scores(folder: Path) -> list:
     from start.scoring import RecordScore
 
     return [RecordScore.from_dict(json.loads(line)) for line in
-            (folder / "score" / "scores.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+            (folder / "score" / "scores.jsonl").read_text(encoding="utf-8").split("\n") if line.strip()]
 
 
 def _samples(folder: Path) -> list[dict]:
     path = folder / "sample" / "samples.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
 
 
 def cited_positions_section(evals: list[tuple[str, Path]], folder: Path) -> list[str]:

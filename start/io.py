@@ -55,7 +55,7 @@ def cache_root() -> Path:
 def read_jsonl(path: str | os.PathLike) -> list[Any]:
     """Rows of a JSON Lines file this project wrote itself (an empty file has no rows)."""
     text = Path(path).read_text(encoding="utf-8")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [json.loads(line) for line in text.split("\n") if line.strip()]  # not splitlines: U+2028
 
 
 def _decode(path: Path) -> str:
@@ -103,7 +103,7 @@ def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def _read_jsonl(path: Path, text: str) -> Iterator[Any]:
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(text.split("\n"), start=1):  # U+2028 in a string is no line end
         if not line.strip():
             continue
         try:

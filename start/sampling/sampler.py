@@ -64,7 +64,7 @@ def _read_done(path: Path) -> list[dict]:
         log.warning("%s: dropping a torn last line (%d bytes) left by an interrupted run", path, len(raw) - end)
         with open(path, "r+b") as f:
             f.truncate(end)
-    return [json.loads(line) for line in raw[:end].decode("utf-8").splitlines() if line.strip()]
+    return [json.loads(line) for line in raw[:end].decode("utf-8").split("\n") if line.strip()]
 
 
 def _valid_citations(text: str, n_docs: int) -> list[int]:
