@@ -50,6 +50,9 @@ run: setup-vllm ## main job: START on the embedded default (warm-up + 2 rounds, 
 score-demo: setup ## score the bundled demonstration answers with the offline NLI model
 	$(PY) -m start.score examples/demo_answers.json --out runs/demo/demo_answers.score.json
 
+setup-browser: ## Debian's chromium and chromedriver (root): the report's browser test and the docs' screenshots
+	apt-get install -y chromium chromium-driver
+
 test: setup ## default test suite (fast; slow tests skipped)
 	$(PY) -m pytest -q
 
@@ -169,4 +172,4 @@ lint: setup ## ruff
 clean: ## remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache runs
 
-.PHONY: help setup setup-vllm run verify tensorboard e2e score-demo cpu-large experiment-seeds warmup debug-run data sample bench-retrieval bench-sampler citation-share test test-all nli-model nli-model-minilm rescore-seeds bench-judge bench-scorer bench-shortcuts bench-run bench lint clean
+.PHONY: help setup setup-vllm setup-browser run verify tensorboard e2e score-demo cpu-large experiment-seeds warmup debug-run data sample bench-retrieval bench-sampler citation-share test test-all nli-model nli-model-minilm rescore-seeds bench-judge bench-scorer bench-shortcuts bench-run bench lint clean

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from start.io import atomic_open, write_json
+from start.report_html import write_report_html
 
 log = logging.getLogger(__name__)
 
@@ -261,22 +262,11 @@ def write_report(run_dir: str | Path, title: str = "START report", *, n_boot: in
         md += [f"| total | {sum(s['seconds'] for s in stages):.0f} | |"]
     with atomic_open(folder / "report.md") as f:
         f.write("\n".join(md) + "\n")
-    rows = "".join(
-        f"<tr><td>{r}</td>" + "".join(
-            f"<td>{m['metrics'][k]['value']:.1f} <small>[{m['metrics'][k]['low']:.1f}, "
-            f"{m['metrics'][k]['high']:.1f}]</small></td>" if k in m["metrics"] else "<td>-</td>"
-            for k in REPORT_METRICS) + "</tr>" for r, m in rounds + baseline)
-    html = (f"<!doctype html><meta charset='utf-8'><title>{title}</title><h1>{title}</h1>"
-            "<table border=1 cellpadding=4><tr><th>round</th>" + "".join(f"<th>{k}</th>" for k in REPORT_METRICS)
-            + f"</tr>{rows}</table>" + "".join(f"<p><img src='{p.name}'></p>" for p in plots)
-            + ("<h2>Cited positions</h2><p><img src='cited_positions.png'></p>"
-               if (folder / "cited_positions.png").is_file() else ""))
-    with atomic_open(folder / "report.html") as f:
-        f.write(html)
     write_json(folder / "rounds.json", [{"round": r, **m} for r, m in rounds])
     write_json(folder / "stages.json", stages)
     write_json(folder / "differences.json", [{"change": c, **m} for c, m in diffs])
     write_json(folder / "training.json", training)
+    write_report_html(run_dir, folder, title)  # the dashboard and answer browser, from the files above
     return folder
 
 
