@@ -140,6 +140,11 @@ RUN ?= runs/default
 tensorboard: setup ## the training curves of every round of run RUN (default runs/default), offline, on http://localhost:6006
 	$(VENV)/bin/tensorboard --logdir $(RUN)/tb --host localhost --port 6006
 
+ROUND ?= 2
+OUT ?= exports/$(notdir $(RUN))-round$(ROUND)
+export: setup ## a run's results as folders people load: RUN=runs/default ROUND=2 OUT=... (ARGS="--push-to-hub USER/NAME")
+	$(PY) -m start.export $(RUN) --round $(ROUND) --out $(OUT) $(ARGS)
+
 verify: setup ## re-hash every finished stage of a run (ARGS="experiment=... or run_dir=..."); the changed ones run again next time
 	$(PY) -m start.run stage=verify $(ARGS)
 
@@ -170,6 +175,6 @@ lint: setup ## ruff
 	$(VENV)/bin/ruff check start tests scripts
 
 clean: ## remove caches and run outputs (keeps .venv)
-	rm -rf .pytest_cache .ruff_cache runs
+	rm -rf .pytest_cache .ruff_cache runs exports
 
-.PHONY: help setup setup-vllm setup-browser run verify tensorboard e2e score-demo cpu-large experiment-seeds warmup debug-run data sample bench-retrieval bench-sampler citation-share test test-all nli-model nli-model-minilm rescore-seeds bench-judge bench-scorer bench-shortcuts bench-run bench lint clean
+.PHONY: help setup setup-vllm setup-browser run verify tensorboard export e2e score-demo cpu-large experiment-seeds warmup debug-run data sample bench-retrieval bench-sampler citation-share test test-all nli-model nli-model-minilm rescore-seeds bench-judge bench-scorer bench-shortcuts bench-run bench lint clean
