@@ -71,6 +71,17 @@ def _gone_text(info: dict) -> str:
     return f"{holder_text(info)}; it no longer holds the lock"
 
 
+def _command() -> str:
+    """This process's command line as its user typed it (``python -m start.run ...``), shortened."""
+    prog = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path("python")
+    if prog.suffix == ".py" and prog.resolve().parent == Path(__file__).resolve().parent:
+        head = f"python -m start.{prog.stem}"
+    else:
+        head = prog.name
+    text = " ".join([head, *sys.argv[1:]])
+    return text if len(text) <= 200 else text[:200] + " ..."
+
+
 @contextlib.contextmanager
 def run_lock(run_dir: str | os.PathLike) -> Iterator[Path]:
     """Hold ``<run_dir>/run.lock`` for the duration (the folder is created); :class:`RunLocked` when another
@@ -106,8 +117,7 @@ def run_lock(run_dir: str | os.PathLike) -> Iterator[Path]:
         previous = _read(fd)
         if previous:
             log.warning("%s: taking over the lock left by %s", run_dir, _gone_text(previous))
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
-                "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:300]}
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), "command": _command()}
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
         os.fsync(fd)

@@ -157,9 +157,10 @@ class StageRun:
         if marker.exists():  # re-running with other settings: the old marker no longer holds
             marker.unlink()
         owner = self.folder / OWNER
-        if owner.is_file() and owner.read_text().strip() != self.fp:
+        if owner.is_file() and (previous := owner.read_text().strip()) != self.fp:
             # partial outputs of a run with other settings or inputs must not be resumed into this one
-            log.info("%s holds outputs of other settings or inputs; clearing them", self.folder)
+            log.info("%s %s; clearing them", self.folder, "outputs changed after it finished (stage=verify)"
+                     if previous == INVALIDATED else "holds outputs of other settings or inputs")
             for child in self.folder.iterdir():
                 if child.is_dir() and (child / OWNER).is_file():
                     continue  # a stage of its own (an evaluation's sample/ and score/): it decides for itself
