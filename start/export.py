@@ -141,6 +141,8 @@ def _example_prompt(run_dir: Path, rnd: int) -> str | None:
 
 
 def model_card(run_dir: Path, rnd: int, src: dict, repos: dict[str, str] | None) -> str:
+    from start.models import BUILTIN_MODELS
+
     cfg = src["config"]
     model = cfg.get("model", {})
     trainer, sft, sampler = cfg.get("trainer", {}), cfg.get("sft", {}), cfg.get("sampler", {})
@@ -169,7 +171,8 @@ def model_card(run_dir: Path, rnd: int, src: dict, repos: dict[str, str] | None)
               "report (`report/rounds.json`); citation metrics are judged by the run's NLI judge. `base` is the "
               "base model, `0` the warm-up model, `1`.. the rounds.", "", _table(run_dir, rnd), "",
               "## How it was made", "",
-              f"- base model: `{base}`",
+              f"- base model: `{base}`" + (f" (START's built-in copy of `{BUILTIN_MODELS[base].filename}`)"
+                                           if base in BUILTIN_MODELS else ""),
               ("- warm-up: supervised fine-tuning on the model's own attributed answers (learning rate "
                f"{sft.get('learning_rate')}, {sft.get('epochs')} epochs, LoRA {sft.get('use_lora')})"
                if cfg.get("warmup", {}).get("enabled", True) else "- warm-up: off (round 0 is the base model)"),
@@ -333,7 +336,19 @@ def export(run_dir: str | Path, rnd: int, out: str | Path, *, overwrite: bool = 
             "from": {k: str(Path(src[k]).relative_to(run_dir)) if _inside(src[k], run_dir) else Path(src[k]).name
                      for k in ("model", "pairs", "warmup") if src[k] is not None},
             "fingerprints": {"model_stage": _manifest(src["model_stage"]).get("fingerprint")}})
+        _shareable(tmp)
     return out
+
+
+def _shareable(folder: Path) -> None:
+    """Permissions as the user's umask gives new files (temporary files and folders are private to their
+    owner): an export is meant to be read by others."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for root, _, files in os.walk(folder):
+        os.chmod(root, 0o777 & ~mask)
+        for name in files:
+            os.chmod(Path(root) / name, 0o666 & ~mask)
 
 
 def _inside(path: Path, folder: Path) -> bool:

@@ -113,7 +113,13 @@ def test_the_exported_folders_load_offline(fake_run, tmp_path, monkeypatch):
 
 
 def test_round_0_is_the_warm_up_model(fake_run, tmp_path):
-    out = export(fake_run, 0, tmp_path / "export0")
+    old = os.umask(0o022)
+    try:
+        out = export(fake_run, 0, tmp_path / "export0")
+    finally:
+        os.umask(old)
+    for p in (out, out / "model", out / "model" / "README.md", out / "model" / "model.safetensors"):
+        assert p.stat().st_mode & 0o777 in (0o755, 0o644), p  # others may read an export
     assert _head(out / "model") == pytest.approx(_head(fake_run / "round_0" / "warmup" / "model"))
     assert sorted(p.name for p in out.iterdir()) == ["export.json", "model", "warmup"]
 
