@@ -145,6 +145,9 @@ OUT ?= exports/$(notdir $(RUN))-round$(ROUND)
 export: setup ## a run's results as folders people load: RUN=runs/default ROUND=2 OUT=... (ARGS="--push-to-hub USER/NAME")
 	$(PY) -m start.export $(RUN) --round $(ROUND) --out $(OUT) $(ARGS)
 
+docs-img: setup ## the documentation's screenshots of run RUN (report, answer browser, TensorBoard; make setup-browser first)
+	$(PY) scripts/screenshots.py $(RUN) --out docs/img
+
 verify: setup ## re-hash every finished stage of a run (ARGS="experiment=... or run_dir=..."); the changed ones run again next time
 	$(PY) -m start.run stage=verify $(ARGS)
 
@@ -177,4 +180,4 @@ lint: setup ## ruff
 clean: ## remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache runs exports
 
-.PHONY: help setup setup-vllm setup-browser run verify tensorboard export e2e score-demo cpu-large experiment-seeds warmup debug-run data sample bench-retrieval bench-sampler citation-share test test-all nli-model nli-model-minilm rescore-seeds bench-judge bench-scorer bench-shortcuts bench-run bench lint clean
+.PHONY: help setup setup-vllm setup-browser run verify tensorboard export docs-img e2e score-demo cpu-large experiment-seeds warmup debug-run data sample bench-retrieval bench-sampler citation-share test test-all nli-model nli-model-minilm rescore-seeds bench-judge bench-scorer bench-shortcuts bench-run bench lint clean

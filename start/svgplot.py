@@ -139,13 +139,18 @@ def line_chart(chart: Chart) -> str:
                 out.append(_text(sx(t), h - 8, _fmt(t), size=9, fill="#666"))
     if chart.x_label:
         out.append(_text(w - m["right"], h - 8, chart.x_label, anchor="end", size=9, fill="#999"))
-    for hl in _merged(chart.hlines):
+    label_ys: list[float] = []  # labels placed so far: a close one moves down out of the way
+    for hl in sorted(_merged(chart.hlines), key=lambda hl: -hl.y):
         y = sy(hl.y)
         color = "#555" if hl.strong else "#aaa"
         out.append(f'<line x1="{m["left"]}" x2="{w - m["right"]}" y1="{y:.1f}" y2="{y:.1f}" stroke="{color}" '
                    f'stroke-dasharray="4 3" stroke-width="{1.4 if hl.strong else 1}"><title>'
                    f'{escape(hl.label)}: {_fmt(hl.y)}</title></line>')
-        out.append(_text(w - m["right"] - 2, y - 3, hl.label, anchor="end", size=8, fill=color))
+        ly = y - 3
+        if label_ys and ly < label_ys[-1] + 9:
+            ly = label_ys[-1] + 9
+        label_ys.append(ly)
+        out.append(_text(w - m["right"] - 2, ly, hl.label, anchor="end", size=8, fill=color))
     legend_x = m["left"] + 4
     colors: dict[str, str] = {}
     for i, s in enumerate(chart.series):
