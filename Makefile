@@ -148,8 +148,8 @@ export: setup ## a run's results as folders people load: RUN=runs/default ROUND=
 docs-img: setup ## the documentation's screenshots of run RUN (report, answer browser, TensorBoard; make setup-browser first)
 	$(PY) scripts/screenshots.py $(RUN) --out docs/img
 
-verify: setup ## re-hash every finished stage of a run (ARGS="experiment=... or run_dir=..."); the changed ones run again next time
-	$(PY) -m start.run stage=verify $(ARGS)
+verify: setup ## re-hash every finished stage of run RUN (default runs/default) against its manifest; changed ones run again next time
+	$(PY) -m start.run stage=verify run_dir=$(RUN) $(ARGS)
 
 debug-run: setup ## the whole loop on a few questions with tiny budgets (transformers backend)
 	$(PY) -m start.run debug=tiny sampler=transformers $(ARGS)

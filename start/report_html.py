@@ -6,8 +6,9 @@ The page reads only what the run and :func:`start.evaluate.write_report` already
 each evaluation's ``sample/samples.jsonl``, ``score/scores.jsonl`` and ``score_eval/scores.jsonl``.
 
 * **Dashboard**: the held-out metrics as a grid of small plots (95% intervals as bars, every constant baseline
-  as a dashed line), the reward judge's and the evaluation judge's citation metrics side by side, the paired
-  changes between evaluations with their intervals, the DPO curves of every round and what each round trained on.
+  as a dashed line), the cited positions, the reward judge's and the evaluation judge's citation metrics side by
+  side, the paired changes between evaluations with their intervals, the DPO curves of every round and what each
+  round trained on.
 * **Answer browser**: every sampled answer to every held-out question in every evaluation. Each scored
   sentence is marked supported or unsupported (by the reward judge or, switched, the evaluation judge); hovering
   or clicking a citation shows the cited passage, with distractors marked; filters by round, verdict, cited
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from start.io import atomic_open
-from start.svgplot import PALETTE, Chart, HLine, Point, Series, interval_chart, line_chart
+from start.svgplot import PALETTE, Chart, HLine, Point, Series, bar_chart, interval_chart, line_chart
 
 # (metric, label) of the dashboard's grid, in order
 METRICS = (("citation_f1", "citation F1"), ("citation_rec", "citation recall"), ("citation_prec", "citation precision"),
@@ -141,6 +142,31 @@ def _color(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
 
+def positions_chart(answers: dict) -> str:
+    """The share of each evaluation's citations that point at each document position (a position habit piles
+    up on one bar), from the answers' scored sentences (valid citations only, as the Markdown report counts)."""
+    n = max((len(q["d"]) for q in answers["questions"]), default=0)
+    if n == 0:
+        return ""
+    series = []
+    for r, label in enumerate(answers["rounds"]):
+        counts = [0] * n
+        for a in answers["answers"]:
+            if a[1] != r:
+                continue
+            docs = len(a[7]) if a[7] else len(answers["questions"][a[0]]["d"])
+            for sent in a[4]:
+                for c in sent[1]:
+                    if 1 <= c <= min(n, docs):
+                        counts[c - 1] += 1
+        total = sum(counts)
+        if total:
+            series.append((label, [100 * c / total for c in counts]))
+    if not series:
+        return ""
+    return bar_chart("cited positions (% of citations)", [f"[{k}]" for k in range(1, n + 1)], series, unit="%")
+
+
 def _table(rows: list[list[str]], head: list[str]) -> str:
     th = "".join(f"<th>{escape(h)}</th>" for h in head)
     body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>" for r in rows)
@@ -233,11 +259,14 @@ def render(title: str, run_name: str, dashboard: dict[str, Any], answers: dict) 
     sections = [f"<header><h1>{escape(title)}</h1><p class=sub>run folder <code>{escape(run_name)}</code> &middot; "
                 f"{escape(d['summary'])}</p><nav><a href='#dashboard'>dashboard</a> <a href='#browser'>answer "
                 "browser</a></nav></header>", "<main><section id=dashboard>"]
-    if d["metric_charts"]:
+    grid = d["metric_charts"] + ([d["positions_chart"]] if d.get("positions_chart") else [])
+    if grid:
         sections.append("<h2>Held-out metrics by round</h2><p class=note>Means over held-out questions with 95% "
                         "bootstrap intervals (bars); dashed lines: the constant baselines (the best one darker), "
-                        "which cite a fixed position, every document, or copy each document's first sentence.</p>"
-                        f"<div class=grid>{''.join(d['metric_charts'])}</div>")
+                        "which cite a fixed position, every document, or copy each document's first sentence. Cited "
+                        "positions: the share of each evaluation's citations per document position (a position "
+                        "habit piles up on one; documents are in a seeded random order).</p>"
+                        f"<div class=grid>{''.join(grid)}</div>")
     if d["judge_charts"]:
         sections.append(f"<h2>Reward judge and evaluation judge</h2><p class=note>The same answers judged by the "
                         f"judge the rewards came from and by <code>{escape(d['eval_judge'])}</code>, which they never "
@@ -285,8 +314,9 @@ def write_report_html(run_dir: str | Path, folder: str | Path, title: str = "STA
     """Write ``folder/report.html`` (and ``folder/dpo_curves.json``, the curves' points) from the run folder's
     files; returns the page's path."""
     run_dir, folder = Path(run_dir), Path(folder)
-    dashboard = dashboard_data(run_dir, folder)
-    page = render(title, run_dir.name, dashboard, answer_data(run_dir))
+    dashboard, answers = dashboard_data(run_dir, folder), answer_data(run_dir)
+    dashboard["positions_chart"] = positions_chart(answers)
+    page = render(title, run_dir.name, dashboard, answers)
     with atomic_open(folder / "dpo_curves.json") as f:
         json.dump(dashboard["curve_points"], f)
     with atomic_open(folder / "report.html") as f:

@@ -1,6 +1,7 @@
-"""Small inline SVG charts for the HTML report: a line chart with intervals and reference lines, and an interval
-(forest) chart. Pure functions from numbers to an ``<svg>`` string; every label is escaped, so names that come
-from a run (rounds, baselines, judges) cannot become markup. Hovering a point shows its value (``<title>``).
+"""Small inline SVG charts for the HTML report: a line chart with intervals and reference lines, an interval
+(forest) chart and a grouped bar chart. Pure functions from numbers to an ``<svg>`` string; every label is
+escaped, so names that come from a run (rounds, baselines, judges) cannot become markup. Hovering a point shows
+its value (``<title>``).
 """
 
 from __future__ import annotations
@@ -208,5 +209,43 @@ def interval_chart(title: str, rows: Sequence[tuple[str, float, float, float]], 
         out.append(f'<line x1="{sx(low):.1f}" x2="{sx(high):.1f}" y1="{y:.1f}" y2="{y:.1f}" stroke="{color}" '
                    f'stroke-width="2.2"/>')
         out.append(f'<circle cx="{sx(v):.1f}" cy="{y:.1f}" r="3" fill="{color}"><title>{escape(tip)}</title></circle>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def bar_chart(title: str, categories: Sequence[str], series: Sequence[tuple[str, Sequence[float]]], *,
+              width: int = 270, height: int = 170, unit: str = "") -> str:
+    """Grouped bars: per category, one bar per series (its values in category order), a legend when several."""
+    m = dict(MARGIN, top=MARGIN["top"] + (10 if len(series) > 1 else 0))
+    values = [v for _, vs in series for v in vs]
+    ticks = nice_ticks(0.0, max(values, default=1.0) or 1.0)
+    top = ticks[-1] or 1.0
+    pw, ph = width - m["left"] - m["right"], height - m["top"] - m["bottom"]
+    group = pw / max(1, len(categories))
+    bar = group * 0.8 / max(1, len(series))
+
+    def sy(v: float) -> float:
+        return m["top"] + (1 - v / top) * ph
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" role="img"><title>{escape(title)}</title>',
+           _text(m["left"], 13, title, anchor="start", size=11, cls="ct", fill="#111")]
+    for t in ticks:
+        out.append(f'<line x1="{m["left"]}" x2="{width - m["right"]}" y1="{sy(t):.1f}" y2="{sy(t):.1f}" '
+                   'stroke="#eee"/>')
+        out.append(_text(m["left"] - 4, sy(t) + 3, _fmt(t) + unit, anchor="end", size=9, fill="#666"))
+    legend_x = m["left"] + 4
+    for j, (name, vs) in enumerate(series):
+        color = PALETTE[j % len(PALETTE)]
+        for i, v in enumerate(vs):
+            x = m["left"] + group * (i + 0.1) + bar * j
+            out.append(f'<rect x="{x:.1f}" y="{sy(v):.1f}" width="{bar:.1f}" height="{sy(0) - sy(v):.1f}" '
+                       f'fill="{color}"><title>{escape(f"{name}, {categories[i]}: {_fmt(v)}{unit}")}</title></rect>')
+        if len(series) > 1:
+            out.append(f'<rect x="{legend_x}" y="{MARGIN["top"] - 1}" width="8" height="3" fill="{color}"/>')
+            out.append(_text(legend_x + 10, MARGIN["top"] + 3, name, anchor="start", size=8, fill=color))
+            legend_x += 16 + 5.2 * len(name)
+    for i, c in enumerate(categories):
+        out.append(_text(m["left"] + group * (i + 0.5), height - 8, c, size=9, fill="#666"))
     out.append("</svg>")
     return "".join(out)

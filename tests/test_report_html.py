@@ -115,6 +115,7 @@ def test_the_dashboard_draws_metrics_baselines_judges_changes_and_curves(fake_ru
     judges = dashboard.split("Reward judge and evaluation judge")[1].split("<h2>")[0]
     assert "reward judge" in judges and "evaluation judge" in judges
     assert "0 -&gt; 1" in dashboard or "0 -> 1" in dashboard  # a paired change
+    assert "<title>1, [1]: 66.7%</title>" in dashboard and "<title>1, [2]: 33.3%</title>" in dashboard  # positions
     curves = json.loads((fake_run / "report" / "dpo_curves.json").read_text())
     loss = next(c for c in curves if c["key"] == "loss")
     assert loss["round"] == "round 1" and loss["steps"] == [1.0, 2.0, 3.0]
