@@ -50,6 +50,9 @@ run: setup-vllm ## main job: START on the embedded default (warm-up + 2 rounds, 
 score-demo: setup ## score the bundled demonstration answers with the offline NLI model
 	$(PY) -m start.score examples/demo_answers.json --out runs/demo/demo_answers.score.json
 
+setup-browser: ## Debian's chromium and chromedriver (root): the report's browser test and the docs' screenshots
+	apt-get install -y chromium chromium-driver
+
 test: setup ## default test suite (fast; slow tests skipped)
 	$(PY) -m pytest -q
 
@@ -133,6 +136,21 @@ e2e: setup-vllm ## CI's end-to-end check: `start.run debug=tiny` from scratch (S
 	$(PY) -m start.run debug=tiny $(ARGS)
 	$(PY) scripts/check_run.py runs/debug --rounds 1
 
+RUN ?= runs/default
+tensorboard: setup ## the training curves of every round of run RUN (default runs/default), offline, on http://localhost:6006
+	$(VENV)/bin/tensorboard --logdir $(RUN)/tb --host localhost --port 6006
+
+ROUND ?= 2
+OUT ?= exports/$(notdir $(RUN))-round$(ROUND)
+export: setup ## a run's results as folders people load: RUN=runs/default ROUND=2 OUT=... (ARGS="--push-to-hub USER/NAME")
+	$(PY) -m start.export $(RUN) --round $(ROUND) --out $(OUT) $(ARGS)
+
+docs-img: setup ## the documentation's screenshots of run RUN (report, answer browser, TensorBoard; make setup-browser first)
+	$(PY) scripts/screenshots.py $(RUN) --out docs/img
+
+verify: setup ## re-hash every finished stage of run RUN (default runs/default) against its manifest; changed ones run again next time
+	$(PY) -m start.run stage=verify run_dir=$(RUN) $(ARGS)
+
 debug-run: setup ## the whole loop on a few questions with tiny budgets (transformers backend)
 	$(PY) -m start.run debug=tiny sampler=transformers $(ARGS)
 
@@ -164,6 +182,6 @@ lint: setup ## ruff
 	$(VENV)/bin/ruff check start tests scripts
 
 clean: ## remove caches and run outputs (keeps .venv)
-	rm -rf .pytest_cache .ruff_cache runs
+	rm -rf .pytest_cache .ruff_cache runs exports
 
-.PHONY: help setup setup-vllm run e2e score-demo cpu-large experiment-seeds warmup debug-run data sample bench-retrieval bench-sampler citation-share test test-all nli-model nli-model-minilm rescore-seeds bench-judge bench-judge-modes bench-scorer bench-shortcuts bench-run bench lint clean
+.PHONY: help setup setup-vllm setup-browser run verify tensorboard export docs-img e2e score-demo cpu-large experiment-seeds warmup debug-run data sample bench-retrieval bench-sampler citation-share test test-all nli-model nli-model-minilm rescore-seeds bench-judge bench-judge-modes bench-scorer bench-shortcuts bench-run bench lint clean

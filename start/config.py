@@ -30,12 +30,14 @@ them as warnings):
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
+import types
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union, get_args, get_origin
 
 if TYPE_CHECKING:
     from start.preferences import PreferenceConfig
@@ -46,7 +48,7 @@ if TYPE_CHECKING:
     from start.train.sft import SFTSettings
     from start.warmup.config import WarmupStageConfig
 
-STAGES = ("warmup", "sample", "score", "pairs", "train", "eval", "report")
+STAGES = ("warmup", "sample", "score", "pairs", "train", "eval", "report", "verify")
 T = TypeVar("T")
 
 
@@ -158,10 +160,86 @@ class SampleJob:
 # ------------------------------------------------------------------------------------------- building
 
 
+def _field_types(cls) -> dict[str, Any]:
+    """A dataclass's field types, resolved from their annotations. A type named only for type checkers (imported
+    under ``TYPE_CHECKING``) stays unresolved (None): such a field is a typed section built by its own code."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        tp = f.type
+        if isinstance(tp, str):
+            owner = next(k for k in cls.__mro__ if f.name in getattr(k, "__annotations__", {}))
+            try:
+                tp = eval(tp, vars(sys.modules[owner.__module__]))  # an annotation of the project's own code
+            except NameError:  # imported for type checkers only: checked where that section is built
+                tp = None
+        out[f.name] = tp
+    return out
+
+
+_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string", dict: "a mapping",
+          list: "a list", tuple: "a list", type(None): "null", Path: "a path"}
+
+
+def _expected(tp) -> str:
+    """What a type asks for, in words (``int | None`` -> "an integer or null")."""
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return " or ".join(dict.fromkeys(_expected(a) for a in get_args(tp)))
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return _NAMES.get(origin or tp, getattr(tp, "__name__", str(tp)))
+
+
+def _matches(value: Any, tp) -> bool:
+    """Whether a configuration value fits a field type (an int fits a float; the elements of a list are left to
+    the section's own checks, which convert them)."""
+    if tp is None or tp is Any:
+        return True
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return any(_matches(value, a) for a in get_args(tp))
+    if origin is Literal:
+        return value in get_args(tp)
+    if tp is type(None):
+        return value is None
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp in (int, float):
+        return not isinstance(value, bool) and isinstance(value, int if tp is int else (int, float))
+    if tp is Path:
+        return isinstance(value, str | os.PathLike)
+    if origin in (list, tuple) or tp in (list, tuple):
+        return isinstance(value, list | tuple)
+    if dataclasses.is_dataclass(tp):
+        return isinstance(value, dict | tp)
+    return isinstance(value, origin or tp) if isinstance(origin or tp, type) else True
+
+
+def check_types(setting: str, cls, values: dict) -> None:
+    """Every value of ``values`` against the type of the field of ``cls`` it sets (nested sections too): the
+    first value of the wrong type is a :class:`ConfigError` naming its setting and the type expected
+    (``sampler.n: expected an integer, got 'abc'``). Unknown keys are left to the dataclass to report."""
+    hints = _field_types(cls)
+    for name, value in values.items():
+        if name not in hints:
+            continue
+        tp = hints[name]
+        if not _matches(value, tp):
+            raise ConfigError(f"{setting}.{name}", f"expected {_expected(tp)}, got {value!r}")
+        if isinstance(value, dict):
+            inner = [a for a in (get_args(tp) or (tp,)) if dataclasses.is_dataclass(a)]
+            if inner:
+                check_types(f"{setting}.{name}", inner[0], value)
+
+
 def _typed(setting: str, cls, values: Any, **extra):
-    """``cls(**values, **extra)`` with any failure reported against ``setting``."""
+    """``cls(**values, **extra)`` with any failure reported against ``setting`` (a value of the wrong type
+    against the setting itself: :func:`check_types`)."""
     if not isinstance(values, dict):
         raise ConfigError(setting, f"expected a mapping, got {type(values).__name__}")
+    check_types(setting, cls, values)
     try:
         return cls(**{**values, **extra})
     except TypeError as e:  # an unknown or missing field
@@ -178,10 +256,11 @@ def _positive_or_null(cfg: dict, key: str) -> None:
 
 def _split_launch(setting: str, section: Any) -> tuple[dict, LaunchConfig]:
     """A trainer section without its launch keys, and those keys typed (start.train.launch)."""
-    from start.train.launch import split_launch
+    from start.train.launch import LAUNCH_KEYS, LaunchConfig, split_launch
 
     if not isinstance(section, dict):
         raise ConfigError(setting, f"expected a mapping, got {type(section).__name__}")
+    check_types(setting, LaunchConfig, {k: v for k, v in section.items() if k in LAUNCH_KEYS and v is not None})
     try:
         return split_launch(section)
     except (TypeError, ValueError) as e:
@@ -241,6 +320,7 @@ def _warmup_config(raw: dict, sample: SampleConfig) -> WarmupStageConfig:
     from start.train.sft import SFTSettings
     from start.warmup.config import WarmupConfig, WarmupStageConfig
 
+    check_types("warmup", WarmupConfig, raw.get("warmup") or {})
     try:
         warm = WarmupConfig.from_dict(raw.get("warmup") or {})
     except TypeError as e:
@@ -438,8 +518,22 @@ def _check_warmup_inputs(warm: WarmupStageConfig) -> None:
                                                       limit=warm.settings.limit), need_docs=False)
 
 
+def check_loggers(setting: str, launch: LaunchConfig) -> None:
+    """Every logger ``report_to`` names (that the project knows) is installed."""
+    import importlib.util
+
+    from start.train.launch import LOGGER_PACKAGES
+
+    for name in launch.report_to:
+        packages = LOGGER_PACKAGES.get(name, ())
+        if packages and not any(importlib.util.find_spec(p) for p in packages):
+            raise ConfigError(f"{setting}.report_to", f"{name} is not installed (pip install {packages[0]}"
+                              + (", or make setup: the 'train' extra" if name == "tensorboard" else "")
+                              + f"); or set {setting}.report_to=none")
+
+
 def check_inputs(run: RunConfig) -> None:
-    """What the run's configuration names: models, NLI judges, question sources and prompt lengths."""
+    """What the run's configuration names: models, NLI judges, question sources and prompt lengths, loggers."""
     check_nli_spec("scorer.nli.model", run.scorer.nli.model)
     if run.eval.eval_judge is not None:
         check_nli_spec("scorer.eval_nli.model", run.eval.eval_judge.nli.model)
@@ -448,6 +542,9 @@ def check_inputs(run: RunConfig) -> None:
     _check_prompt_fits(run.model, run.sample, questions)
     _check_questions("eval_source" if run.raw.get("eval_source") else "data.source", run.eval.data)
     _check_warmup_inputs(run.warmup)
+    check_loggers("trainer", run.trainer.launch)
+    if run.warmup.enabled or run.trainer.rs_sft.enabled:
+        check_loggers("sft", run.warmup.launch)
 
 
 def check_run_config(raw: dict) -> RunConfig:

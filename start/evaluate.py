@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from start.io import atomic_open, write_json
+from start.report_html import write_report_html
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ def _joint_mask(x: dict[str, np.ndarray], y: dict[str, np.ndarray]) -> dict[str,
 def eval_columns(scores: Path) -> tuple[list[str], dict[str, np.ndarray]]:
     from start.scoring import RecordScore
 
-    records = [RecordScore.from_dict(json.loads(line)) for line in scores.read_text(encoding="utf-8").splitlines()
+    records = [RecordScore.from_dict(json.loads(line)) for line in scores.read_text(encoding="utf-8").split("\n")
                if line.strip()]
     records.sort(key=lambda r: (r.id.rsplit("#", 1)[0], int(r.id.rsplit("#", 1)[1]) if "#" in r.id else 0))
     qids = list(dict.fromkeys(r.id.rsplit("#", 1)[0] for r in records))  # per_question's row order
@@ -381,22 +382,11 @@ def write_report(run_dir: str | Path, title: str = "START report", *, n_boot: in
         md += [f"| total | {sum(s['seconds'] for s in stages):.0f} | |"]
     with atomic_open(folder / "report.md") as f:
         f.write("\n".join(md) + "\n")
-    rows = "".join(
-        f"<tr><td>{r}</td>" + "".join(
-            f"<td>{m['metrics'][k]['value']:.1f} <small>[{m['metrics'][k]['low']:.1f}, "
-            f"{m['metrics'][k]['high']:.1f}]</small></td>" if k in m["metrics"] else "<td>-</td>"
-            for k in REPORT_METRICS) + "</tr>" for r, m in rounds + baseline)
-    html = (f"<!doctype html><meta charset='utf-8'><title>{title}</title><h1>{title}</h1>"
-            "<table border=1 cellpadding=4><tr><th>round</th>" + "".join(f"<th>{k}</th>" for k in REPORT_METRICS)
-            + f"</tr>{rows}</table>" + "".join(f"<p><img src='{p.name}'></p>" for p in plots)
-            + ("<h2>Cited positions</h2><p><img src='cited_positions.png'></p>"
-               if (folder / "cited_positions.png").is_file() else ""))
-    with atomic_open(folder / "report.html") as f:
-        f.write(html)
     write_json(folder / "rounds.json", [{"round": r, **m} for r, m in rounds])
     write_json(folder / "stages.json", stages)
     write_json(folder / "differences.json", [{"change": c, **m} for c, m in diffs])
     write_json(folder / "training.json", training)
+    write_report_html(run_dir, folder, title)  # the dashboard and answer browser, from the files above
     return folder
 
 
@@ -420,14 +410,14 @@ def _scores(folder: Path) -> list:
     from start.scoring import RecordScore
 
     return [RecordScore.from_dict(json.loads(line)) for line in
-            (folder / "score" / "scores.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+            (folder / "score" / "scores.jsonl").read_text(encoding="utf-8").split("\n") if line.strip()]
 
 
 def _samples(folder: Path) -> list[dict]:
     path = folder / "sample" / "samples.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
 
 
 def cited_positions_section(evals: list[tuple[str, Path]], folder: Path) -> list[str]:

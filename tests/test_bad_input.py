@@ -57,6 +57,17 @@ CASES = [
     (["preference.max_pairs_per_question=0"], r"^preference\.max_pairs_per_question: is 0: no preference pair"),
     (["preference.min_margin=2"], r"^preference\.min_margin: must be in \[0, 1\], got 2"),
     (["sampler.n=0"], r"^sampler\.n: must be >= 1, got 0$"),
+    # a value of the wrong type names its setting and the type the field asks for (every section, nested too)
+    (["sampler.n=abc"], r"^sampler\.n: expected an integer, got 'abc'$"),
+    (["sampler.temperature=hot"], r"^sampler\.temperature: expected a number, got 'hot'$"),
+    (["eval.sampler.top_p=[1]"], r"^eval\.sampler\.top_p: expected a number, got \[1\]$"),
+    (["trainer.lora.r=x"], r"^trainer\.lora\.r: expected an integer, got 'x'$"),
+    (["trainer.precompute_ref_log_probs=maybe"], r"^trainer\.precompute_ref_log_probs: expected true or false, got"),
+    (["trainer.launcher=3"], r"^trainer\.launcher: expected a string, got 3$"),
+    (["sft.seed=abc"], r"^sft\.seed: expected an integer or null, got 'abc'$"),
+    (["scorer.nli.batch_size=big"], r"^scorer\.nli\.batch_size: expected an integer, got 'big'$"),
+    (["warmup.answer.candidates=two"], r"^warmup\.answer\.candidates: expected an integer, got 'two'$"),
+    (["warmup.documents.title=foo"], r"^warmup\.documents\.title: expected one of 'generated', 'question', got 'foo'$"),
     (["sampler.top_p=0"], r"^sampler\.top_p: must be in \(0, 1\], got 0"),
     (["sampler.chunk_size=0"], r"^sampler\.chunk_size: must be a whole number >= 1, got 0$"),
     (["sampler.backend.name=tgi"], r"^sampler\.backend: backend\.name must be 'transformers' or 'vllm', got 'tgi'$"),
@@ -68,7 +79,8 @@ CASES = [
     (["eval.n_boot=0"], r"^eval\.n_boot: must be a whole number >= 1, got 0$"),
     (["train_questions=0"], r"^train_questions: must be a whole number >= 1 or null, got 0$"),
     (["data.max_docs=0"], r"^max_docs: must be a whole number >= 1 or null, got 0$"),
-    (["scorer.rules.citation_format=markdown"], r"^scorer\.rules: citation_format must be 'alce' or 'lenient'"),
+    (["scorer.rules.citation_format=markdown"],
+     r"^scorer\.rules\.citation_format: expected one of 'alce', 'lenient', got 'markdown'$"),
     (["scorer.nli.batch_size=0"], r"^scorer\.nli: batch_size must be >= 1, got 0$"),
     (["warmup.limit=0"], r"^warmup\.limit: must be >= 1 or null, got 0$"),
     (["data.retrieval.k=0"], r"^data\.retrieval: k must be a positive integer, got 0$"),
@@ -110,6 +122,7 @@ def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     (["start.run", "stage=everything"], "error: stage: must be one of"),
     (["start.run", "scorer.nli.model=/missing"], "error: scorer.nli.model: no such model folder: /missing"),
     (["start.sample", "sampler.n=0"], "error: sampler.n: must be >= 1, got 0"),
+    (["start.run", "sampler.n=abc"], "error: sampler.n: expected an integer, got 'abc'"),
 ])
 def test_hydra_commands_exit_2_with_one_line(tmp_path, args, message):
     out = tmp_path / "out"
@@ -132,6 +145,13 @@ def test_score_with_a_missing_nli_model_is_a_clean_error(tmp_path):
     res = _cli(["start.score", str(records), "--nli", str(tmp_path)], tmp_path)  # a folder, not a model
     assert res.returncode == 2 and res.stderr.strip().startswith("error: --nli: ")
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_a_folder_given_to_the_scorer_is_named_a_folder(tmp_path):
+    res = _cli(["start.score", str(tmp_path)], tmp_path)
+    assert res.returncode == 2
+    assert res.stderr.strip() == f"error: {tmp_path}: is a directory, not a file of records (name the JSON or " \
+                                 "JSONL file in it)"
 
 
 @pytest.mark.parametrize("overrides", [[], ["debug=tiny"], ["experiment=cpu_large"], ["sampler=transformers"]])

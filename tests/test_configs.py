@@ -199,3 +199,18 @@ def test_a_missing_accelerate_config_file_is_a_problem():
         run_config("trainer.launcher=accelerate")
     problems = config_problems(run_config("sft.launcher=accelerate", "sft.accelerate_config=conf/accelerate/no.yaml"))
     assert problems == ["sft.accelerate_config=conf/accelerate/no.yaml does not exist"]
+
+
+def test_a_logger_that_is_not_installed_names_the_setting(monkeypatch):
+    import importlib.util
+
+    from start.config import ConfigError, check_loggers
+    from start.train.launch import LaunchConfig
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if "ensorboard" in name else real(name, *a))
+    with pytest.raises(ConfigError, match=r"^trainer\.report_to: tensorboard is not installed \(pip install "
+                                          r"tensorboard, or make setup: the 'train' extra\); or set "
+                                          r"trainer\.report_to=none$"):
+        check_loggers("trainer", LaunchConfig())
+    check_loggers("trainer", LaunchConfig(report_to="none"))

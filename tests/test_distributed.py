@@ -80,7 +80,9 @@ def test_dpo_two_processes_match_one(tiny_causal_lm, tmp_path, capfd):
     assert l1[0] != l1[-1]  # it trained (the curves are not trivially equal)
     _main_only(log, "merging the weights gathered from 2 process(es)")
     _main_only(log, "wrote the training metrics")
-    assert sorted(p.name for p in two.parent.iterdir()) == ["checkpoints", "launch_dpo.json", "metrics.json", "model"]
+    assert sorted(p.name for p in two.parent.iterdir()) == ["checkpoints", "launch_dpo.json", "metrics.json", "model",
+                                                            "tb"]
+    assert len(list((two.parent / "tb").glob("events.out.tfevents.*"))) == 1  # the curves: the main process's
     _assert_close_weights(one, two, 1e-4)
 
 

@@ -87,3 +87,39 @@ def test_first_step_loss_is_ln2_and_the_margin_grows(tiny_causal_lm, pairs_file,
     margins = [h["rewards/margins"] for h in history]
     assert margins[-1] > 0.5 and margins[-1] > margins[len(margins) // 2] > margins[0]
     assert history[-1]["loss"] < history[0]["loss"] - 0.2
+
+
+def _scalars(log_dir) -> dict[str, list[float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(log_dir))
+    acc.Reload()
+    return {tag: [e.value for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def test_dpo_curves_go_to_tensorboard_and_a_new_training_clears_old_ones(tiny_causal_lm, pairs_file, tmp_path):
+    log_dir = tmp_path / "tb" / "round_1"
+    log_dir.mkdir(parents=True)
+    (log_dir / "events.out.tfevents.stale").write_bytes(b"left by an earlier attempt")
+    cfg = DPOTrainConfig(max_steps=3, batch_size=2, learning_rate=5e-3, max_length=64, save_steps=100,
+                         logging_steps=1, lora=LoraSettings(r=4, alpha=8))
+    train_dpo(str(tiny_causal_lm), pairs_file, cfg, tmp_path / "dpo", report_to=("tensorboard",), log_dir=log_dir)
+    assert not (log_dir / "events.out.tfevents.stale").exists()
+    curves = _scalars(log_dir)
+    for tag in ("train/loss", "train/rewards/chosen", "train/rewards/rejected", "train/rewards/margins",
+                "train/rewards/accuracies", "train/learning_rate"):
+        assert len(curves[tag]) == 3, (tag, sorted(curves))
+    history = json.loads((tmp_path / "dpo" / "metrics.json").read_text())["log_history"]
+    assert curves["train/loss"] == pytest.approx([h["loss"] for h in history if "loss" in h], rel=1e-5)
+    assert not (tmp_path / "dpo" / "tb").exists()  # nowhere else
+
+
+def test_report_to_none_writes_no_curves(tiny_causal_lm, pairs_file, tmp_path):
+    from start.train.launch import LaunchConfig, run_dpo
+
+    cfg = DPOTrainConfig(max_steps=1, batch_size=2, max_length=64, save_steps=100, lora=LoraSettings(r=4, alpha=8))
+    run_dpo(str(tiny_causal_lm), pairs_file, cfg, tmp_path / "dpo", launch=LaunchConfig(report_to="none"),
+            log_dir=tmp_path / "tb")
+    assert not (tmp_path / "tb").exists() and not (tmp_path / "dpo" / "tb").exists()
+    assert LaunchConfig().report_to == ("tensorboard",) and LaunchConfig(report_to=["wandb", "none"]).report_to == (
+        "wandb",)

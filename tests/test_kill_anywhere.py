@@ -80,8 +80,9 @@ def snapshot(run_dir: Path) -> dict[str, object]:
     out: dict[str, object] = {}
     for f in sorted(run_dir.rglob("*")):
         rel = f.relative_to(run_dir).as_posix()
-        if not f.is_file() or "/checkpoints/" in f"/{rel}" or f.name.startswith("."):
-            continue  # checkpoints are training's scratch space; dot files are bookkeeping (owner, hash stamps)
+        if not f.is_file() or "/checkpoints/" in f"/{rel}" or f.name.startswith(".") or rel.startswith("tb/"):
+            continue  # checkpoints are training's scratch space; dot files are bookkeeping (owner, hash stamps);
+            # TensorBoard's event files are named and stamped by the wall clock (their values: dpo_curves.json)
         if f.suffix in (".safetensors", ".png"):
             out[rel] = hashlib.sha256(f.read_bytes()).hexdigest() if f.suffix == ".safetensors" else "png"
         elif f.suffix == ".jsonl":
@@ -92,6 +93,8 @@ def snapshot(run_dir: Path) -> dict[str, object]:
                 "manifest.json", "DONE") else data
         elif f.name == "report.md":
             out[rel] = f.read_text().split("## Stages")[0].replace(str(run_dir), "<run>")
+        elif f.name == "report.html":  # names the run folder
+            out[rel] = f.read_text().replace(f"<code>{run_dir.name}</code>", "<code><run></code>")
         else:
             out[rel] = f.read_bytes()
     return out
@@ -107,7 +110,7 @@ def test_killed_ten_times_anywhere_ends_like_an_uninterrupted_run(tmp_path, citi
     assert child.wait(timeout=1800) == 0, child.stderr.read()[-3000:]
     straight_seconds = time.monotonic() - t0
     stages = sorted(_done(tmp_path / "straight"))
-    assert len(stages) == 20  # 6 of round 0 (two evaluations) + 7 per round
+    assert len(stages) == 25  # round 0: the baselines and two evaluations of 4 stages each; 8 per round
 
     # the same run, killed ten times
     cfg = _config(tmp_path, citing_causal_lm, sharp_cross_encoder, "killed")

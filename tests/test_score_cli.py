@@ -96,3 +96,15 @@ def test_module_entry_point_reports_errors(tmp_path):
     src.write_text("{not json")
     proc = subprocess.run([sys.executable, "-m", "start.score", str(src)], capture_output=True, text=True)
     assert proc.returncode == 2 and "x.json: line 1: malformed JSON" in proc.stderr
+
+
+def test_jsonl_strings_may_hold_unicode_line_separators(tmp_path):
+    # a model may write U+2028 / U+2029 / U+0085 inside an answer; JSON Lines end at "\n" only
+    from start.io import read_jsonl, write_jsonl
+
+    rows = [{"id": "a", "question": "q?", "docs": [{"title": "t", "text": "x"}], "output": "one\u2028two\u2029three"},
+            {"id": "b", "question": "q?", "docs": [{"title": "t", "text": "x"}], "output": "four\x85five"}]
+    path = tmp_path / "rows.jsonl"
+    write_jsonl(path, rows)
+    assert read_jsonl(path) == rows
+    assert read_records(path) == rows

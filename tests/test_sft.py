@@ -88,3 +88,12 @@ def test_settings_are_validated(bad):
 def test_rows_need_prompt_and_completion(tiny_causal_lm, tmp_path):
     with pytest.raises(ValueError, match="prompt"):
         train_sft([{"text": "x"}], str(tiny_causal_lm), settings(), tmp_path)
+
+
+def test_sft_loss_curve_goes_to_tensorboard(tiny_causal_lm, tmp_path):
+    from test_dpo import _scalars
+
+    train_sft(ROWS, str(tiny_causal_lm), settings(max_steps=2, logging_steps=1), tmp_path / "sft",
+              report_to=("tensorboard",), log_dir=tmp_path / "tb" / "round_0")
+    curves = _scalars(tmp_path / "tb" / "round_0")
+    assert len(curves["train/loss"]) == 2 and len(curves["train/learning_rate"]) == 2

@@ -144,7 +144,9 @@ def test_report_shows_baseline_row_examples_and_cited_positions(tmp_path, scorer
     # Cited positions per round: base cites [3] once; round 0 cites [1] twice and [3] once.
     assert "| base | 0% | 0% | 100% | 1 |" in md and "| 0 | 67% | 0% | 33% | 3 |" in md
     assert (tmp_path / "report" / "cited_positions.png").stat().st_size > 1000
-    assert "cited_positions.png" in (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    page = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")  # self-contained: drawn inline
+    assert "<title>cited positions (% of citations)</title>" in page and "<title>base, [3]: 100%</title>" in page
+    assert "<title>0, [1]: 66.7%</title>" in page
     # The same questions in every round, each sentence's support and each citation's relevance marked.
     section = md.split("## Example answers")[1]
     assert section.count("**What do alpha and beta hold?**") == 2

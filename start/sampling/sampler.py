@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from start.io import atomic_open
+from start.io import atomic_open, naming_full_disk
 from start.sampling.backends import Generator, SamplingConfig
 from start.sampling.prompt import PromptConfig, build_prompt
 from start.text import Document, parse_citations
@@ -90,7 +90,7 @@ def _read_done(path: Path) -> list[dict]:
         log.warning("%s: dropping a torn last line (%d bytes) left by an interrupted run", path, len(raw) - end)
         with open(path, "r+b") as f:
             f.truncate(end)
-    return [json.loads(line) for line in raw[:end].decode("utf-8").splitlines() if line.strip()]
+    return [json.loads(line) for line in raw[:end].decode("utf-8").split("\n") if line.strip()]
 
 
 def _valid_citations(text: str, n_docs: int) -> list[int]:
@@ -190,9 +190,10 @@ def run_sampling(items: Sequence[SampleInput], generator: Generator, prompt_cfg:
                     row["orders"] = [list(o) for o in orders[it.id]]
                     row["prompts"] = [p.text for _, p, _ in per_order]
                 lines.append(json.dumps(row, ensure_ascii=False) + "\n")
-            f.write("".join(lines))  # one write per chunk
-            f.flush()
-            os.fsync(f.fileno())
+            with naming_full_disk(out_path):
+                f.write("".join(lines))  # one write per chunk
+                f.flush()
+                os.fsync(f.fileno())
             written += len(chunk)
             bar.update(len(chunk))
     if truncated:

@@ -1,13 +1,18 @@
-"""What the SFT and DPO trainers share: finding the checkpoint to resume from, saving a full model."""
+"""What the SFT and DPO trainers share: finding the checkpoint to resume from, saving a full model, and where
+the training curves go."""
 
 from __future__ import annotations
 
+import logging
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from start.io import atomic_dir, write_json
 from start.stage import write_content_hash
+
+log = logging.getLogger(__name__)
 
 
 def last_checkpoint(folder: Path) -> str | None:
@@ -54,3 +59,29 @@ def check_lengths(tokenizer, prompts: Sequence[str], completions: Sequence[Seque
             f"{source}: {len(too_long)} of {len(p_len)} rows are longer than {setting}={max_length} tokens "
             f"(longest: row {i + 1}, prompt {p} + completion {c} + EOS); TRL would cut their completions. Raise "
             f"{setting} (up to the model's context, model.max_model_len) or shorten the prompts (data.max_docs)")
+
+
+def curve_loggers(report_to: Sequence[str], log_dir: Path | None, *, resuming: bool, main_process: bool
+                  ) -> tuple[list[str] | str, list]:
+    """Where a trainer's logged values go: the ``report_to`` names the trainer arguments take, and callbacks.
+
+    TensorBoard writes to ``log_dir`` (``runs/<experiment>/tb/round_N`` in a run), through a callback given its
+    own writer (the trainer arguments of transformers 5 name no folder for it); a training that starts over
+    (no checkpoint to resume) clears the curves an earlier attempt left there. Every other name (``wandb``,
+    ``mlflow``, ...) goes to transformers as it is. Nothing: ``"none"``.
+    """
+    others = [r for r in report_to if r != "tensorboard"]
+    callbacks = []
+    if "tensorboard" in report_to and main_process:
+        from torch.utils.tensorboard import SummaryWriter
+        from transformers.integrations import TensorBoardCallback
+
+        if log_dir is None:
+            raise ValueError("report_to names tensorboard but no folder for its event files was given")
+        if not resuming and log_dir.is_dir():
+            log.info("a new training: the curves of an earlier attempt in %s are cleared", log_dir)
+            shutil.rmtree(log_dir)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        callbacks.append(TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(log_dir))))
+        log.info("training curves: tensorboard --logdir %s", log_dir)
+    return (others or "none"), callbacks

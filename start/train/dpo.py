@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from start.io import write_json
 from start.train import dist
-from start.train.common import check_lengths, last_checkpoint
+from start.train.common import check_lengths, curve_loggers, last_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,11 @@ class DPOTrainConfig:
             raise ValueError("set trainer.epochs > 0 or trainer.max_steps > 0")
 
 
-def train_dpo(policy_path: str, pairs_path: str | Path, cfg: DPOTrainConfig, out_dir: str | Path) -> Path:
-    """Train one DPO round; returns the folder of the new (merged) policy."""
+def train_dpo(policy_path: str, pairs_path: str | Path, cfg: DPOTrainConfig, out_dir: str | Path, *,
+              report_to: Sequence[str] = (), log_dir: str | Path | None = None) -> Path:
+    """Train one DPO round; returns the folder of the new (merged) policy. The logged values (loss, chosen and
+    rejected rewards, margins, accuracies, learning rate) go to ``metrics.json`` and to ``report_to``
+    (``tensorboard``: event files in ``log_dir``, default ``<out_dir>/tb``; :func:`curve_loggers`)."""
     import torch
     from datasets import load_dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -93,18 +97,20 @@ def train_dpo(policy_path: str, pairs_path: str | Path, cfg: DPOTrainConfig, out
 
         peft_config = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
                                  target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM")
+    resume = last_checkpoint(ckpt_dir)
+    report, callbacks = curve_loggers(report_to, Path(log_dir) if log_dir else out / "tb", resuming=resume is not None,
+                                      main_process=state.is_main_process)
     args = DPOConfig(
         output_dir=str(ckpt_dir), beta=cfg.beta, learning_rate=cfg.learning_rate, num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum, max_length=cfg.max_length,
         precompute_ref_log_probs=cfg.precompute_ref_log_probs, save_steps=cfg.save_steps,
-        logging_steps=cfg.logging_steps, seed=cfg.seed, data_seed=cfg.seed, report_to=[],
+        logging_steps=cfg.logging_steps, seed=cfg.seed, data_seed=cfg.seed, report_to=report,
         use_cpu=not on_gpu, bf16=on_gpu, save_total_limit=2, disable_tqdm=False,
         gradient_checkpointing=cfg.gradient_checkpointing,
     )
     trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=data, processing_class=tokenizer,
-                         peft_config=peft_config)
-    resume = last_checkpoint(ckpt_dir)
+                         peft_config=peft_config, callbacks=callbacks)
     log.info("DPO on %d pairs from %s (%d process(es))%s", len(data), policy_path, state.num_processes,
              f"; resuming from {resume}" if resume else "")
     result = trainer.train(resume_from_checkpoint=resume)

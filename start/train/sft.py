@@ -22,7 +22,7 @@ from pathlib import Path
 from start.io import read_records, write_json
 from start.stage import fingerprint
 from start.train import dist
-from start.train.common import check_lengths, last_checkpoint
+from start.train.common import check_lengths, curve_loggers, last_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -121,11 +121,12 @@ def model_is_complete(model_dir: str | Path, fp: str) -> bool:
 
 
 def train_sft(data: str | os.PathLike | Sequence[dict], model: str, cfg: SFTSettings, out_dir: str | os.PathLike,
-              *, seed: int = 0) -> Path:
+              *, seed: int = 0, report_to: Sequence[str] = (), log_dir: str | os.PathLike | None = None) -> Path:
     """Fine-tune ``model`` (a folder or hub name) on prompt/completion rows; return the saved model folder.
 
     ``data`` is a JSON/JSONL file or a list of dicts with ``prompt`` and ``completion``. ``seed`` is used
-    when ``cfg.seed`` is None. A finished run with the same inputs is not repeated.
+    when ``cfg.seed`` is None. A finished run with the same inputs is not repeated. The loss curve also goes
+    to ``report_to`` (``tensorboard``: event files in ``log_dir``, default ``<out_dir>/tb``).
     """
     out = Path(out_dir)
     model_dir = out / "model"
@@ -153,6 +154,8 @@ def train_sft(data: str | os.PathLike | Sequence[dict], model: str, cfg: SFTSett
     state = dist.state(cpu=not on_gpu)  # one process, or one of several under `accelerate launch`
     ckpt_dir = out / "checkpoints"
     resume = _prepare_checkpoints(ckpt_dir, resume_fp, state)
+    report, callbacks = curve_loggers(report_to, Path(log_dir) if log_dir else out / "tb", resuming=resume is not None,
+                                      main_process=state.is_main_process)
     base = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, cfg.train_dtype))
     peft_config = None
     if cfg.use_lora:
@@ -166,14 +169,14 @@ def train_sft(data: str | os.PathLike | Sequence[dict], model: str, cfg: SFTSett
         learning_rate=cfg.learning_rate, lr_scheduler_type=cfg.lr_scheduler, warmup_steps=cfg.warmup_steps,
         weight_decay=cfg.weight_decay, max_length=cfg.max_length, seed=settings["seed"],
         save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
-        logging_steps=cfg.logging_steps, logging_first_step=True, report_to="none", completion_only_loss=True,
+        logging_steps=cfg.logging_steps, logging_first_step=True, report_to=report, completion_only_loss=True,
         packing=False,
         gradient_checkpointing=cfg.gradient_checkpointing, dataloader_num_workers=0,
         # TRL refuses bf16 on CPU: train in fp32 there, bf16 mixed precision on a capable GPU
         use_cpu=not on_gpu, bf16=on_gpu and torch.cuda.is_bf16_supported() and cfg.train_dtype == "float32",
         **cfg.extra)
     trainer = SFTTrainer(model=base, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                         peft_config=peft_config)
+                         peft_config=peft_config, callbacks=callbacks)
     log.info("SFT on %d rows from %s (%s, %d process(es))%s", len(rows), model,
              "LoRA" if cfg.use_lora else "full fine-tuning", state.num_processes,
              f"; resuming from {resume}" if resume else "")

@@ -126,14 +126,15 @@ def _generation_child(cfg: WarmupStageConfig, out: str, steps_fp: str) -> None:
 
 
 def warmup_stage(cfg: WarmupStageConfig, out_dir: str | Path, *, generator: Generator | None = None,
-                 nli: NLIBackend | None = None, isolate: bool = True) -> Path:
+                 nli: NLIBackend | None = None, isolate: bool = True, tb_dir: str | Path | None = None) -> Path:
     """Run (or skip, or resume) the warm-up; return the SFT model folder.
 
     ``cfg`` is the warm-up's typed section (``start.config.build_run_config(raw).warmup``, or
     ``start.config.build_warmup_config`` for ``python -m start.warmup``). ``generator`` / ``nli`` replace the
     models built from it (tests pass stubs); ``cfg.model`` is still the SFT base.
     With the vLLM backend the generation steps run in a child process (``isolate``), so that the engine's
-    memory is free again before the NLI checks and SFT.
+    memory is free again before the NLI checks and SFT. The SFT's TensorBoard curves (``sft.report_to``) go to
+    ``tb_dir``, else ``<out_dir>/tb``.
     """
     out = Path(out_dir)
     seed, warm, sft, prompt_cfg, backend = cfg.seed, cfg.settings, cfg.sft, cfg.prompt, cfg.backend
@@ -210,7 +211,8 @@ def warmup_stage(cfg: WarmupStageConfig, out_dir: str | Path, *, generator: Gene
     judge.clear()  # the NLI model is not needed for training
     gc.collect()
 
-    trained = run_sft(out / DATA_FILE, model_path, sft, out, seed=derive_seed(seed, "warmup:sft"), launch=cfg.launch)
+    trained = run_sft(out / DATA_FILE, model_path, sft, out, seed=derive_seed(seed, "warmup:sft"), launch=cfg.launch,
+                      log_dir=tb_dir)
     metrics = json.loads((out / "metrics.json").read_text())
     run.finish(counts={"questions": len(questions), "examples": len(items),
                        "steps": {s["step"]: s["out"] for s in steps.stats}},
