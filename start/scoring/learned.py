@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from start.scoring.nli import NLIBackend, NLIPrediction, Pair, document_windows
+from start.text import tokenize
 
 # Every feature a stored aggregator may name (its own list is a subset, in its own order), with what it measures.
 FEATURE_HELP: dict[str, str] = {
@@ -94,8 +95,6 @@ class Readings:
 
 def content_words(text: str) -> set[str]:
     """Lower-cased words without stop words and numbers (numbers have their own features)."""
-    from start.data.retrieval import tokenize
-
     return {w for w in tokenize(text) if not any(c.isdigit() for c in w)}
 
 
