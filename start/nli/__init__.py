@@ -4,7 +4,7 @@ Importing this package is cheap: torch and transformers are only imported by `st
 Build the embedded default model with ``python -m start.nli build --out start/assets/nli-minilm --seed 13``.
 """
 
-from start.nli.guard import numbers_consistent
+from start.scoring.guard import numbers_consistent
 
 DEFAULT_MODEL_DIR = "start/assets/nli-minilm"
 LABELS = ("entailment", "neutral", "contradiction")

@@ -33,7 +33,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_
 from start.io import PROJECT_ROOT, project_relative
 from start.nli import data as D
 from start.nli.bases import BUILTIN_BASES, builtin_base_dir
-from start.nli.guard import numbers_consistent
+from start.scoring.guard import numbers_consistent
 from start.scoring.nli import read_settings
 from start.scoring.weights import is_int8_folder, load_classifier, parts_of, save_int8
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from start.scoring.guard import extract_quantities, numbers_consistent
 from start.scoring.nli import NLIBackend, NLIPrediction, Pair, document_windows
 from start.text import tokenize
 
@@ -67,8 +68,6 @@ def lexical_features(premise: str, hypothesis: str) -> dict[str, float]:
     >>> f["cov_words"], f["cov_numbers"], f["cov_names"], f["guard"]
     (0.6666666666666666, 1.0, 1.0, 1.0)
     """
-    from start.nli.guard import extract_quantities, numbers_consistent
-
     p_words, h_words = content_words(premise), content_words(hypothesis)
     p_lower = premise.lower()
     names = {w.lower() for w in hypothesis.split()[1:] if w[:1].isupper()}

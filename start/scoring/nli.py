@@ -32,6 +32,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from start.models import resolve_device, resolve_dtype
+from start.scoring.guard import numbers_consistent
 
 log = logging.getLogger(__name__)
 
@@ -510,7 +511,7 @@ class AveragedNLI:
 
 class NumberGuardedNLI:
     """A backend whose pairs are not entailed when the hypothesis states a number, year or month that the
-    premise does not (``start.nli.guard``): small NLI models miss exactly such edits ("built in 1889" vs
+    premise does not (:mod:`start.scoring.guard`): small NLI models miss exactly such edits ("built in 1889" vs
     "in 1925"). Stored models opt in with ``"number_guard": true`` in their settings; the probability of
     a guarded pair is reported as 0."""
 
@@ -520,8 +521,6 @@ class NumberGuardedNLI:
         self.fingerprint = inner.fingerprint + ":number-guard-v1"
 
     def predict(self, pairs: Sequence[Pair]) -> NLIPrediction:
-        from start.nli.guard import numbers_consistent
-
         ok = np.array([numbers_consistent(p, h) for p, h in pairs], dtype=bool)
         probs = np.zeros(len(pairs))
         truncated = np.zeros(len(pairs), dtype=bool)
