@@ -31,7 +31,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from start.models import resolve_device, resolve_dtype
+from start.scoring.devices import resolve_device, resolve_dtype
 from start.scoring.guard import numbers_consistent
 
 log = logging.getLogger(__name__)

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from start.scoring.devices import resolve_device
 from start.scoring.nli import NLIPrediction, Pair
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,6 @@ class DeviceReplicasNLI:
     @classmethod
     def from_backend(cls, backend, devices: Sequence[str]) -> DeviceReplicasNLI:
         """Replicas of ``backend``'s model on ``devices`` (``backend`` itself serves the first device)."""
-        from start.models import resolve_device
-
         replicas = [backend]
         for d in devices[1:]:
             twin = copy.copy(backend)  # same tokenizer, settings and fingerprint; its own model copy
