@@ -8,10 +8,10 @@ computes for it. Two ways to spread the batches:
 * :class:`DeviceReplicasNLI` -- one process, one model replica per device (``NLIConfig.devices``, e.g.
   ``["cuda:0", ..., "cuda:7"]``); batch ``b`` runs on replica ``b mod D``, the replicas in parallel threads
   (PyTorch releases the GIL inside kernels). This is what ``python -m start.run`` uses.
-* processes under ``accelerate launch`` / ``torchrun`` (``python -m start.scoring.parallel INPUT ...`` takes
-  ``start.score``'s options): rank 0 runs the scorer (cache, rounds, outputs -- it alone writes) and sends
-  every model request to all ranks; rank ``r`` runs batches ``b mod W == r`` on its own device and the
-  probabilities are gathered on rank 0 (:class:`ProcessShardNLI`, :func:`serve`).
+* processes under ``accelerate launch`` / ``torchrun`` (the command line is :mod:`start.score_parallel`):
+  rank 0 runs the scorer (cache, rounds, outputs -- it alone writes) and sends every model request to all
+  ranks; rank ``r`` runs batches ``b mod W == r`` on its own device and the probabilities are gathered on
+  rank 0 (:class:`ProcessShardNLI`, :func:`serve`).
 
 A model too big for one GPU is instead split layer by layer with ``NLIConfig.extra={"device_map": "auto"}``.
 """
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -126,50 +125,3 @@ def serve(backend) -> int:
             return served
         _share(backend, box[0])
         served += 1
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``accelerate launch [--num_processes N] -m start.scoring.parallel INPUT [start.score options]``."""
-    import dataclasses
-    import os
-
-    from accelerate import PartialState
-
-    from start import score
-    from start.scoring.nli import base_backend, load_nli
-
-    args = score.build_parser().parse_args(argv)
-    rank = os.environ.get("RANK", "0")
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s [rank {rank}] %(name)s: %(message)s")
-    import torch
-
-    on_gpu = torch.cuda.is_available() and args.device != "cpu"
-    state = PartialState(cpu=not on_gpu)  # gloo on the CPU, nccl on GPUs
-    try:
-        scorer_cfg, nli_cfg = score.configs_from_args(args)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    nli_cfg = dataclasses.replace(nli_cfg, device=str(state.device) if on_gpu else "cpu")
-    if not state.is_main_process:
-        log.info("rank %s served %d NLI requests", rank, serve(base_backend(load_nli(nli_cfg))))
-        return 0
-    leader: dict[str, ProcessShardNLI] = {}
-
-    def wrap(backend):
-        leader["nli"] = ProcessShardNLI(backend)
-        return leader["nli"]
-
-    try:
-        return score.run(args, scorer_cfg, load_nli(nli_cfg, wrap=wrap))
-    finally:
-        if "nli" in leader:
-            leader["nli"].close()
-        else:  # loading failed on rank 0: release the others anyway
-            import torch.distributed as dist
-
-            dist.broadcast_object_list([None], src=0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
