@@ -1,7 +1,7 @@
 """Scoring at scale: the NLI model's batches spread over devices or processes, with one device's numbers.
 
 The scorer asks its NLI backend for the unique pairs it needs, round after round. A model backend first
-fixes its batches (:meth:`start.scoring.nli._HFNLI.plan`: tokenised, length-sorted, cut by batch size) and
+fixes its batches (:meth:`start.scoring.hf._HFNLI.plan`: tokenised, length-sorted, cut by batch size) and
 only then runs them, so any device or process that runs batch ``b`` computes exactly what one device
 computes for it. Two ways to spread the batches:
 
@@ -25,8 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from start.scoring.backend import NLIPrediction, Pair
 from start.scoring.devices import resolve_device
-from start.scoring.nli import NLIPrediction, Pair
 
 log = logging.getLogger(__name__)
 
