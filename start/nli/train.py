@@ -33,6 +33,7 @@ from start.io import project_relative
 from start.nli import data as D
 from start.nli.bases import BUILTIN_BASES, builtin_base_dir
 from start.nli.config import BuildConfig
+from start.nli.long_pairs import long_premise_pairs
 from start.nli.measure import (
     best_threshold,
     bucketed_batches,
@@ -253,7 +254,7 @@ def build(cfg: BuildConfig) -> dict:
     log("split label counts " + json.dumps({k: v["all"] for k, v in counts.items()}))
     train_pairs = _subsample(splits["train"], cfg.max_train_pairs, cfg.seed)
     if cfg.long_pairs or cfg.joint_pairs:
-        long = D.long_premise_pairs(splits["train"], cfg.seed, cfg.long_pairs, cfg.joint_pairs)
+        long = long_premise_pairs(splits["train"], cfg.seed, cfg.long_pairs, cfg.joint_pairs)
         counts["train-long"] = D.label_counts(long)
         log("long-premise train pairs " + json.dumps(counts["train-long"]["all"]))
         train_pairs = train_pairs + long
@@ -261,7 +262,7 @@ def build(cfg: BuildConfig) -> dict:
     test = _subsample(splits["test"], cfg.eval_max_pairs, cfg.seed)
     # Held-out pairs shaped like the scorer's premises (passages, distractors, two-claim hypotheses), built
     # from the test split alone: reported beside the short test pairs.
-    test_long = D.long_premise_pairs(splits["test"], cfg.seed, min(600, cfg.eval_max_pairs or 600),
+    test_long = long_premise_pairs(splits["test"], cfg.seed, min(600, cfg.eval_max_pairs or 600),
                                      min(400, cfg.eval_max_pairs or 400))
 
     tokenizer = AutoTokenizer.from_pretrained(base)
