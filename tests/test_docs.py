@@ -1,5 +1,5 @@
-"""What README.md and docs/*.md name exists: Make targets, modules (``python -m start.x``, ``start.x.name``),
-files and folders of the project, and the pages and headings their links point at."""
+"""What README.md, docs/*.md and the data and model cards name exists: Make targets, modules (``python -m
+start.x``, ``start.x.name``), files and folders of the project, and the pages and headings their links point at."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = sorted((ROOT / "docs").glob("*.md"))
+# README and docs/, and the data and model cards, which name code too
+PAGES = [ROOT / "README.md", *DOCS, *sorted((ROOT / "data_cards").glob("*.md")),
+         *sorted((ROOT / "start" / "assets").glob("*/README.md"))]
 # a path is the project's when it starts with one of these (others are run folders, examples of user files, ...)
 PROJECT_ROOTS = ("start/", "conf/", "scripts/", "tests/", "bench/", "data_cards/", "examples/", "docs/", ".ci/")
 PROJECT_FILES = ("Makefile", "pyproject.toml", "README.md")
@@ -126,7 +129,7 @@ def test_readme_is_a_landing_page():
     assert "<!-- headline: the table `make run` prints (bench/run_default.md) -->" in readme
     assert "make run" in readme and "make test" in readme
     linked = {(ROOT / link).resolve() for link in _LINK.findall(readme) if link.startswith("docs/")}
-    assert {p.resolve() for p in PAGES[1:]} <= {p.with_suffix(".md") for p in linked}  # every page is linked
+    assert DOCS and set(DOCS) <= linked  # every page of docs/ is linked
 
 
 def test_the_check_finds_what_does_not_exist(tmp_path):

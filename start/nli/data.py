@@ -25,14 +25,17 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from start.nli.long_pairs import long_premise_pairs
 from start.nli.negatives import augment_hard_negatives
 from start.nli.pairs import LABEL2ID, LABELS, NLIPair, label_counts
 
-__all__ = [  # the pairs, labels and hard negatives are start.nli.pairs's and start.nli.negatives's, re-exported
+# re-exported: the pairs and labels (start.nli.pairs), hard negatives (start.nli.negatives) and long premises
+# (start.nli.long_pairs; the bundled judges' cards name start.nli.data.long_premise_pairs)
+__all__ = [
     "BIGBENCH_SDIST", "BIGBENCH_VERSION", "EXCLUDED_TASKS", "LABEL2ID", "LABELS", "PARSERS", "SPLITS", "TASKS",
     "TASK_ROOT", "VITAMINC_LABELS", "NLIPair", "augment_hard_negatives", "build_splits", "extract_tasks",
-    "fetch_bigbench", "label_counts", "load_task", "parse_analytic", "parse_epistemic", "parse_vitaminc",
-    "split_by_group",
+    "fetch_bigbench", "label_counts", "load_task", "long_premise_pairs", "parse_analytic", "parse_epistemic",
+    "parse_vitaminc", "split_by_group",
 ]
 
 BIGBENCH_VERSION = "1.0.0"
