@@ -178,8 +178,9 @@ bench-shortcuts: setup ## gold positions + constant-citation baselines on the de
 
 bench: bench-scorer bench-retrieval bench-sampler bench-shortcuts bench-run ## every benchmark
 
-lint: setup ## ruff
+lint: setup ## ruff, and the import contracts of pyproject.toml (layers, the scorer a library, no circles)
 	$(VENV)/bin/ruff check start tests scripts
+	$(VENV)/bin/lint-imports --no-cache
 
 clean: ## remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache runs exports

@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from start.nli.agreement import agreement, judge_labels, load_human, to_records
-    from start.nli.train import load_probe
+    from start.nli.measure import load_probe
     from start.scoring import AttributionScorer, NLIConfig, ScorerConfig
     from start.scoring.learned import AggregatedNLI
     from start.scoring.nli import load_nli, resolve_model

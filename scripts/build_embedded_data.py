@@ -4,7 +4,7 @@
     python scripts/build_embedded_data.py --out /tmp/x --elements 1-20
 
 Deterministic: the same seed and the same mendeleev database give byte-identical files. The library code
-is in :mod:`start.data.embedded`; this is only the command line.
+is in :mod:`start.data.builder`; this is only the command line.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import logging
 import sys
 from pathlib import Path
 
-from start.data.embedded import EMBEDDED_DIR, BuildConfig, build_embedded, source_info, write_embedded
+from start.data.builder import BuildConfig, build_embedded, source_info, write_embedded
+from start.data.embedded import EMBEDDED_DIR
 
 log = logging.getLogger("build_embedded_data")
 

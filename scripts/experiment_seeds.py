@@ -249,11 +249,11 @@ def position_gap(detail: dict) -> float | None:
 def margin_change_of(run_dir: Path, last: int) -> list[float] | None:
     """Round 0 -> ``last`` paired change of the attribution margin (start.shortcuts.margin_change), re-scored
     with the run's own reward judge; None when either evaluation did not keep its samples."""
-    from start.evaluate import per_question
     from start.io import read_jsonl
     from start.sampling.sampler import expand_for_scoring
     from start.scoring import AttributionScorer, NLIConfig, RecordScore, ScorerConfig
     from start.shortcuts import margin_change
+    from start.stats import per_question
 
     evals = [run_dir / "round_0" / "eval", run_dir / f"round_{last}" / "eval"]
     if not all((e / "sample" / "samples.jsonl").is_file() and (e / "score" / "scores.jsonl").is_file() for e in evals):
@@ -336,7 +336,8 @@ def _n_boot(run_dir: Path) -> int:
 def ablation(rows: list[tuple[str, Path, str]], full: str = "full method") -> dict:
     """Ablation rows: (row name, run folder, "warmup" or "last") -> each row's evaluation and the paired
     difference full method minus the row, on the same held-out questions."""
-    from start.evaluate import bootstrap, eval_columns, paired_difference
+    from start.evaluate import eval_columns
+    from start.stats import bootstrap, paired_difference
 
     cols, folders = {}, {}
     out = []

@@ -31,7 +31,8 @@ def eval_rounds(run: Path) -> list[int]:
 
 def judged(scores: dict[str, Path], n_boot: int, seed: int) -> dict:
     """Per judge: first and last round's citation metrics with intervals, and their paired difference."""
-    from start.evaluate import bootstrap, eval_columns, paired_difference
+    from start.evaluate import eval_columns
+    from start.stats import bootstrap, paired_difference
 
     (first, a), (last, b) = list(scores.items())[0], list(scores.items())[-1]
     (qa, ca), (qb, cb) = eval_columns(a), eval_columns(b)

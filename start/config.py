@@ -2,7 +2,7 @@
 written; the stages receive their sections, never the raw dict.
 
 ``python -m start.run`` (and :func:`start.pipeline.run`) calls :func:`check_run_config`, ``python -m
-start.sample`` :func:`check_sample_config`, ``python -m start.warmup`` :func:`check_warmup_config`. Each
+start.sample`` :func:`check_sample_config`, ``python -m start.warmup_cli`` :func:`check_warmup_config`. Each
 takes the resolved Hydra dict and returns the typed configuration, in two steps:
 
 * building it (:func:`build_run_config`, ...): every section becomes its dataclass (their own checks run)
@@ -329,7 +329,7 @@ def _warmup_config(raw: dict, sample: SampleConfig) -> WarmupStageConfig:
         raise ConfigError("warmup", str(e)) from None
     sft, launch = _split_launch("sft", raw.get("sft") or {})
     # never the held-out questions: the run's training source, and its training split unless warmup.split
-    # says otherwise ("train" for python -m start.warmup, whose config has no train_split)
+    # says otherwise ("train" for python -m start.warmup_cli, whose config has no train_split)
     source = raw.get("train_source") or (raw.get("data") or {}).get("source")
     split = warm.split if warm.split is not None else raw.get("train_split", "train")
     return WarmupStageConfig(settings=warm, nli=_typed("warmup.nli", NLIConfig, warm.nli),
@@ -408,7 +408,7 @@ def build_sample_config(raw: dict) -> SampleJob:
 
 
 def build_warmup_config(raw: dict) -> WarmupStageConfig:
-    """The warm-up's section from ``python -m start.warmup``'s config (conf/sample.yaml + warmup + sft)."""
+    """The warm-up's section from ``python -m start.warmup_cli``'s config (conf/sample.yaml + warmup + sft)."""
     return _warmup_config(raw, _sample_config(raw, raw.get("sampler") or {}))
 
 

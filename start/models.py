@@ -21,25 +21,6 @@ from start.stage import write_content_hash
 log = logging.getLogger(__name__)
 
 
-def resolve_device(spec: str):
-    """``spec`` as a torch device; "auto" is CUDA when available, else the CPU."""
-    import torch
-
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(spec)
-
-
-def resolve_dtype(spec: str, device):
-    """``spec`` as a torch dtype; "auto" is bf16 on CUDA and fp32 elsewhere (CPUs without bf16 instructions
-    run bf16 several times slower)."""
-    import torch
-
-    if spec == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return getattr(torch, spec)
-
-
 @dataclass(frozen=True)
 class GGUFSource:
     package: str  # PyPI distribution's import name; located without importing it

@@ -283,9 +283,10 @@ def _eval_statistics(policy: str, ev: EvalConfig, out: Path, seed: int, samples:
     evaluation judge ``jsc``), what the answers do (start.shortcuts.answer_habits, source_aggregation) and the
     evaluation judge's citation metrics. The margin's per-question columns go to ``margin_columns.json`` so
     paired margin changes between rounds need no re-scoring."""
-    from start.evaluate import MARGIN_FILE, bootstrap, per_question
+    from start.evaluate import MARGIN_FILE
     from start.scoring import RecordScore
     from start.shortcuts import MarginColumns, answer_habits, attribution_margin, constant_columns, source_aggregation
+    from start.stats import bootstrap, per_question
 
     inputs = {"scores": file_hash(scores)} | ({"eval_judge_scores": file_hash(judged)} if judged else {})
     fp = fingerprint({**inputs, "n_boot": ev.n_boot, "seed": seed, "judge": judge_fingerprint(ev.judge, sc),

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from start.evaluate import _stats, bootstrap, per_question
+from start.stats import bootstrap, per_question, point_estimates
 from start.text import clean_output, remove_citations, sent_tokenize
 
 CITE_ALL, COPY_FIRST = "cite-all", "copy-first-sentence"
@@ -99,14 +99,14 @@ def best_baseline(baselines: dict[str, dict[str, Any]]) -> str:
 
 
 def _f1(cols: dict[str, np.ndarray], idx: np.ndarray) -> float:
-    return _stats({k: cols[k] for k in ("citation_rec", "citation_prec")}, idx).get("citation_f1", 0.0)
+    return point_estimates({k: cols[k] for k in ("citation_rec", "citation_prec")}, idx).get("citation_f1", 0.0)
 
 
 def constant_columns(samples: Sequence[dict[str, Any]], scorer) -> dict[int, dict[str, np.ndarray]]:
     """Per-question citation columns of the same answers re-cited with each constant position ``[k]``.
 
     ``samples`` are the scorer's records of an evaluation (one per sample, id ``<question>#<k>``); the rows
-    follow the order of their first appearance, as :func:`start.evaluate.per_question` orders them.
+    follow the order of their first appearance, as :func:`start.stats.per_question` orders them.
     """
     n_docs = max((len(r["docs"]) for r in samples), default=0)
     out = {}
@@ -129,7 +129,7 @@ def attribution_margin(samples: Sequence[dict[str, Any]], written: dict[str, np.
 
     ``samples`` are the scorer's records of the evaluation (one per sample, id ``<question>#<k>``, in
     the order ``written`` was computed from); ``written`` their per-question columns
-    (:func:`start.evaluate.per_question`); ``constant`` the same answers re-cited at each position
+    (:func:`start.stats.per_question`); ``constant`` the same answers re-cited at each position
     (:func:`constant_columns`; computed with ``scorer`` when not given). Returns {value, low, high,
     best_constant, constant_f1}.
     """

@@ -1,4 +1,4 @@
-"""Text helpers shared by every stage: sentence splitting, citation parsing, answer normalisation.
+"""Text helpers shared by every stage: sentence splitting, citation parsing, answer normalisation, word tokens.
 
 The citation and normalisation rules follow the ALCE reference evaluation (``eval.py`` of
 princeton-nlp/ALCE) so that our scores are comparable with published numbers:
@@ -7,6 +7,9 @@ princeton-nlp/ALCE) so that our scores are comparable with published numbers:
   cites 1 under the reference rule (the ``lenient`` format also reads comma lists);
 * ``remove_citations`` deletes ``" [n"``, ``"[n"``, ``" |"`` and every ``"]"``;
 * answers are normalised by lower-casing, dropping punctuation and articles and folding white space.
+
+Word tokens (:func:`tokenize`: lower-cased ``\\w+`` words, short English stop words dropped) are what BM25 retrieval
+(``start.data.retrieval``) indexes and what the learned judge's lexical features (``start.scoring.learned``) count.
 """
 
 from __future__ import annotations
@@ -165,3 +168,27 @@ class Document:
 def join_documents(docs: Sequence[Document]) -> str:
     """Premise for a set of cited documents: their NLI formats joined by newlines (reference rule)."""
     return "\n".join(d.for_nli() for d in docs)
+
+
+WORD_RE = re.compile(r"\w+")
+
+# A short English stop-word list (function words only), written for this project. Content words such as
+# "used", "first" or "discovered" are kept: questions depend on them.
+STOPWORDS: frozenset[str] = frozenset("""
+a about above after again against all am an and any are as at be because been before being below between
+both but by can could did do does doing down during each few for from further had has have having he her
+here hers herself him himself his how i if in into is it its itself just me more most my myself no nor not
+now of off on once only or other our ours ourselves out over own same she should so some such than that the
+their theirs them themselves then there these they this those through to too under until up very was we
+were what when where which while who whom why will with would you your yours yourself yourselves
+""".split())
+
+
+def tokenize(text: str, *, stopwords: bool = True) -> list[str]:
+    """Lower-cased ``\\w+`` words, without stop words unless ``stopwords=False``.
+
+    >>> tokenize("Who discovered Radium, and when?")
+    ['discovered', 'radium']
+    """
+    words = WORD_RE.findall(text.lower())
+    return [w for w in words if w not in STOPWORDS] if stopwords else words

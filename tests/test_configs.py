@@ -169,7 +169,10 @@ def test_warmup_split_defaults_to_the_runs_training_split():
     assert warm.settings.split is None and (warm.source, warm.split) == ("embedded", "train")
     assert (run_config("train_split=dev").warmup.split) == "dev"
     assert run_config("warmup.split=test").warmup.split == "test"
-    with initialize_config_dir(str(CONF), version_base="1.3"):  # python -m start.warmup's config: no train_split
+    from start.warmup_cli import CONF_DIR
+
+    assert CONF_DIR == CONF  # python -m start.warmup_cli composes the project's configs
+    with initialize_config_dir(str(CONF), version_base="1.3"):  # python -m start.warmup_cli's config: no train_split
         from omegaconf import OmegaConf
 
         sample = OmegaConf.to_container(compose("sample", overrides=["+warmup=default", "+trainer@sft=sft",

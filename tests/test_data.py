@@ -12,7 +12,11 @@ from dataclasses import replace
 import pytest
 
 from start.data import embedded
-from start.data.embedded import SPLITS, BuildConfig, build_embedded, load_embedded, load_embedded_corpus
+from start.data.builder import BuildConfig, build_embedded
+from start.data.builder.build import needs_multi_doc, source_info, split_elements, write_embedded
+from start.data.builder.elements import pack_passages, read_elements, split_sentences
+from start.data.builder.questions import LONG_TEMPLATES, SINGLE_TEMPLATES, discoverer_aliases
+from start.data.embedded import SPLITS, load_embedded, load_embedded_corpus
 from start.data.records import QARecord, limit_docs, load_qa, qa_record_to_dict, question_id, shuffle_docs
 from start.io import InputError
 from start.text import Document, normalize_answer
@@ -181,9 +185,9 @@ def test_embedded_files_load_with_expected_sizes(splits, corpus):
 
 
 def _split_elements() -> dict[str, set[str]]:
-    elements = embedded.read_elements()
+    elements = read_elements()
     cfg = BuildConfig()
-    numbers = embedded.split_elements([e.number for e in elements], cfg.split_fractions, cfg.seed)
+    numbers = split_elements([e.number for e in elements], cfg.split_fractions, cfg.seed)
     slug = {e.number: e.slug for e in elements}
     return {s: {slug[z] for z in zs} for s, zs in numbers.items()}
 
@@ -222,9 +226,9 @@ def test_every_gold_short_answer_is_in_its_gold_passages(splits, corpus):
 def test_multi_document_long_form_questions(splits, corpus):
     recs = [r for s in SPLITS for r in splits[s]]
     for s in ("dev", "test"):  # >= 40% of held-out questions need >= 2 documents and >= 2 claims
-        assert sum(map(embedded.needs_multi_doc, (qa_record_to_dict(r) for r in splits[s]))) >= 0.40 * len(splits[s])
+        assert sum(map(needs_multi_doc, (qa_record_to_dict(r) for r in splits[s]))) >= 0.40 * len(splits[s])
     templates = Counter(r.meta["template"] for r in recs)
-    assert len(templates) >= 15 and all(templates[t] >= 10 for t in embedded.LONG_TEMPLATES + (
+    assert len(templates) >= 15 and all(templates[t] >= 10 for t in LONG_TEMPLATES + (
         "compare_discovery", "compare_uses", "which_first"))
     assert any(len(r.meta["gold_doc_ids"]) == 3 for r in recs)
     assert sum(r.claims is None for r in recs) >= 0.3 * len(recs)  # short factual questions stay
@@ -235,7 +239,7 @@ def test_multi_document_long_form_questions(splits, corpus):
                 text = normalize_answer(corpus[g].text)
                 assert not all(any(normalize_answer(a) in text for a in al) for al in r.short_answers), r.id
         if r.claims is None:
-            assert len(gold) == 1 and r.meta["template"] in embedded.SINGLE_TEMPLATES
+            assert len(gold) == 1 and r.meta["template"] in SINGLE_TEMPLATES
             continue
         # Each claim names the gold passages that entail it; every gold passage is needed, none suffices.
         support = r.meta["claim_docs"]
@@ -281,8 +285,8 @@ class _OverlapNLI:
 
 def test_builder_is_deterministic_on_a_subset(tmp_path):
     cfg = BuildConfig(elements=tuple(range(1, 31)))
-    a = embedded.write_embedded(build_embedded(cfg, _OverlapNLI()), tmp_path / "a", config=cfg)
-    b = embedded.write_embedded(build_embedded(cfg, _OverlapNLI()), tmp_path / "b", config=cfg)
+    a = write_embedded(build_embedded(cfg, _OverlapNLI()), tmp_path / "a", config=cfg)
+    b = write_embedded(build_embedded(cfg, _OverlapNLI()), tmp_path / "b", config=cfg)
     assert a == b and a["questions"]["total"] > 40 and a["claims"]["kept"] > 10
     for name in ["corpus.jsonl", *(f"{s}.jsonl" for s in SPLITS), "manifest.json"]:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
@@ -308,22 +312,22 @@ def test_claims_the_judge_rejects_are_dropped():
 @pytest.mark.slow
 def test_committed_files_match_a_fresh_build(tmp_path):
     manifest = json.loads((embedded.EMBEDDED_DIR / "manifest.json").read_text(encoding="utf-8"))
-    if manifest["source"]["database_sha256"] != embedded.source_info()["database_sha256"]:
+    if manifest["source"]["database_sha256"] != source_info()["database_sha256"]:
         pytest.skip("the installed mendeleev database differs from the one the data was built from")
     cfg = BuildConfig()
-    written = embedded.write_embedded(build_embedded(cfg), tmp_path, source=embedded.source_info(), config=cfg)
+    written = write_embedded(build_embedded(cfg), tmp_path, source=source_info(), config=cfg)
     assert written["files"] == manifest["files"], "rebuild with scripts/build_embedded_data.py"
 
 
 def test_helpers():
-    assert embedded.discoverer_aliases("A. Ghiorso, et al") == [["A. Ghiorso", "Ghiorso"]]
-    assert embedded.discoverer_aliases("Heavy Ion Research Laboratory (HIRL)") == [
+    assert discoverer_aliases("A. Ghiorso, et al") == [["A. Ghiorso", "Ghiorso"]]
+    assert discoverer_aliases("Heavy Ion Research Laboratory (HIRL)") == [
         ["Heavy Ion Research Laboratory (HIRL)", "HIRL"]]
-    assert embedded.split_sentences("Used in glass (see A. Smith). Also in steel.") == [
+    assert split_sentences("Used in glass (see A. Smith). Also in steel.") == [
         "Used in glass (see A. Smith).", "Also in steel."]
     a, b, c = (" ".join([w] * n) for w, n in (("a", 60), ("b", 60), ("c", 10)))
-    assert embedded.pack_passages([a, b, c], max_words=100) == [a, f"{b} {c}"]
-    assert embedded.pack_passages([a, c], max_words=65, min_tail=30) == [f"{a} {c}"]  # short tail joins
+    assert pack_passages([a, b, c], max_words=100) == [a, f"{b} {c}"]
+    assert pack_passages([a, c], max_words=65, min_tail=30) == [f"{a} {c}"]  # short tail joins
     with pytest.raises(ValueError):
         BuildConfig(split_fractions=(0.5, 0.5, 0.5))
     with pytest.raises(ValueError, match="comparisons"):

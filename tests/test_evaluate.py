@@ -8,8 +8,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from start.evaluate import bootstrap, markdown_table, paired_difference, per_question, write_report
+from start.evaluate import markdown_table, write_report
 from start.io import write_json
+from start.stats import bootstrap, paired_difference, per_question
 
 
 def rec(rid, rec_, prec, em=None, length=10):

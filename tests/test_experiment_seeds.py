@@ -27,7 +27,8 @@ def fake_eval(folder: Path, f1: np.ndarray, comp: np.ndarray) -> None:
                          "comprehensiveness_source": "short_answers", "distractor_citation_rate": None,
                          "unsupported_sentence_rate": None, "robustness": None, "length": 4, "str_em": c})
     write_jsonl(folder / "score" / "scores.jsonl", rows)
-    from start.evaluate import bootstrap, eval_columns
+    from start.evaluate import eval_columns
+    from start.stats import bootstrap
 
     _, cols = eval_columns(folder / "score" / "scores.jsonl")
     write_json(folder / "metrics.json", {"questions": len(f1), "samples": 2 * len(f1), "empty_answers": 0,
@@ -226,7 +227,7 @@ def test_margin_change_is_rescored_with_the_runs_judge(tmp_path, stub_nli, monke
 
 
 def per_question_of(records):
-    from start.evaluate import per_question
+    from start.stats import per_question
 
     return per_question(records, lambda i: i.rsplit("#", 1)[0])
 

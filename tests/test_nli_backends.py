@@ -215,6 +215,7 @@ def test_token_batches_fill_up_to_the_budget():
 def test_a_judge_runs_in_its_accepted_cpu_arithmetic(tiny_cross_encoder, tmp_path, monkeypatch):
     import torch
 
+    import start.scoring.hf as hf
     import start.scoring.nli as N
 
     folder = tmp_path / "judge"
@@ -234,5 +235,5 @@ def test_a_judge_runs_in_its_accepted_cpu_arithmetic(tiny_cross_encoder, tmp_pat
     assert N.base_backend(plain).model.dtype == torch.float32
     # other arithmetic, other probabilities: another fingerprint (fp32 keeps the name it always had)
     base = N.base_backend(plain)
-    assert fast.fingerprint != plain.fingerprint == N._fingerprint(
+    assert fast.fingerprint != plain.fingerprint == hf._fingerprint(
         str(folder), base.model, f"SequenceClassificationNLI:{base.max_length}")

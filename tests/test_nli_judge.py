@@ -12,6 +12,7 @@ import pytest
 from conftest import StubNLI
 
 from start.nli import data as D
+from start.nli import long_pairs as L
 from start.nli.agreement import (
     HumanSentence,
     agreement,
@@ -55,11 +56,11 @@ def _train_split() -> list[D.NLIPair]:
 
 def test_long_premise_pairs_are_passages_with_the_label_kept():
     train = _train_split()
-    made = D.long_premise_pairs(train, seed=3, n_packed=30, n_joint=20, words=(10, 30))
-    assert made == D.long_premise_pairs(train, seed=3, n_packed=30, n_joint=20, words=(10, 30))  # seeded
+    made = L.long_premise_pairs(train, seed=3, n_packed=30, n_joint=20, words=(10, 30))
+    assert made == L.long_premise_pairs(train, seed=3, n_packed=30, n_joint=20, words=(10, 30))  # seeded
     kinds = {p.source for p in made}
     assert kinds == {"long-packed", "long-joint", "long-partial", "long-joint-contradiction"}
-    originals = {(D.detokenize(D._title_and_evidence(p.premise)[1]), D.detokenize(p.hypothesis)): p.label
+    originals = {(L.detokenize(L._title_and_evidence(p.premise)[1]), L.detokenize(p.hypothesis)): p.label
                  for p in train}
     for p in made:
         docs = split_documents(p.premise)
@@ -83,10 +84,10 @@ def test_long_premise_pairs_are_passages_with_the_label_kept():
 
 
 def test_detokenize_and_join_claims():
-    assert D.detokenize("GLOW -LRB-TV series-RRB- , it 's 96 % .") == "GLOW (TV series), it's 96%."
-    assert D._join_claims("Paris is big.", "The tower was built in 1889.") == \
+    assert L.detokenize("GLOW -LRB-TV series-RRB- , it 's 96 % .") == "GLOW (TV series), it's 96%."
+    assert L._join_claims("Paris is big.", "The tower was built in 1889.") == \
         "Paris is big, and the tower was built in 1889."
-    assert D._join_claims("Paris is big.", "Eiffel built it.") == "Paris is big, and Eiffel built it."
+    assert L._join_claims("Paris is big.", "Eiffel built it.") == "Paris is big, and Eiffel built it."
 
 
 # ------------------------------------------------------------------------------------ premise readers

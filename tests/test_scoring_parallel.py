@@ -40,7 +40,7 @@ def test_two_processes_score_byte_identically_to_one(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     cmd = [sys.executable, "-m", "accelerate.commands.launch",
            "--config_file", str(ROOT / "conf" / "accelerate" / "cpu_ddp.yaml"), "--num_processes", "2",
-           "--main_process_port", str(_free_port()), "-m", "start.scoring.parallel", str(DEMO),
+           "--main_process_port", str(_free_port()), "-m", "start.score_parallel", str(DEMO),
            "--out", str(tmp_path / "two.json"), *opts]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

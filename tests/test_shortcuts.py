@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from start.evaluate import per_question, write_report
+from start.evaluate import write_report
 from start.io import write_json, write_jsonl
 from start.pipeline import baselines_stage, eval_stage  # noqa: F401 - eval_stage: imported as the pipeline does
 from start.scoring import AttributionScorer, ScorerConfig
@@ -24,6 +24,7 @@ from start.shortcuts import (
     margin_change,
     recite,
 )
+from start.stats import per_question
 
 DOCS = [{"title": "A", "text": "Alpha holds F1. More text."}, {"title": "B", "text": "Beta holds F2."},
         {"title": "C", "text": "Gamma holds nothing.", "distractor": True}]

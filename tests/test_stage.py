@@ -1,5 +1,5 @@
 """start/stage.py (fingerprints, content hashes, markers, clearing), the start.run and start.sample commands,
-and start/nli/train.py's metrics and batching."""
+and start/nli/measure.py's metrics and batching."""
 
 from __future__ import annotations
 
@@ -158,11 +158,11 @@ def test_terminal_filter():
     assert not keep(rec("transformers.modeling_utils", logging.WARNING))
 
 
-# ------------------------------------------------------------------------------ start/nli/train.py
+# ---------------------------------------------------------------------------- start/nli/measure.py
 
 
 def test_roc_auc_is_the_share_of_correctly_ordered_pairs():
-    from start.nli.train import roc_auc
+    from start.nli.measure import roc_auc
 
     rng = np.random.default_rng(3)
     scores = rng.integers(0, 6, 40).astype(float)  # many ties
@@ -174,7 +174,7 @@ def test_roc_auc_is_the_share_of_correctly_ordered_pairs():
 
 
 def test_best_threshold_maximises_accuracy():
-    from start.nli.train import best_threshold
+    from start.nli.measure import best_threshold
 
     rng = np.random.default_rng(5)
     p = rng.random(60)
@@ -186,7 +186,7 @@ def test_best_threshold_maximises_accuracy():
 
 
 def test_bucketed_batches_partition_the_rows_and_group_similar_lengths():
-    from start.nli.train import bucketed_batches, collate
+    from start.nli.measure import bucketed_batches, collate
 
     lengths = [random.Random(i).randint(3, 90) for i in range(301)]
     batches = bucketed_batches(lengths, 8, random.Random(0), chunk=4)

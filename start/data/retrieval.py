@@ -5,7 +5,7 @@ Two interchangeable backends behind one interface, :meth:`Retriever.search`:
 * ``bm25s`` (default): sparse-matrix BM25, fast to index and to query;
 * ``rank_bm25``: the widely used pure-Python implementation, kept as a cross-check.
 
-Both see the same tokens (:func:`tokenize`: lower-case, ``\\w+`` words, optional English stop words) and
+Both see the same tokens (:func:`start.text.tokenize`: lower-case, ``\\w+`` words, optional English stop words) and
 score with the same formula, Lucene's BM25 (``idf = ln(1 + (N - n + 0.5) / (n + 0.5))``, term weight
 ``tf / (tf + k1 * (1 - b + b * len / avglen))``; rank_bm25's idf is replaced by this one and its scores are
 divided by its extra constant ``k1 + 1``), so their scores agree up to float32 rounding. Results are
@@ -24,7 +24,6 @@ import hashlib
 import json
 import math
 import pickle
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,35 +32,13 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from start.io import atomic_dir, cache_root
-from start.text import Document
+from start.text import STOPWORDS, WORD_RE, Document, tokenize
 
 Backend = Literal["bm25s", "rank_bm25"]
 BACKENDS: tuple[str, ...] = ("bm25s", "rank_bm25")
 Hit = tuple[int, float]
 
 _CACHE_FORMAT = 1
-_WORD_RE = re.compile(r"\w+")
-
-# A short English stop-word list (function words only), written for this project. Content words such as
-# "used", "first" or "discovered" are kept: questions depend on them.
-STOPWORDS: frozenset[str] = frozenset("""
-a about above after again against all am an and any are as at be because been before being below between
-both but by can could did do does doing down during each few for from further had has have having he her
-here hers herself him himself his how i if in into is it its itself just me more most my myself no nor not
-now of off on once only or other our ours ourselves out over own same she should so some such than that the
-their theirs them themselves then there these they this those through to too under until up very was we
-were what when where which while who whom why will with would you your yours yourself yourselves
-""".split())
-
-
-def tokenize(text: str, *, stopwords: bool = True) -> list[str]:
-    """Lower-cased ``\\w+`` words, without stop words unless ``stopwords=False``.
-
-    >>> tokenize("Who discovered Radium, and when?")
-    ['discovered', 'radium']
-    """
-    words = _WORD_RE.findall(text.lower())
-    return [w for w in words if w not in STOPWORDS] if stopwords else words
 
 
 def default_cache_dir() -> Path:
@@ -96,7 +73,7 @@ class RetrievalConfig:
         """The settings that change the index (and so its cache key)."""
         return {"backend": self.backend, "k1": self.k1, "b": self.b, "stopwords": self.stopwords,
                 "stopword_list": hashlib.sha256(" ".join(sorted(STOPWORDS)).encode()).hexdigest()[:12],
-                "token_pattern": _WORD_RE.pattern, "include_title": self.include_title,
+                "token_pattern": WORD_RE.pattern, "include_title": self.include_title,
                 "library": f"{self.backend}=={_version(self.backend)}", "format": _CACHE_FORMAT}
 
 

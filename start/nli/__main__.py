@@ -16,7 +16,7 @@ from pathlib import Path
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
-    from start.nli.train import BuildConfig  # heavy import only for the build command
+    from start.nli.config import BuildConfig
 
     for f in dataclasses.fields(BuildConfig):
         flag = "--" + f.name.replace("_", "-")
@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from start.nli.bases import BaseNotInstalledError
-    from start.nli.train import BuildConfig, build
+    from start.nli.config import BuildConfig
+    from start.nli.train import build
 
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(BuildConfig)}
     try:

@@ -216,7 +216,7 @@ def reader_stack(base: NLIBackend, reader: dict, number_guard: bool) -> NLIBacke
 
 def probe_accuracy(backend: NLIBackend, path: str | Path) -> dict:
     """The hand-written probe pairs through ``backend`` (reader and guard included) at its threshold."""
-    from start.nli.train import load_probe
+    from start.nli.measure import load_probe
 
     rows = load_probe(Path(path))
     probs = backend.predict([(r["premise"], r["hypothesis"]) for r in rows]).probs

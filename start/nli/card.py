@@ -147,7 +147,7 @@ def _build_command(cfg: dict) -> str:
     from the build's defaults (``--out`` first, ``--seed`` last), wrapped like a shell line."""
     from dataclasses import MISSING, fields
 
-    from start.nli.train import BuildConfig
+    from start.nli.config import BuildConfig
 
     defaults = {f.name: f.default for f in fields(BuildConfig) if f.default is not MISSING}
     flags = [f"--out {cfg['out']}"]

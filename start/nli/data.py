@@ -17,18 +17,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import re
 import subprocess
 import sys
 import tarfile
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-LABELS: tuple[str, ...] = ("entailment", "neutral", "contradiction")
-LABEL2ID: dict[str, int] = {name: i for i, name in enumerate(LABELS)}
+from start.nli.long_pairs import long_premise_pairs
+from start.nli.negatives import augment_hard_negatives
+from start.nli.pairs import LABEL2ID, LABELS, NLIPair, label_counts
+
+# re-exported: the pairs and labels (start.nli.pairs), hard negatives (start.nli.negatives) and long premises
+# (start.nli.long_pairs; the bundled judges' cards name start.nli.data.long_premise_pairs)
+__all__ = [
+    "BIGBENCH_SDIST", "BIGBENCH_VERSION", "EXCLUDED_TASKS", "LABEL2ID", "LABELS", "PARSERS", "SPLITS", "TASKS",
+    "TASK_ROOT", "VITAMINC_LABELS", "NLIPair", "augment_hard_negatives", "build_splits", "extract_tasks",
+    "fetch_bigbench", "label_counts", "load_task", "long_premise_pairs", "parse_analytic", "parse_epistemic",
+    "parse_vitaminc", "split_by_group",
+]
 
 BIGBENCH_VERSION = "1.0.0"
 BIGBENCH_SDIST = f"bigbench-{BIGBENCH_VERSION}.tar.gz"
@@ -45,23 +53,6 @@ EXCLUDED_TASKS: dict[str, str] = {
 }
 
 SPLITS: tuple[str, ...] = ("train", "calibration", "test")
-
-
-@dataclass(frozen=True)
-class NLIPair:
-    """One labelled pair. ``group`` keeps related rows (same page / same scene) in one split."""
-
-    premise: str
-    hypothesis: str
-    label: str  # one of LABELS
-    source: str  # task name, or "aug-<kind>" for synthetic pairs
-    group: str
-
-    def __post_init__(self) -> None:
-        if self.label not in LABEL2ID:
-            raise ValueError(f"label must be one of {LABELS}, got {self.label!r}")
-        if not self.premise.strip() or not self.hypothesis.strip():
-            raise ValueError(f"empty premise or hypothesis in {self.source} pair (group {self.group!r})")
 
 
 # --------------------------------------------------------------------------------------------- fetching
@@ -242,219 +233,7 @@ def split_by_group(
     return out
 
 
-# ----------------------------------------------------------------------------------------- augmentation
-
-_NUM_RE = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\w])|(?<![\w.,])\d+(?:\.\d+)?(?![\w])")
-_YEAR_RE = re.compile(r"^(1[5-9]\d\d|20[0-4]\d)$")
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
-_MONTH_RE = re.compile(r"\b(" + "|".join(_MONTHS) + r")\b")
-# Capitalised spans of 1-4 words ("New York", "Marie Curie"); joined by "of"/"de" inside names.
-_ENT_RE = re.compile(r"\b[A-Z][a-zA-Z\-']+(?:\s+(?:of\s+|de\s+)?[A-Z][a-zA-Z\-']+){0,3}")
-_STOP_ENTS = {
-    "The",
-    "A",
-    "An",
-    "In",
-    "On",
-    "At",
-    "It",
-    "He",
-    "She",
-    "They",
-    "This",
-    "That",
-    "There",
-    "As",
-    "By",
-    "For",
-    "After",
-    "Before",
-    "During",
-    "His",
-    "Her",
-    "Its",
-    "Their",
-    "LRB",
-    "RRB",
-    "Claim",
-    "And",
-    "But",
-    "Of",
-    "To",
-    "With",
-    "From",
-    "Since",
-    "When",
-    "While",
-    "Over",
-    "Under",
-    "Less",
-    "More",
-    "About",
-    "Only",
-    "No",
-    "Not",
-    "All",
-    "Some",
-    *_MONTHS,
-}
-
-
-def _num_value(tok: str) -> float:
-    return float(tok.replace(",", ""))
-
-
-def _format_like(value: float, template: str) -> str:
-    decimals = len(template.split(".", 1)[1]) if "." in template else 0
-    text = f"{value:,.{decimals}f}" if "," in template else f"{value:.{decimals}f}"
-    return text
-
-
-# Words that make a number a bound ("more than 200"): changing such a number may keep the claim true.
-_BOUND_RE = re.compile(
-    r"\b(more|less|fewer|over|under|above|below|at least|at most|nearly|almost|about|around|approximately"
-    r"|roughly|up to|exceed\w*|before|after|since|until|by|within|than|between|some|estimated)\W*$",
-    re.IGNORECASE,
-)
-
-
-def _swap_number(claim: str, premise: str, rng: random.Random) -> tuple[str, str] | None:
-    """Replace one number in ``claim`` with a different value that does not occur in ``premise``.
-
-    Only numbers the claim copies verbatim from the premise, and not stated as a bound ("more than 200",
-    "before 1990"), are swapped: then the edited claim is false rather than possibly still true."""
-    matches = [m for m in _NUM_RE.finditer(claim)]
-    rng.shuffle(matches)
-    premise_nums = set(_NUM_RE.findall(premise))
-    for m in matches:
-        tok = m.group(0)
-        if tok not in premise_nums or _BOUND_RE.search(claim[max(0, m.start() - 30) : m.start()].replace("$", "")):
-            continue
-        if _YEAR_RE.match(tok):
-            kind = "date"
-            y = int(tok)
-            cands = [str(y + d) for d in (-30, -12, -7, -3, -2, -1, 1, 2, 3, 5, 10, 25) if 1500 <= y + d <= 2049]
-        else:
-            kind = "number"
-            v = _num_value(tok)
-            factors = (0.5, 0.7, 0.8, 1.25, 1.5, 2.0, 3.0) if v >= 10 else ()
-            cands = [_format_like(v * f, tok) for f in factors]
-            cands += [_format_like(v + d, tok) for d in (-3, -2, -1, 1, 2, 4, 7) if v + d >= 0]
-        cands = [c for c in dict.fromkeys(cands) if c != tok and c not in premise_nums and c not in premise]
-        if cands:
-            new = rng.choice(cands)
-            return claim[: m.start()] + new + claim[m.end() :], kind
-    return None
-
-
-def _swap_month(claim: str, premise: str, rng: random.Random) -> str | None:
-    m = _MONTH_RE.search(claim)
-    if not m:
-        return None
-    cands = [x for x in _MONTHS if x != m.group(1) and x not in premise]
-    return claim[: m.start()] + rng.choice(cands) + claim[m.end() :] if cands else None
-
-
-def _entities(text: str) -> list[str]:
-    ents = []
-    for m in _ENT_RE.finditer(text):
-        words = m.group(0).split()
-        while words and words[0] in _STOP_ENTS:
-            words = words[1:]
-        if words and not (len(words) == 1 and len(words[0]) < 3):
-            ents.append(" ".join(words))
-    return ents
-
-
-def _swap_entity(claim: str, premise: str, pool: Sequence[str], rng: random.Random) -> str | None:
-    """Replace a capitalised entity of the claim with one from the premise (a close distractor) or, failing
-    that, from a pool of train-split entities. The page subject (premise title) is kept, so the claim stays
-    on-topic and the change is a factual error, not an off-topic sentence."""
-    title = premise.split(": ", 1)[0] if ": " in premise else ""
-    claim_ents = [e for e in _entities(claim) if e not in title and title not in e]
-    if not claim_ents:
-        return None
-    target = rng.choice(claim_ents)
-    local = [
-        e
-        for e in _entities(premise.split(": ", 1)[-1])
-        if e not in claim and target not in e and e not in target and e not in title
-    ]
-    cands = local or [e for e in rng.sample(list(pool), min(30, len(pool))) if e not in premise and e != target]
-    if not cands:
-        return None
-    return claim.replace(target, rng.choice(cands), 1)
-
-
-def augment_hard_negatives(
-    train: Sequence[NLIPair], seed: int, contradiction_ratio: float = 0.45, unrelated_ratio: float = 0.15
-) -> list[NLIPair]:
-    """Synthetic pairs from the TRAIN split only.
-
-    * contradiction: an entailed claim with one number, year, month or named entity swapped
-      (about ``contradiction_ratio`` x the number of entailed train pairs);
-    * neutral: an entailed claim paired with the premise of a different group (an unrelated passage),
-      about ``unrelated_ratio`` x the entailed count.
-    Each synthetic pair keeps the group of the pair it came from."""
-    if contradiction_ratio < 0 or unrelated_ratio < 0:
-        raise ValueError("augmentation ratios must be >= 0")
-    rng = random.Random(seed)
-    entailed = [p for p in train if p.label == "entailment" and p.source == "vitaminc_fact_verification"]
-    pool = sorted({e for p in entailed for e in _entities(p.hypothesis)})
-    order = list(entailed)
-    rng.shuffle(order)
-    out: list[NLIPair] = []
-    n_contra = int(round(contradiction_ratio * len(entailed)))
-    for p in order:
-        if len(out) >= n_contra:
-            break
-        # Prefer number/date edits (the scorer's main failure mode), then months, then entities.
-        swapped = _swap_number(p.hypothesis, p.premise, rng)
-        if swapped is not None:
-            hyp, kind = swapped
-        elif (m := _swap_month(p.hypothesis, p.premise, rng)) is not None:
-            hyp, kind = m, "date"
-        elif (e := _swap_entity(p.hypothesis, p.premise, pool, rng)) is not None:
-            hyp, kind = e, "entity"
-        else:
-            continue
-        out.append(NLIPair(p.premise, hyp, "contradiction", f"aug-{kind}", p.group))
-        if len(out) >= n_contra:
-            break
-    n_unrel = int(round(unrelated_ratio * len(entailed)))
-    premises = [p for p in train if p.source == "vitaminc_fact_verification"]
-    for p in order[:n_unrel]:
-        for _ in range(10):
-            other = rng.choice(premises)
-            if other.group != p.group:
-                out.append(NLIPair(other.premise, p.hypothesis, "neutral", "aug-unrelated", p.group))
-                break
-    return out
-
-
 # ---------------------------------------------------------------------------------------------- summary
-
-
-def label_counts(pairs: Iterable[NLIPair]) -> dict[str, dict[str, int]]:
-    """``{source: {label: n}}`` plus an ``"all"`` row; used by the data card and start_nli.json."""
-    table: dict[str, Counter] = defaultdict(Counter)
-    for p in pairs:
-        table[p.source][p.label] += 1
-        table["all"][p.label] += 1
-    return {s: {lab: c[lab] for lab in LABELS} for s, c in sorted(table.items())}
 
 
 def build_splits(
@@ -477,163 +256,3 @@ def build_splits(
     return splits
 
 
-# ------------------------------------------------------------------------------- long, multi-document premises
-#
-# The scorer's premises are cited passages: ~100-word Wikipedia snippets, "Title: <title>\n<text>", several
-# joined by newlines. VitaminC evidence is one ~30-word sentence. These builders re-shape train pairs into
-# that form, keeping each pair's label: the evidence sentence is packed with other sentences of the same page
-# into a passage, passages of other pages are added as distractors, and two claims are joined into one
-# hypothesis that needs two passages together (both given: entailed; one missing: neutral).
-
-_DETOK = ((re.compile(r" ([,.;:!?%)\]])"), r"\1"), (re.compile(r"([(\[$]) "), r"\1"),
-          (re.compile(r" (n't|'s) "), r"\1 "), (re.compile(r"-LRB- ?"), "("), (re.compile(r" ?-RRB-"), ")"))
-_JOIN_LOWER = {"The", "A", "An", "In", "It", "He", "She", "They", "This", "There", "His", "Her", "Its", "Their",
-               "As", "On", "At", "By", "For", "After", "Before", "During", "Since", "When", "While", "Over"}
-
-
-def detokenize(text: str) -> str:
-    """Undo VitaminC's tokenised spacing ("Germany , there" -> "Germany, there")."""
-    for pattern, repl in _DETOK:
-        text = pattern.sub(repl, text)
-    return text
-
-
-def _title_and_evidence(premise: str) -> tuple[str, str]:
-    title, sep, evidence = premise.partition(": ")
-    return (title, evidence) if sep else ("", premise)
-
-
-def _words(text: str) -> set[str]:
-    return set(re.findall(r"\w+", text.lower()))
-
-
-def _near_duplicate(a: str, b: str, limit: float = 0.3) -> bool:
-    """Token Jaccard overlap above ``limit``: VitaminC pages hold many revisions of one sentence, which must
-    not be packed beside each other (a revision can state the opposite of the evidence)."""
-    wa, wb = _words(a), _words(b)
-    return bool(wa and wb) and len(wa & wb) / len(wa | wb) > limit
-
-
-def _context_pool(pairs: Sequence[NLIPair]) -> dict[str, tuple[str, list[str]]]:
-    """Per VitaminC group: page title and its distinct evidence sentences (detokenised)."""
-    pool: dict[str, tuple[str, list[str]]] = {}
-    for p in pairs:
-        if p.source != "vitaminc_fact_verification":
-            continue
-        title, ev = _title_and_evidence(p.premise)
-        entry = pool.setdefault(p.group, (detokenize(title), []))
-        ev = detokenize(ev)
-        if ev not in entry[1]:
-            entry[1].append(ev)
-    return pool
-
-
-def _passage(title: str, evidence: str | None, others: Sequence[str], words: int, rng: random.Random) -> str:
-    """A "Title: <title>\\n<text>" passage of about ``words`` words: ``evidence`` at a random position among
-    sentences of the same page that are not revisions of it (or of each other)."""
-    chosen: list[str] = [evidence] if evidence else []
-    n = len(evidence.split()) if evidence else 0
-    for s in rng.sample(list(others), len(others)):
-        if n >= words:
-            break
-        if any(_near_duplicate(s, c) for c in chosen):
-            continue
-        chosen.append(s)
-        n += len(s.split())
-    if evidence:
-        chosen.remove(evidence)
-        chosen.insert(rng.randint(0, len(chosen)), evidence)
-    return f"Title: {title}\n" + " ".join(chosen)
-
-
-def _join_claims(a: str, b: str) -> str:
-    a, b = a.strip().rstrip("."), b.strip()
-    first = b.split(" ", 1)[0]
-    if first in _JOIN_LOWER:
-        b = b[0].lower() + b[1:]
-    return f"{a}, and {b}"
-
-
-def long_premise_pairs(
-    train: Sequence[NLIPair],
-    seed: int,
-    n_packed: int,
-    n_joint: int,
-    words: tuple[int, int] = (60, 120),
-    max_docs: int = 3,
-) -> list[NLIPair]:
-    """Train-split pairs re-shaped like the scorer's premises (labels kept; all from ``train`` only).
-
-    * ``long-packed`` (``n_packed``): a VitaminC pair (original or hard negative) whose evidence sits inside a
-      passage of its page (``words`` words), in half of them beside 1-2 passages of other pages;
-    * ``long-joint`` / ``long-partial`` / ``long-joint-contradiction`` (``n_joint`` in all, 50/30/20%):
-      hypothesis = two claims of two pages joined with "and"; premise = both passages (entailment), one
-      passage and a distractor (neutral: only part is supported), or the other claim's evidence refutes it
-      (contradiction).
-    Each pair keeps the group of the pair it was built from."""
-    rng = random.Random(seed + 1)
-    pool = _context_pool(train)
-    groups = sorted(pool)
-    vc = [p for p in train if p.source == "vitaminc_fact_verification" or p.source.startswith("aug-")]
-    vc = [p for p in vc if p.group in pool]
-    if not vc or (n_packed == 0 and n_joint == 0):
-        return []
-
-    def passage_for(p: NLIPair) -> str:
-        title, ev = _title_and_evidence(p.premise)
-        ev = detokenize(ev)
-        others = [s for s in pool[p.group][1] if not _near_duplicate(s, ev)]
-        n = rng.randint(*words)
-        if sum(len(s.split()) for s in others) + len(ev.split()) < n:
-            # A short page: fill the passage with sentences of another page (never a revision of the evidence).
-            g = rng.choice(groups)
-            if g != p.group:
-                others += [s for s in pool[g][1] if not _near_duplicate(s, ev)]
-        return _passage(detokenize(title), ev, others, n, rng)
-
-    def distractor(exclude: str) -> str:
-        for _ in range(20):
-            g = rng.choice(groups)
-            if g != exclude:
-                title, sents = pool[g]
-                return _passage(title, None, sents, rng.randint(*words), rng)
-        raise RuntimeError("no distractor page found")
-
-    def docs_with_distractors(docs: list[str], group: str, k: int) -> str:
-        docs = docs + [distractor(group) for _ in range(k)]
-        rng.shuffle(docs)
-        return "\n".join(docs)
-
-    out: list[NLIPair] = []
-    for p in rng.sample(vc, min(n_packed, len(vc))):
-        k = rng.choice((0, 0, 1, 2)) if max_docs > 1 else 0
-        premise = docs_with_distractors([passage_for(p)], p.group, min(k, max_docs - 1))
-        out.append(NLIPair(premise, detokenize(p.hypothesis), p.label, "long-packed", p.group))
-
-    entailed = [p for p in train if p.source == "vitaminc_fact_verification" and p.label == "entailment"
-                and p.group in pool]
-    contra = [p for p in train if p.source == "vitaminc_fact_verification" and p.label == "contradiction"
-              and p.group in pool]
-    kinds = ["long-joint"] * 5 + ["long-partial"] * 3 + ["long-joint-contradiction"] * 2
-    made = 0
-    while made < n_joint and len(entailed) > 1:
-        kind = kinds[made % len(kinds)]
-        a = rng.choice(entailed)
-        b = rng.choice(contra if kind == "long-joint-contradiction" and contra else entailed)
-        if a.group == b.group:
-            continue
-        hyp = _join_claims(detokenize(a.hypothesis), detokenize(b.hypothesis))
-        if rng.random() < 0.5:
-            hyp = _join_claims(detokenize(b.hypothesis), detokenize(a.hypothesis))
-        if kind == "long-partial":
-            docs, label = [passage_for(a), distractor(b.group)], "neutral"
-            if rng.random() < 0.5:
-                docs = [passage_for(b), distractor(a.group)]
-        else:
-            docs = [passage_for(a), passage_for(b)]
-            label = "entailment" if kind == "long-joint" else "contradiction"
-        extra = 1 if max_docs > 2 and rng.random() < 0.3 else 0
-        premise = docs_with_distractors(docs, a.group, extra)
-        out.append(NLIPair(premise, hyp, label, kind, a.group))
-        made += 1
-    return out

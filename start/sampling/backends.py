@@ -18,7 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
-from start.models import resolve_device, resolve_dtype
+from start.scoring.devices import resolve_device, resolve_dtype
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,11 @@
 """A learned aggregator over NLI readings: a few features of a (premise, hypothesis) pair, one logistic regression.
 
 The bundled passage judge reads a premise several ways -- whole, and in sentence-aligned windows inside each
-document (:func:`start.scoring.nli.document_windows`) -- with its own model and a partner model, and until now
+document (:func:`start.scoring.readers.document_windows`) -- with its own model and a partner model, and until now
 combined them by a fixed rule (max over readings of a weighted mean, zeroed by the number guard). Here the same
 readings become features, beside cheap lexical ones (how much of the hypothesis's content words, numbers and
 names the premise contains), and a logistic regression fitted on people's judgments (``start.nli.aggregator``)
-turns them into P(entailment). :class:`AggregatedNLI` is an :class:`~start.scoring.nli.NLIBackend` like any
+turns them into P(entailment). :class:`AggregatedNLI` is an :class:`~start.scoring.backend.NLIBackend` like any
 other, so the scorer's definitions (joint recall, the precision rule) are untouched. A stored judge carries it as
 an ``"aggregator"`` block in its ``start_nli.json`` (:meth:`LogisticAggregator.to_dict`, plus ``window_words``,
 ``partner`` and ``enabled``); ``load_nli`` builds it when ``enabled`` is true or ``NLIConfig(aggregator=True)``.
@@ -23,7 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from start.scoring.nli import NLIBackend, NLIPrediction, Pair, document_windows
+from start.scoring.backend import NLIBackend, NLIPrediction, Pair
+from start.scoring.guard import extract_quantities, numbers_consistent
+from start.scoring.readers import document_windows
+from start.text import tokenize
 
 # Every feature a stored aggregator may name (its own list is a subset, in its own order), with what it measures.
 FEATURE_HELP: dict[str, str] = {
@@ -66,8 +69,6 @@ def lexical_features(premise: str, hypothesis: str) -> dict[str, float]:
     >>> f["cov_words"], f["cov_numbers"], f["cov_names"], f["guard"]
     (0.6666666666666666, 1.0, 1.0, 1.0)
     """
-    from start.nli.guard import extract_quantities, numbers_consistent
-
     p_words, h_words = content_words(premise), content_words(hypothesis)
     p_lower = premise.lower()
     names = {w.lower() for w in hypothesis.split()[1:] if w[:1].isupper()}
@@ -94,8 +95,6 @@ class Readings:
 
 def content_words(text: str) -> set[str]:
     """Lower-cased words without stop words and numbers (numbers have their own features)."""
-    from start.data.retrieval import tokenize
-
     return {w for w in tokenize(text) if not any(c.isdigit() for c in w)}
 
 

@@ -1,17 +1,17 @@
 """Scoring at scale: the NLI model's batches spread over devices or processes, with one device's numbers.
 
 The scorer asks its NLI backend for the unique pairs it needs, round after round. A model backend first
-fixes its batches (:meth:`start.scoring.nli._HFNLI.plan`: tokenised, length-sorted, cut by batch size) and
+fixes its batches (:meth:`start.scoring.hf._HFNLI.plan`: tokenised, length-sorted, cut by batch size) and
 only then runs them, so any device or process that runs batch ``b`` computes exactly what one device
 computes for it. Two ways to spread the batches:
 
 * :class:`DeviceReplicasNLI` -- one process, one model replica per device (``NLIConfig.devices``, e.g.
   ``["cuda:0", ..., "cuda:7"]``); batch ``b`` runs on replica ``b mod D``, the replicas in parallel threads
   (PyTorch releases the GIL inside kernels). This is what ``python -m start.run`` uses.
-* processes under ``accelerate launch`` / ``torchrun`` (``python -m start.scoring.parallel INPUT ...`` takes
-  ``start.score``'s options): rank 0 runs the scorer (cache, rounds, outputs -- it alone writes) and sends
-  every model request to all ranks; rank ``r`` runs batches ``b mod W == r`` on its own device and the
-  probabilities are gathered on rank 0 (:class:`ProcessShardNLI`, :func:`serve`).
+* processes under ``accelerate launch`` / ``torchrun`` (the command line is :mod:`start.score_parallel`):
+  rank 0 runs the scorer (cache, rounds, outputs -- it alone writes) and sends every model request to all
+  ranks; rank ``r`` runs batches ``b mod W == r`` on its own device and the probabilities are gathered on
+  rank 0 (:class:`ProcessShardNLI`, :func:`serve`).
 
 A model too big for one GPU is instead split layer by layer with ``NLIConfig.extra={"device_map": "auto"}``.
 """
@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import copy
 import logging
-import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from start.scoring.nli import NLIPrediction, Pair
+from start.scoring.backend import NLIPrediction, Pair
+from start.scoring.devices import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,6 @@ class DeviceReplicasNLI:
     @classmethod
     def from_backend(cls, backend, devices: Sequence[str]) -> DeviceReplicasNLI:
         """Replicas of ``backend``'s model on ``devices`` (``backend`` itself serves the first device)."""
-        from start.models import resolve_device
-
         replicas = [backend]
         for d in devices[1:]:
             twin = copy.copy(backend)  # same tokenizer, settings and fingerprint; its own model copy
@@ -127,50 +125,3 @@ def serve(backend) -> int:
             return served
         _share(backend, box[0])
         served += 1
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``accelerate launch [--num_processes N] -m start.scoring.parallel INPUT [start.score options]``."""
-    import dataclasses
-    import os
-
-    from accelerate import PartialState
-
-    from start import score
-    from start.scoring.nli import base_backend, load_nli
-
-    args = score.build_parser().parse_args(argv)
-    rank = os.environ.get("RANK", "0")
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s [rank {rank}] %(name)s: %(message)s")
-    import torch
-
-    on_gpu = torch.cuda.is_available() and args.device != "cpu"
-    state = PartialState(cpu=not on_gpu)  # gloo on the CPU, nccl on GPUs
-    try:
-        scorer_cfg, nli_cfg = score.configs_from_args(args)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    nli_cfg = dataclasses.replace(nli_cfg, device=str(state.device) if on_gpu else "cpu")
-    if not state.is_main_process:
-        log.info("rank %s served %d NLI requests", rank, serve(base_backend(load_nli(nli_cfg))))
-        return 0
-    leader: dict[str, ProcessShardNLI] = {}
-
-    def wrap(backend):
-        leader["nli"] = ProcessShardNLI(backend)
-        return leader["nli"]
-
-    try:
-        return score.run(args, scorer_cfg, load_nli(nli_cfg, wrap=wrap))
-    finally:
-        if "nli" in leader:
-            leader["nli"].close()
-        else:  # loading failed on rank 0: release the others anyway
-            import torch.distributed as dist
-
-            dist.broadcast_object_list([None], src=0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -130,7 +130,7 @@ def warmup_stage(cfg: WarmupStageConfig, out_dir: str | Path, *, generator: Gene
     """Run (or skip, or resume) the warm-up; return the SFT model folder.
 
     ``cfg`` is the warm-up's typed section (``start.config.build_run_config(raw).warmup``, or
-    ``start.config.build_warmup_config`` for ``python -m start.warmup``). ``generator`` / ``nli`` replace the
+    ``start.config.build_warmup_config`` for ``python -m start.warmup_cli``). ``generator`` / ``nli`` replace the
     models built from it (tests pass stubs); ``cfg.model`` is still the SFT base.
     With the vLLM backend the generation steps run in a child process (``isolate``), so that the engine's
     memory is free again before the NLI checks and SFT. The SFT's TensorBoard curves (``sft.report_to``) go to

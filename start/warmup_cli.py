@@ -1,10 +1,10 @@
-"""``python -m start.warmup [hydra overrides]``: run the warm-up stage by hand.
+"""``python -m start.warmup_cli [hydra overrides]``: run the warm-up stage by hand.
 
 Composes ``conf/sample.yaml`` (model, data, prompt, sampler groups) with ``warmup=default`` and
 ``trainer@sft=sft``. Examples::
 
-    python -m start.warmup warmup.limit=8 sft.max_steps=20 out_dir=runs/manual/round_0/warmup
-    python -m start.warmup model.name=/models/my-1b sampler=vllm
+    python -m start.warmup_cli warmup.limit=8 sft.max_steps=20 out_dir=runs/manual/round_0/warmup
+    python -m start.warmup_cli model.name=/models/my-1b sampler=vllm
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 log = logging.getLogger("start.warmup")
 
 
