@@ -17,8 +17,10 @@ A mode is **accepted** when its decisions agree with fp32's on >= 99% of the pai
 < 0.01. ``--write-judge`` stores the fastest accepted mode, with these measurements, as the judge's
 ``cpu_dtype`` block in its ``start_nli.json``: ``NLIConfig(dtype="auto")`` then runs the judge in it on CPUs
 with bf16 instructions (``start.scoring.nli.judge_dtype``). Modes: ``float32``, ``bfloat16`` (weights and
-activations in bf16), ``int8-dynamic`` (PyTorch dynamic quantisation of the linear layers: int8 weights,
-activations quantised per batch).
+activations in bf16), ``bfloat16+fp32band`` (bf16, and every pair whose probability lands within ``BAND`` of the
+threshold read again in fp32: fp32's decisions wherever the bf16 error is smaller than the band),
+``int8-dynamic`` (PyTorch dynamic quantisation of the linear layers: int8 weights, activations quantised per
+batch).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_HUMAN = ROOT.parent / "shared" / "data" / "alce-human-dev" / "sentences.jsonl"
-MODES = ("float32", "bfloat16", "int8-dynamic")
+MODES = ("float32", "bfloat16", "bfloat16+fp32band", "int8-dynamic")
+BAND = 0.05  # the guard band of "bfloat16+fp32band": about twice the largest bf16 error measured on this set
 MIN_AGREEMENT, MAX_KAPPA_CHANGE = 0.99, 0.01
 
 
@@ -57,8 +60,9 @@ def load_mode(judge: str, mode: str):
 
     from start.scoring.nli import NLIConfig, PremiseWindowNLI, base_backend, load_nli
 
-    dtype = "float32" if mode == "int8-dynamic" else mode
-    top = load_nli(NLIConfig(model=judge, dtype=dtype, lazy=False, progress=False))
+    dtype = {"int8-dynamic": "float32", "bfloat16+fp32band": "bfloat16"}.get(mode, mode)
+    band = BAND if mode == "bfloat16+fp32band" else 0.0
+    top = load_nli(NLIConfig(model=judge, dtype=dtype, fp32_band=band, lazy=False, progress=False))
     base = base_backend(top)
     if mode == "int8-dynamic":
         base.model = torch.ao.quantization.quantize_dynamic(base.model, {torch.nn.Linear}, dtype=torch.qint8)
@@ -198,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{json.dumps(results[mode].get('vs_float32', {}))}", flush=True)
     accepted = [m for m in modes if m != "float32" and results[m]["vs_float32"]["accepted"]]
     chosen = min(accepted, key=lambda m: results[m]["model_seconds"]) if accepted else None
-    doc = {"judge": args.judge, "human_file": project_relative(args.human), "sentences": len(records),
+    doc = {"judge": args.judge, "human_file": project_relative(args.human, parts=2), "sentences": len(records),
            "threshold": results["float32"]["threshold"],
            "machine": f"{platform.machine()}, {os.cpu_count()} cores, {args.threads} torch threads, torch "
                       f"{torch.__version__}, bf16 instructions: {cpu_has_bf16()}",
@@ -210,18 +214,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.write_judge:
         settings_path = Path(resolve_model(args.judge)) / SETTINGS_FILE
         settings = json.loads(settings_path.read_text())
-        if chosen in (None, "bfloat16"):
+        if chosen in (None, "bfloat16", "bfloat16+fp32band"):
             c = results[chosen]["vs_float32"] if chosen else None
             settings["cpu_dtype"] = None if chosen is None else {
-                "dtype": chosen, "accepted": True, "pair_decision_agreement": c["pairs"]["agree"],
+                "dtype": "bfloat16", "fp32_band": BAND if chosen.endswith("band") else 0.0, "accepted": True,
+                "max_abs_prob_change_bf16": results.get("bfloat16", {}).get("vs_float32", {}).get(
+                    "pairs", {}).get("max_abs_prob_change"),
+                "pair_decision_agreement": c["pairs"]["agree"],
                 "reading_decision_agreement": c.get("readings", {}).get("agree"),
                 "kappa_change": c["kappa_change"], "model_speed_up": c["speed_up"],
-                "measured_on": f"{project_relative(args.human)} ({len(records)} sentences)",
+                "measured_on": f"{project_relative(args.human, parts=2)} ({len(records)} sentences)",
                 "command": "python scripts/bench_judge_modes.py --write-judge"}
             write_json(settings_path, settings)
             print(f"wrote cpu_dtype={chosen} into {project_relative(settings_path)}")
         else:
-            print(f"{chosen} is accepted but only bfloat16 can be stored as a judge's CPU arithmetic", file=sys.stderr)
+            print(f"{chosen} is accepted but only bf16 modes can be stored as a judge's CPU arithmetic",
+                  file=sys.stderr)
     return 0
 
 

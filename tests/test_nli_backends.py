@@ -237,3 +237,37 @@ def test_a_judge_runs_in_its_accepted_cpu_arithmetic(tiny_cross_encoder, tmp_pat
     base = N.base_backend(plain)
     assert fast.fingerprint != plain.fingerprint == hf._fingerprint(
         str(folder), base.model, f"SequenceClassificationNLI:{base.max_length}")
+
+
+def test_fp32_band_gives_fp32_decisions_with_fast_arithmetic(tiny_cross_encoder):
+    """bf16 with a guard band: a pair within the band of the threshold is read again in fp32, so every decision
+    is fp32's as long as bf16 errs by less than the band."""
+    import random
+
+    import start.scoring.nli as N
+
+    rng = random.Random(0)
+    words = "the tower was built in paris by engineers of steel and iron long ago".split()
+    pairs = [(" ".join(rng.choices(words, k=12)), " ".join(rng.choices(words, k=5))) for _ in range(60)]
+    exact = N.load_nli(N.NLIConfig(model=str(tiny_cross_encoder), dtype="float32", progress=False))
+    p32 = exact.predict(pairs).probs
+    thr = float(np.median(p32))  # half the pairs on each side, many of them close to it
+    cfg = dict(model=str(tiny_cross_encoder), dtype="bfloat16", threshold=thr, progress=False)
+    fast = N.load_nli(N.NLIConfig(**cfg))
+    banded = N.load_nli(N.NLIConfig(**cfg, fp32_band=0.5))
+    p16, pb = fast.predict(pairs).probs, banded.predict(pairs).probs
+    err = float(np.abs(p16 - p32).max())
+    assert 0 < err < 0.5
+    assert ((pb >= thr) == (p32 >= thr)).all()  # fp32's decisions
+    near = np.abs(p16 - thr) < 0.5
+    assert banded.reread == int(near.sum()) and np.allclose(pb[near], p32[near], atol=1e-6)
+    assert banded.fingerprint != fast.fingerprint != exact.fingerprint
+    # under "auto" the band is the one the judge's accepted fast mode was measured with
+    torch = pytest.importorskip("torch")
+    settings = {"cpu_dtype": {"dtype": "bfloat16", "fp32_band": 0.05, "accepted": True}}
+    cpu = torch.device("cpu")
+    auto = N.NLIConfig(model="x")
+    assert N.judge_arithmetic(auto, cpu, settings)[1] == (0.05 if N.cpu_has_bf16() else 0.0)
+    assert N.judge_arithmetic(N.NLIConfig(model="x", dtype="float32"), cpu, settings) == (torch.float32, 0.0)
+    with pytest.raises(ValueError, match="fp32_band"):
+        N.NLIConfig(fp32_band=1.5)

@@ -137,7 +137,9 @@ def test_start_run_terminal_shows_stages_and_table_and_the_log_holds_the_rest(tm
     # judge's score, statistics), 4 round stages, 4 eval
     assert len(stage_lines) == 17
     assert any("round_1/train" in x for x in stage_lines)
-    assert "| round | citation_rec" in res.stdout and "| 1 |" in res.stdout
+    # the headline table and the paired change from round 0 to the last round, under both judges
+    assert "| round | citation F1 (reward judge) | citation F1 (evaluation judge)" in res.stdout
+    assert "| 1 |" in res.stdout and "Round 0 -> 1 (paired" in res.stdout
     noise = ("Loading weights", "it/s", "Warning", "config:")
     assert not [x for x in lines if any(n in x for n in noise)], lines
     assert res.stderr == ""

@@ -445,3 +445,38 @@ def test_warmup_with_smollm2_and_the_default_nli(tmp_path):
         assert re.search(r"\[\d+\]", r["completion"])
         cited = {int(n) - 1 for n in re.findall(r"\[(\d+)\]", r["completion"])}
         assert not cited & set(r["distractor_positions"])
+
+
+class _Words:
+    """A tokenizer that counts words (no chat template): the plain prompt path."""
+
+    chat_template = None
+
+    def __call__(self, text, add_special_tokens=False):
+        return {"input_ids": text.split()}
+
+
+def test_sft_rows_under_document_orders_cite_every_position_alike():
+    from start.sampling.prompt import PromptConfig
+    from start.warmup import sft_row
+    from start.warmup.stage import sft_rows
+
+    docs = (doc("Doc F1."), doc("Doc F2."), doc("Doc F7.", distractor=True, source="x"))
+    item = WarmupItem("a", "Q?", answer="Alpha F1. Beta F2.", docs=docs, cited_answer="Alpha F1 [1]. Beta F2 [2].")
+    prompt = PromptConfig(instruction="answer and cite", max_model_len=512, max_new_tokens=16)
+    assert [r["completion"] for r in sft_rows([item], prompt, _Words(), 1, seed=0)] == [
+        sft_row(item, prompt, _Words())["completion"]]
+    rows = sft_rows([item], prompt, _Words(), 3, seed=0)
+    assert len(rows) == 3 and len({tuple(r["order"]) for r in rows}) == 3
+    assert all(sorted(col) == [0, 1, 2] for col in zip(*(r["order"] for r in rows), strict=True))  # Latin square
+    scorer = AttributionScorer(StubNLI(), ScorerConfig(cache=False))
+    for r in rows:  # each row cites the documents where its prompt shows them: still perfectly cited
+        f1_at, f2_at = r["order"].index(0) + 1, r["order"].index(1) + 1
+        assert r["completion"] == f"Alpha F1 [{f1_at}]. Beta F2 [{f2_at}]."
+        assert r["distractor_positions"] == [r["order"].index(2)]
+        assert f"Document [{f1_at}](Title: T): Doc F1." in r["prompt"]
+        rec = {"id": "x", "question": "Q?", "docs": r["docs"], "output": r["completion"]}
+        score = scorer.score([rec]).records[0]
+        assert score.citation_rec == 1.0 and score.citation_prec == 1.0
+    cited = [int(c) for r in rows for c in re.findall(r"\[(\d+)\]", r["completion"])]
+    assert sorted(cited) == [1, 1, 2, 2, 3, 3]

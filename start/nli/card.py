@@ -184,10 +184,29 @@ def _weights_note(meta: dict) -> str:
     """How to read int8 weights (plain ``from_pretrained`` cannot); nothing for fp16 judges."""
     if meta.get("weights_dtype") != "int8":
         return ""
+    parts = (f" Over 45 MB they are kept in parts (`{meta.get('weights_file')}.01.part`, ...; bundled files stay "
+             "under 50 MB), which the loader joins; the judge's fingerprint is that of the joined file.")
     return (f"\n\nThe weights are stored as int8 rows with one scale per row (`{meta.get('weights_file')}`, "
             "`start.scoring.weights`): read them with `start.scoring.weights.load_classifier(folder, "
             "json.load(open(folder + '/start_nli.json')))`, which returns a float model (plain `from_pretrained` "
-            "cannot read them). Every number on this card comes from these int8 weights.")
+            "cannot read them). Every number on this card comes from these int8 weights." + parts
+            + _fast_arithmetic_note(meta))
+
+
+def _fast_arithmetic_note(meta: dict) -> str:
+    """The judge's accepted CPU arithmetic (``cpu_dtype``, measured by scripts/bench_judge_modes.py), if any."""
+    fast = meta.get("cpu_dtype") or {}
+    if not fast.get("accepted"):
+        return ""
+    band = fast.get("fp32_band") or 0
+    kc = fast.get("kappa_change") or {}
+    return ("\n\nOn CPUs with bf16 instructions it runs in bf16 (`dtype=auto`; `dtype=float32` keeps fp32)"
+            + (f", and every pair whose probability lands within {band:g} of the threshold is read again in fp32"
+               if band else "")
+            + f": {fast.get('model_speed_up')}x the model's fp32 speed, decisions agreeing with fp32's on "
+            f"{100 * fast.get('pair_decision_agreement', 0):.1f}% of the pairs of {fast.get('measured_on')} (kappa "
+            f"with people {kc.get('recall', 0):+.3f} recall, {kc.get('precision', 0):+.3f} precision; "
+            f"`{fast.get('command')}`).")
 
 
 def render_model_card(meta: dict) -> str:

@@ -54,6 +54,10 @@ class NLIConfig:
     # only with its measured agreement with fp32) when the CPU has bf16 instructions, else fp32. Or "float32",
     # "bfloat16", "float16"
     dtype: str = "auto"
+    # with a dtype other than fp32: pairs whose probability lands within this distance of the threshold are read
+    # again in fp32, so the decisions are fp32's whenever the fast arithmetic errs by less (None: as the judge's
+    # cpu_dtype block says under "auto", else 0; 0: off)
+    fp32_band: float | None = None
     progress: bool = True
     number_guard: bool | None = None  # None: as stored with the model (start_nli.json), else force on/off
     premise_window_words: int | None = None  # None: as stored with the model; 0: whole premise; N: windows
@@ -89,6 +93,8 @@ class NLIConfig:
             raise ValueError(f"premise_windows must be one of {WINDOW_MODES}, got {self.premise_windows!r}")
         if self.dtype not in {"auto", "float32", "bfloat16", "float16"}:
             raise ValueError(f"dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}")
+        if self.fp32_band is not None and not 0 <= self.fp32_band < 1:
+            raise ValueError(f"fp32_band must be in [0, 1), got {self.fp32_band}")
         if self.devices is not None:
             if not self.devices or "device_map" in self.extra:
                 raise ValueError("devices must name at least one device and cannot be combined with "

@@ -84,23 +84,31 @@ def token_batches(order: Sequence[int], lengths: Sequence[int], max_pairs: int,
 class _HFNLI:
     """Shared machinery: length-sorted batching, per-batch padding, progress bar."""
 
-    def __init__(self, cfg: NLIConfig, model, tokenizer, model_path: str, default_threshold: float):
+    def __init__(self, cfg: NLIConfig, model, tokenizer, model_path: str, default_threshold: float, *,
+                 exact_model=None, fp32_band: float = 0.0):
         self.cfg, self.model, self.tokenizer = cfg, model, tokenizer
         declared = getattr(tokenizer, "model_max_length", None)
         if declared is None or declared > 100_000:  # "no limit" sentinel of HF tokenizers
             declared = getattr(model.config, "max_position_embeddings", None) or 512
         self.max_length = cfg.max_length or int(declared)
         self.threshold = cfg.threshold if cfg.threshold is not None else default_threshold
+        # the fp32 guard band: a pair the fast arithmetic puts within fp32_band of the threshold is read again by
+        # exact_model (the same weights in fp32), so decisions are fp32's wherever the fast error is smaller
+        self.exact_model, self.fp32_band = exact_model, (fp32_band if exact_model is not None else 0.0)
+        self.reread = 0  # pairs read again in fp32 (over this object's life)
         # fp32 is the reference arithmetic and keeps its old name; any other dtype gives other probabilities
         dtype = str(getattr(model, "dtype", "torch.float32")).removeprefix("torch.")
+        band = f"+fp32@{self.fp32_band:g}" if self.fp32_band else ""
         self.fingerprint = _fingerprint(model_path, model, f"{type(self).__name__}:{self.max_length}"
-                                        + ("" if dtype == "float32" else f":{dtype}"))
+                                        + ("" if dtype == "float32" else f":{dtype}{band}"))
         self.model.eval()
+        if exact_model is not None:
+            exact_model.eval()
 
     def _encode(self, pairs: Sequence[Pair]) -> tuple[list[list[int]], list[list[int]] | None, np.ndarray]:
         raise NotImplementedError
 
-    def _probs(self, batch) -> np.ndarray:
+    def _probs(self, batch, model) -> np.ndarray:
         raise NotImplementedError
 
     def plan(self, pairs: Sequence[Pair]) -> BatchPlan:
@@ -111,16 +119,18 @@ class _HFNLI:
         return BatchPlan(ids, types, truncated, token_batches(order, lengths, self.cfg.batch_size,
                                                               self.cfg.batch_tokens))
 
-    def run_batch(self, plan: BatchPlan, b: int) -> np.ndarray:
-        """P(entailment) of the pairs of batch ``b`` (padded to the batch's longest pair)."""
+    def run_batch(self, plan: BatchPlan, b: int, model=None) -> np.ndarray:
+        """P(entailment) of the pairs of batch ``b`` (padded to the batch's longest pair), by ``model`` (default:
+        the backend's own)."""
         import torch
 
+        model = self.model if model is None else model
         idx = plan.batches[b]
         feats = [{"input_ids": plan.ids[i]} | ({"token_type_ids": plan.types[i]} if plan.types else {})
                  for i in idx]
         with torch.inference_mode():
-            batch = self.tokenizer.pad(feats, return_tensors="pt").to(self.model.device)
-            return self._probs(batch)
+            batch = self.tokenizer.pad(feats, return_tensors="pt").to(model.device)
+            return self._probs(batch, model)
 
     def predict(self, pairs: Sequence[Pair]) -> NLIPrediction:
         from tqdm.auto import tqdm
@@ -133,14 +143,22 @@ class _HFNLI:
                    disable=not self.cfg.progress or len(plan.batches) < 2)
         for b in bar:
             probs[plan.batches[b]] = self.run_batch(plan, b)
+        near = np.flatnonzero(np.abs(probs - self.threshold) < self.fp32_band)
+        if len(near):  # the guard band: these are decided by fp32
+            again = BatchPlan(plan.ids, plan.types, plan.truncated,
+                              token_batches(near[np.argsort([len(plan.ids[i]) for i in near], kind="stable")[::-1]],
+                                            [len(x) for x in plan.ids], self.cfg.batch_size, self.cfg.batch_tokens))
+            for b in range(len(again.batches)):
+                probs[again.batches[b]] = self.run_batch(again, b, self.exact_model)
+            self.reread += len(near)
         return NLIPrediction(probs, plan.truncated)
 
 
 class SequenceClassificationNLI(_HFNLI):
     """A cross-encoder NLI model; the entailment index comes from ``config.id2label``."""
 
-    def __init__(self, cfg: NLIConfig, model, tokenizer, model_path: str, default_threshold: float = 0.5):
-        super().__init__(cfg, model, tokenizer, model_path, default_threshold)
+    def __init__(self, cfg: NLIConfig, model, tokenizer, model_path: str, default_threshold: float = 0.5, **arith):
+        super().__init__(cfg, model, tokenizer, model_path, default_threshold, **arith)
         self.entail_index = entailment_index(model.config.id2label, cfg.entailment_label)
 
     def _encode(self, pairs):
@@ -166,18 +184,18 @@ class SequenceClassificationNLI(_HFNLI):
                         types[i] = cut["token_type_ids"][k]
         return ids, types, truncated
 
-    def _probs(self, batch) -> np.ndarray:
+    def _probs(self, batch, model) -> np.ndarray:
         import torch
 
-        logits = self.model(**batch).logits.float()
+        logits = model(**batch).logits.float()
         return torch.softmax(logits, dim=-1)[:, self.entail_index].cpu().numpy()
 
 
 class Seq2SeqNLI(_HFNLI):
     """TRUE-style seq2seq NLI: ``premise: P hypothesis: H`` -> "1" / "0"."""
 
-    def __init__(self, cfg: NLIConfig, model, tokenizer, model_path: str, default_threshold: float = 0.5):
-        super().__init__(cfg, model, tokenizer, model_path, default_threshold)
+    def __init__(self, cfg: NLIConfig, model, tokenizer, model_path: str, default_threshold: float = 0.5, **arith):
+        super().__init__(cfg, model, tokenizer, model_path, default_threshold, **arith)
         self.yes_id, self.no_id = (_single_token(tokenizer, t) for t in ("1", "0"))
         start = model.config.decoder_start_token_id
         self.decoder_start = 0 if start is None else int(start)
@@ -196,12 +214,12 @@ class Seq2SeqNLI(_HFNLI):
                                     max_length=self.max_length)["input_ids"]
         return ids, None, truncated
 
-    def _probs(self, batch) -> np.ndarray:
+    def _probs(self, batch, model) -> np.ndarray:
         import torch
 
         n = batch["input_ids"].shape[0]
-        start = torch.full((n, 1), self.decoder_start, dtype=torch.long, device=self.model.device)
-        logits = self.model(**batch, decoder_input_ids=start).logits[:, 0, :].float()
+        start = torch.full((n, 1), self.decoder_start, dtype=torch.long, device=model.device)
+        logits = model(**batch, decoder_input_ids=start).logits[:, 0, :].float()
         two = torch.stack([logits[:, self.yes_id], logits[:, self.no_id]], dim=-1)
         return torch.softmax(two, dim=-1)[:, 0].cpu().numpy()
 

@@ -14,11 +14,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from pathlib import Path
 
 from start.scoring.backend import WINDOW_MODES, NLIBackend, NLIConfig, NLIPrediction, Pair
-from start.scoring.devices import resolve_device, resolve_dtype
+from start.scoring.devices import cpu_has_bf16, resolve_device, resolve_dtype
 from start.scoring.hf import (
     SETTINGS_FILE,
     BatchPlan,
@@ -42,8 +41,8 @@ __all__ = [
     "ASSETS_DIR", "BUNDLED", "DEFAULT_BUNDLED", "DEFAULT_MODEL_DIR", "SETTINGS_FILE", "WINDOW_MODES", "AveragedNLI",
     "BatchPlan", "MemoNLI", "NLIBackend", "NLIConfig", "NLIPrediction", "NumberGuardedNLI", "Pair",
     "PremiseWindowNLI", "Seq2SeqNLI", "SequenceClassificationNLI", "base_backend", "cpu_has_bf16",
-    "document_windows", "entailment_index", "judge_dtype", "load_nli", "nli_fingerprint", "premise_windows",
-    "read_settings", "resolve_model", "split_documents", "token_batches",
+    "document_windows", "entailment_index", "judge_arithmetic", "judge_dtype", "load_nli", "nli_fingerprint",
+    "premise_windows", "read_settings", "resolve_model", "split_documents", "token_batches",
 ]
 
 log = logging.getLogger(__name__)
@@ -105,20 +104,30 @@ def load_nli(cfg: NLIConfig | str = "default", *, wrap=None) -> NLIBackend:
     if cfg.max_length is None and settings.get("max_length"):
         cfg = NLIConfig(**{**cfg.__dict__, "max_length": int(settings["max_length"])})
     device = resolve_device(cfg.devices[0] if cfg.devices else cfg.device)
-    kwargs = {"local_files_only": local_only, "dtype": judge_dtype(cfg.dtype, device, settings), **cfg.extra}
+    import torch
+
+    dtype, band = judge_arithmetic(cfg, device, settings)
+    kwargs = {"local_files_only": local_only, "dtype": dtype, **cfg.extra}
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_only)
+    exact = None
     if config.is_encoder_decoder:
         model = AutoModelForSeq2SeqLM.from_pretrained(path, **kwargs)
         backend_cls = Seq2SeqNLI
+        if band:
+            exact = AutoModelForSeq2SeqLM.from_pretrained(path, **{**kwargs, "dtype": torch.float32})
     else:
         model = load_classifier(path, settings, **kwargs)
         backend_cls = SequenceClassificationNLI
-    if "device_map" not in cfg.extra:
-        model.to(device)
+        if band:
+            exact = load_classifier(path, settings, **{**kwargs, "dtype": torch.float32})
+    for m in (model, exact):
+        if m is not None and "device_map" not in cfg.extra:
+            m.to(device)
     placed = getattr(model, "hf_device_map", None) or {}  # set when the map spans more than one device
     where = sorted({str(d) for d in placed.values()}) or cfg.devices or model.device
-    log.info("loaded NLI model %s (%s, %s) on %s", cfg.model, backend_cls.__name__, model.dtype, where)
-    backend: NLIBackend = backend_cls(cfg, model, tokenizer, path, threshold)
+    log.info("loaded NLI model %s (%s, %s%s) on %s", cfg.model, backend_cls.__name__, model.dtype,
+             f", pairs within {band:g} of the threshold read again in fp32" if band else "", where)
+    backend: NLIBackend = backend_cls(cfg, model, tokenizer, path, threshold, exact_model=exact, fp32_band=band)
     model_max_length = backend.max_length
     if cfg.devices and len(cfg.devices) > 1:
         from start.scoring.parallel import DeviceReplicasNLI
@@ -147,17 +156,6 @@ def load_nli(cfg: NLIConfig | str = "default", *, wrap=None) -> NLIBackend:
     return NumberGuardedNLI(backend) if guard else backend
 
 
-def cpu_has_bf16() -> bool:
-    """Whether this CPU has bf16 dot-product instructions (x86 AVX512-BF16 or AMX-BF16, Arm BF16): without them
-    bf16 arithmetic is emulated and slower than fp32. Read from /proc/cpuinfo; False where it is missing."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    flags = {f for line in re.findall(r"^(?:flags|Features)\s*:(.*)$", text, re.M) for f in line.split()}
-    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
-
-
 def judge_dtype(spec: str, device, settings: dict):
     """The torch dtype a judge runs in: ``spec`` when given; for "auto", bf16 on a GPU, and on a CPU the judge's
     accepted fast arithmetic (its stored ``cpu_dtype`` block, written with the measured agreement of its
@@ -170,6 +168,20 @@ def judge_dtype(spec: str, device, settings: dict):
     if fast.get("accepted") and fast.get("dtype") == "bfloat16" and cpu_has_bf16():
         return torch.bfloat16
     return torch.float32
+
+
+def judge_arithmetic(cfg: NLIConfig, device, settings: dict) -> tuple:
+    """The judge's dtype (:func:`judge_dtype`) and its fp32 guard band: ``cfg.fp32_band`` when set, else under
+    "auto" the band the judge's accepted fast mode was measured with (``cpu_dtype.fp32_band``); 0 in fp32."""
+    import torch
+
+    dtype = judge_dtype(cfg.dtype, device, settings)
+    if dtype == torch.float32:
+        return dtype, 0.0
+    if cfg.fp32_band is not None:
+        return dtype, float(cfg.fp32_band)
+    stored = (settings.get("cpu_dtype") or {}).get("fp32_band", 0.0) if cfg.dtype == "auto" else 0.0
+    return dtype, float(stored or 0.0)
 
 
 def _partner(cfg: NLIConfig, model: str, max_length: int) -> NLIBackend:

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from start.io import write_json
+from start.scoring.devices import mixed_bf16
 from start.train import dist
 from start.train.common import check_lengths, curve_loggers, last_checkpoint
 
@@ -52,6 +53,9 @@ class DPOTrainConfig:
     gradient_checkpointing: bool = False  # recompute activations in the backward pass (long sequences, big models)
     seed: int = 0
     device: str = "auto"  # "auto" uses a GPU when there is one
+    # bf16 mixed precision: None (auto) where the hardware has bf16 instructions (a GPU, or a CPU with AVX512-BF16
+    # / AMX: 1.5x faster here), false: fp32
+    bf16: bool | None = None
 
     def __post_init__(self):
         if isinstance(self.lora, dict):
@@ -90,6 +94,7 @@ def train_dpo(policy_path: str, pairs_path: str | Path, cfg: DPOTrainConfig, out
     check_lengths(tokenizer, data["prompt"], list(zip(data["chosen"], data["rejected"], strict=True)),
                   cfg.max_length, source=str(pairs_path))
     dtype = torch.bfloat16 if on_gpu else torch.float32
+    mixed = mixed_bf16(cfg.bf16, on_gpu)
     model = AutoModelForCausalLM.from_pretrained(policy_path, dtype=dtype)
     peft_config = None
     if cfg.lora.enabled:
@@ -106,18 +111,19 @@ def train_dpo(policy_path: str, pairs_path: str | Path, cfg: DPOTrainConfig, out
         gradient_accumulation_steps=cfg.grad_accum, max_length=cfg.max_length,
         precompute_ref_log_probs=cfg.precompute_ref_log_probs, save_steps=cfg.save_steps,
         logging_steps=cfg.logging_steps, seed=cfg.seed, data_seed=cfg.seed, report_to=report,
-        use_cpu=not on_gpu, bf16=on_gpu, save_total_limit=2, disable_tqdm=False,
+        use_cpu=not on_gpu, bf16=mixed, save_total_limit=2, disable_tqdm=False,
         gradient_checkpointing=cfg.gradient_checkpointing,
     )
     trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=data, processing_class=tokenizer,
                          peft_config=peft_config, callbacks=callbacks)
-    log.info("DPO on %d pairs from %s (%d process(es))%s", len(data), policy_path, state.num_processes,
+    log.info("DPO on %d pairs from %s (%d process(es), %s)%s", len(data), policy_path, state.num_processes,
+             "bf16 mixed precision" if mixed else "fp32",
              f"; resuming from {resume}" if resume else "")
     result = trainer.train(resume_from_checkpoint=resume)
     if state.is_main_process:
         write_json(out / "metrics.json", {"policy": policy_path, "train": result.metrics,
                                           "log_history": trainer.state.log_history, "pairs": len(data),
-                                          "processes": state.num_processes,
+                                          "processes": state.num_processes, "bf16": mixed,
                                           "config": json.loads(json.dumps(asdict(cfg)))})
         log.info("wrote the training metrics to %s", out / "metrics.json")
     return dist.save_final_model(trainer, tokenizer, policy_path, out / "model")

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from start.io import read_records, write_json
+from start.scoring.devices import mixed_bf16
 from start.stage import fingerprint
 from start.train import dist
 from start.train.common import check_lengths, curve_loggers, last_checkpoint
@@ -54,7 +55,10 @@ class SFTSettings:
     save_steps: int = 50  # checkpoint every N optimiser steps (resume points)
     save_total_limit: int | None = 2  # checkpoints kept
     logging_steps: int = 1
-    train_dtype: str = "float32"  # weights while training (fp32 on CPU; bf16 mixed precision on GPU)
+    train_dtype: str = "float32"  # weights while training
+    # bf16 mixed precision over fp32 weights: None (auto) where the hardware has bf16 instructions (a GPU, or a CPU
+    # with AVX512-BF16 / AMX), false: fp32
+    bf16: bool | None = None
     save_dtype: str = "bfloat16"  # weights of the saved model folder
     gradient_checkpointing: bool = False
     extra: dict = field(default_factory=dict)  # further trl.SFTConfig fields, passed through
@@ -172,8 +176,7 @@ def train_sft(data: str | os.PathLike | Sequence[dict], model: str, cfg: SFTSett
         logging_steps=cfg.logging_steps, logging_first_step=True, report_to=report, completion_only_loss=True,
         packing=False,
         gradient_checkpointing=cfg.gradient_checkpointing, dataloader_num_workers=0,
-        # TRL refuses bf16 on CPU: train in fp32 there, bf16 mixed precision on a capable GPU
-        use_cpu=not on_gpu, bf16=on_gpu and torch.cuda.is_bf16_supported() and cfg.train_dtype == "float32",
+        use_cpu=not on_gpu, bf16=mixed_bf16(cfg.bf16, on_gpu) and cfg.train_dtype == "float32",
         **cfg.extra)
     trainer = SFTTrainer(model=base, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                          peft_config=peft_config, callbacks=callbacks)

@@ -132,10 +132,15 @@ class WarmupConfig:
     nli: dict = field(default_factory=lambda: {"model": "default"})  # start.scoring.NLIConfig fields
     verify: bool = True  # re-score every kept example with the AttributionScorer
     enabled: bool = True  # false: the loop starts from the base model (policy 0 = base)
+    # each example trained under this many orders of its documents (a Latin square, citations renumbered), so
+    # the SFT data cite every position alike (1: the order the example was written in)
+    doc_orders: int = 1
 
     def __post_init__(self):
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"warmup.limit must be >= 1 or null, got {self.limit}")
+        if self.doc_orders < 1:
+            raise ValueError(f"warmup.doc_orders must be >= 1, got {self.doc_orders}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> WarmupConfig:

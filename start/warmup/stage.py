@@ -18,7 +18,7 @@ import gc
 import json
 import logging
 import multiprocessing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -29,11 +29,12 @@ from start.io import read_jsonl, write_json, write_jsonl
 from start.models import resolve_model
 from start.sampling.backends import Generator, make_generator
 from start.sampling.prompt import PromptConfig, build_prompt
-from start.sampling.sampler import derive_seed
+from start.sampling.sampler import derive_seed, document_orders
 from start.scoring import AttributionScorer, NLIBackend, ScorerConfig, load_nli
 from start.scoring.nli import nli_fingerprint
 from start.scoring.nli import resolve_model as resolve_nli_model
 from start.stage import StageRun, fingerprint, is_done, model_fingerprint
+from start.text import renumber_citations
 from start.train.launch import run_sft
 from start.warmup.config import WarmupConfig, WarmupStageConfig
 from start.warmup.relabel import MemoNLI, check_documents, relabel, verify
@@ -86,15 +87,31 @@ class _StepRunner:
         return out
 
 
-def sft_row(item: WarmupItem, prompt_cfg: PromptConfig, tokenizer) -> dict[str, Any]:
-    """One training row: the sampler's prompt over the generated documents -> the cited answer."""
-    docs = [d.to_document() for d in item.docs]
-    built = build_prompt(prompt_cfg, item.question, docs, tokenizer)
-    return {"id": item.id, "prompt": built.text, "completion": item.cited_answer, "question": item.question,
-            "docs": [{"title": d.title, "text": d.text, "distractor": d.distractor} for d in item.docs],
-            "answer": item.cited_answer, "distractor_positions": item.distractor_positions,
+def sft_row(item: WarmupItem, prompt_cfg: PromptConfig, tokenizer,
+            order: Sequence[int] | None = None) -> dict[str, Any]:
+    """One training row: the sampler's prompt over the generated documents -> the cited answer; with ``order``
+    (indices into the item's documents) the documents are shown in that order and the citations renumbered."""
+    wdocs = list(item.docs) if order is None else [item.docs[i] for i in order]
+    answer = item.cited_answer
+    if order is not None:
+        answer = renumber_citations(answer, {i + 1: k + 1 for k, i in enumerate(order)})
+    built = build_prompt(prompt_cfg, item.question, [d.to_document() for d in wdocs], tokenizer)
+    return {"id": item.id, "prompt": built.text, "completion": answer, "question": item.question,
+            "docs": [{"title": d.title, "text": d.text, "distractor": d.distractor} for d in wdocs],
+            "answer": answer, "distractor_positions": [k for k, d in enumerate(wdocs) if d.distractor],
             "uncited_answer": item.answer, "claims": list(item.claims),
-            "dropped_sentences": list(item.dropped_sentences), "n_truncated_docs": built.n_truncated_docs}
+            "dropped_sentences": list(item.dropped_sentences), "n_truncated_docs": built.n_truncated_docs,
+            **({"order": list(order)} if order is not None else {})}
+
+
+def sft_rows(items: Sequence[WarmupItem], prompt_cfg: PromptConfig, tokenizer, doc_orders: int,
+             seed: int) -> list[dict[str, Any]]:
+    """Every example once, or under ``doc_orders`` orders of its documents (the rotations of a seeded
+    permutation: each document at each position once), so the SFT data carry no position habit."""
+    if doc_orders <= 1:
+        return [sft_row(it, prompt_cfg, tokenizer) for it in items]
+    return [sft_row(it, prompt_cfg, tokenizer, order) for it in items
+            for order in dict.fromkeys(document_orders(it.id, len(it.docs), min(doc_orders, len(it.docs)), seed))]
 
 
 def _generation_steps(steps: _StepRunner, items: list[WarmupItem], warm: WarmupConfig,
@@ -207,7 +224,11 @@ def warmup_stage(cfg: WarmupStageConfig, out_dir: str | Path, *, generator: Gene
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    write_jsonl(out / DATA_FILE, (sft_row(it, prompt_cfg, tokenizer) for it in items))
+    rows = sft_rows(items, prompt_cfg, tokenizer, warm.doc_orders, seed)
+    write_jsonl(out / DATA_FILE, rows)
+    if warm.doc_orders > 1:
+        log.info("warm-up SFT data: %d examples under up to %d document orders each: %d rows", len(items),
+                 warm.doc_orders, len(rows))
     judge.clear()  # the NLI model is not needed for training
     gc.collect()
 
