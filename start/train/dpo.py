@@ -40,6 +40,9 @@ class LoraSettings:
 @dataclass
 class DPOTrainConfig:
     beta: float = 0.1
+    # weight of the chosen answers' negative log-likelihood (mean per token) added to the DPO loss (iterative RPO,
+    # Pang et al. 2024): keeps the chosen answers likely while the rounds push the rejected ones down; 0: plain DPO
+    nll_weight: float = 0.0
     learning_rate: float = 5e-5
     epochs: float = 1.0
     max_steps: int = -1  # > 0 overrides epochs
@@ -62,6 +65,8 @@ class DPOTrainConfig:
             self.lora = LoraSettings(**self.lora)
         if self.beta <= 0:
             raise ValueError(f"trainer.beta must be > 0, got {self.beta}")
+        if self.nll_weight < 0:
+            raise ValueError(f"trainer.nll_weight must be >= 0, got {self.nll_weight}")
         if self.learning_rate <= 0:
             raise ValueError(f"trainer.learning_rate must be > 0, got {self.learning_rate}")
         if self.batch_size < 1 or self.grad_accum < 1:
@@ -107,6 +112,7 @@ def train_dpo(policy_path: str, pairs_path: str | Path, cfg: DPOTrainConfig, out
                                       main_process=state.is_main_process)
     args = DPOConfig(
         output_dir=str(ckpt_dir), beta=cfg.beta, learning_rate=cfg.learning_rate, num_train_epochs=cfg.epochs,
+        **({"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, cfg.nll_weight]} if cfg.nll_weight else {}),
         max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum, max_length=cfg.max_length,
         precompute_ref_log_probs=cfg.precompute_ref_log_probs, save_steps=cfg.save_steps,
