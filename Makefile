@@ -44,8 +44,11 @@ $(VLLM_STAMP): $(STAMP)
 
 setup-vllm: $(VLLM_STAMP) ## add vLLM's CPU build (optional; GPU users install `vllm` instead)
 
-run: setup-vllm ## main job: START on the embedded default (warm-up + 2 rounds, ~15-20 min on 2 cores), prints the report table
+run: setup-vllm ## main job: START on the embedded default (warm-up + 1 round, ~20 min on 2 cores), prints the report table
 	$(PY) -m start.run $(ARGS)
+
+demo: setup-vllm ## the main job with the budget that shows START's effect (warm-up + 2 rounds, whole dev split; ~45 min)
+	$(PY) -m start.run experiment=demo $(ARGS)
 
 score-demo: setup ## score the bundled demonstration answers with the offline NLI model
 	$(PY) -m start.score examples/demo_answers.json --out runs/demo/demo_answers.score.json
@@ -114,7 +117,7 @@ data: setup ## rebuild the embedded default data set from mendeleev (determinist
 sample: setup ## sample cited answers on the embedded dev split (Hydra overrides: make sample ARGS="sampler.n=8")
 	$(PY) -m start.sample $(ARGS)
 
-cpu-large: setup-vllm ## the larger CPU experiment (every question; about an hour on 2 cores)
+cpu-large: setup-vllm ## the larger CPU experiment (every question; about 2 hours on 2 cores)
 	$(PY) -m start.run experiment=cpu_large $(ARGS)
 
 experiment-seeds: setup-vllm ## START over 3 seeds + ablation rows (conf/experiment/seeds.yaml), resumable (runs/seeds/); ARGS=--final-split test at the end -> bench/start_seeds.{json,md}, bench/start_ablation.json
@@ -173,6 +176,9 @@ bench-judge-modes: setup ## the default judge in fp32, bf16 and dynamic int8: sp
 bench-run: setup-vllm ## time `make run` from scratch (total and per stage) -> bench/run_default.{json,md}
 	$(PY) scripts/bench_run.py $(ARGS)
 
+bench-demo: setup-vllm ## time `make demo` from scratch -> bench/run_demo.{json,md}
+	$(PY) scripts/bench_run.py --name bench-demo --out bench/run_demo.json experiment=demo $(ARGS)
+
 bench-shortcuts: setup ## gold positions + constant-citation baselines on the default held-out prompts -> bench/shortcuts.{json,md}
 	$(PY) scripts/bench_shortcuts.py $(ARGS)
 
@@ -185,4 +191,4 @@ lint: setup ## ruff, and the import contracts of pyproject.toml (layers, the sco
 clean: ## remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache runs exports
 
-.PHONY: help setup setup-vllm setup-browser run verify tensorboard export docs-img e2e score-demo cpu-large experiment-seeds warmup debug-run data sample bench-retrieval bench-sampler citation-share test test-all nli-model nli-model-minilm rescore-seeds bench-judge bench-judge-modes bench-scorer bench-shortcuts bench-run bench lint clean
+.PHONY: help setup setup-vllm setup-browser run demo bench-demo verify tensorboard export docs-img e2e score-demo cpu-large experiment-seeds warmup debug-run data sample bench-retrieval bench-sampler citation-share test test-all nli-model nli-model-minilm rescore-seeds bench-judge bench-judge-modes bench-scorer bench-shortcuts bench-run bench lint clean

@@ -18,16 +18,20 @@ def cfg(*overrides):
 
 def test_default_config_is_the_embedded_cpu_run():
     c = cfg()
-    assert c.model.name == "smollm2-135m-instruct" and c.data.source == "embedded" and c.rounds == 2
-    assert c.scorer.nli.model == "minilm" and c.scorer.eval_nli.model == "default"  # reward / evaluation judge
+    assert c.model.name == "smollm2-135m-instruct" and c.data.source == "embedded" and c.rounds == 1
+    assert c.scorer.nli.model == "minilm-long" and c.scorer.eval_nli.model == "default"  # reward / evaluation judge
     assert c.run_dir == "runs/default"
     assert c.prompt.max_new_tokens == c.sampler.max_new_tokens
     assert c.sampler.backend.name == "vllm" and c.data.max_docs == 3 and c.prompt.n_demos == 0
+    # position-proof by default: samples under 3 document orders, each pair under 3 orders, warm-up rows too
+    assert c.sampler.doc_orders == 3 and c.preference.permutations == 3 and c.warmup.doc_orders == 3
+    assert c.trainer.nll_weight == 1.0 and c.sampler.n == 8
 
 
 @pytest.mark.parametrize("override, expected", [
     ("debug=tiny", {"experiment_name": "debug", "run_dir": "runs/debug", "eval_questions": 4}),
     ("experiment=cpu_large", {"experiment_name": "cpu_large", "run_dir": "runs/cpu_large"}),
+    ("experiment=demo", {"experiment_name": "demo", "run_dir": "runs/demo", "rounds": 2, "eval_questions": None}),
     ("experiment=gpu_7b", {"experiment_name": "gpu_7b", "run_dir": "runs/gpu_7b"}),
 ])
 def test_experiment_and_debug_values_override_the_defaults(override, expected):
