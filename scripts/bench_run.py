@@ -3,7 +3,8 @@
     python scripts/bench_run.py [--out bench/run_default.json] [hydra overrides ...]
 
 Runs ``python -m start.run`` in a fresh run folder (``runs/bench-<experiment>``, removed first so nothing is
-skipped; the NLI cache is kept, as in a user's second run it would be) and writes the total wall time, every
+skipped) with an empty cache folder (``START_CACHE_DIR``: no NLI results and no converted model from an earlier
+run, as on a fresh clone; ``--keep-cache`` uses the user's cache instead) and writes the total wall time, every
 stage's wall time and the report's headline table to ``<out>.json`` and ``<out>.md``, with the change from
 round 0 to the last round as ``round0_to_last``: ``eval_citation_f1`` and ``attribution_margin`` measured by the
 evaluation judge (``[value, low, high]``, paired 95% intervals over the same held-out questions), and the
@@ -19,6 +20,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,23 +43,30 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "run_default.json")
     parser.add_argument("--name", default="bench-default", help="experiment_name of the timed run")
+    parser.add_argument("--keep-cache", action="store_true",
+                        help="use the user's cache (NLI results, converted models) instead of an empty one")
     args, overrides = parser.parse_known_args(argv)
 
-    from start.evaluate import collect_rounds, headline, round_differences, stage_summary
+    from start.evaluate import collect_rounds, headline, report_differences, stage_summary
     from start.io import atomic_open, write_json
 
     run_dir = ROOT / "runs" / args.name
     shutil.rmtree(run_dir, ignore_errors=True)
     cmd = [sys.executable, "-m", "start.run", f"experiment_name={args.name}", *overrides]
     print("running:", " ".join(cmd), flush=True)
-    t0 = time.perf_counter()
-    subprocess.run(cmd, cwd=ROOT, check=True, env=os.environ.copy())
-    total = time.perf_counter() - t0
+    env = os.environ.copy()
+    with tempfile.TemporaryDirectory(prefix="start-bench-cache-") as cache:
+        if not args.keep_cache:
+            env["START_CACHE_DIR"] = cache
+        t0 = time.perf_counter()
+        subprocess.run(cmd, cwd=ROOT, check=True, env=env)
+        total = time.perf_counter() - t0
 
     stages = stage_summary(run_dir)
     rounds = collect_rounds(run_dir)
-    diffs = round_differences(run_dir)
-    result = {"command": " ".join(cmd[1:]), "wall_seconds": round(total, 1),
+    diffs = report_differences(run_dir)  # the report's own intervals: what `make run` prints
+    result = {"command": " ".join(cmd[1:]), "cache": "user's" if args.keep_cache else "empty",
+              "wall_seconds": round(total, 1),
               "stage_seconds_sum": round(sum(s["seconds"] for s in stages), 1),
               "round0_to_last": round0_to_last(diffs), "stages": stages,
               "rounds": [{"round": r, **m} for r, m in rounds],
@@ -65,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
               "date": time.strftime("%Y-%m-%d")}
     write_json(args.out, result)
     lines = [f"# Whole-run benchmark: `{result['command']}`", "",
-             f"Machine: {result['machine']}; {result['date']}. **Total wall time: {total / 60:.1f} min** "
+             f"Machine: {result['machine']}; {result['date']}; {result['cache']} cache. "
+             f"**Total wall time: {total / 60:.1f} min** "
              f"(stages {result['stage_seconds_sum'] / 60:.1f} min; the rest is start-up and the report).", "",
              headline(run_dir, rounds, diffs), "", "| stage | wall time (s) |", "|---|---:|"]
     lines += [f"| {s['stage']} | {s['seconds']:.0f} |" for s in stages]

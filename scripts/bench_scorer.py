@@ -10,8 +10,8 @@ Three runs on the same inputs (JSON + Markdown):
 then the shipped scorer again with a warm on-disk cache. Suites: ``--input`` ALCE-format files (by default the
 bundled demonstration answers, each expanded into ``--variants`` citation variants: shuffled, added, dropped,
 out-of-range citations, the mix of supported and unsupported sentences START's samples have), ALCE's
-demonstration answers (``--alce-demos``: long documents, no repeats) and ALCE's human-judged sentences
-(``--human``).
+demonstration answers (``--alce-demos``: long documents, no repeats), a START run's samples (``--run-samples``:
+N answers per question sharing sentences and documents) and ALCE's human-judged sentences (``--human``).
 """
 
 from __future__ import annotations
@@ -66,15 +66,27 @@ def load_inputs(paths: list[Path], variants: int, seed: int) -> list[dict]:
     return records
 
 
+# Counts of what the model read rather than what the scorer decided: a lazy reader that stops at the first
+# entailing reading never reads (nor truncates) the rest.
+READ_COUNTS = {"truncated_pairs", "num_truncated_pairs"}
+
+
 def decisions(report) -> list:
-    """What the scorer decided, record by record (probabilities left out: a lazy reader's are lower bounds)."""
+    """What the scorer decided, record by record (probabilities left out: a lazy reader's are lower bounds;
+    counts of truncated readings too: it reads fewer)."""
     out = []
     for r in report.records:
-        d = r.to_dict()
+        d = {k: v for k, v in r.to_dict().items() if k not in READ_COUNTS}
         for sent in d["sentences"]:
             sent.pop("prob")
         out.append(d)
     return out
+
+
+def same_metrics(a, b) -> bool:
+    """The data-set metrics equal (read counts aside)."""
+    return {k: v for k, v in a.metrics.items() if k not in READ_COUNTS} == \
+        {k: v for k, v in b.metrics.items() if k not in READ_COUNTS}
 
 
 def same_results(a, b) -> tuple[bool, str]:
@@ -82,7 +94,7 @@ def same_results(a, b) -> tuple[bool, str]:
     for ra, rb in zip(decisions(a), decisions(b), strict=True):
         if ra != rb:
             return False, f"record {ra['id']}: {ra} vs {rb}"
-    if a.metrics != b.metrics:
+    if not same_metrics(a, b):
         return False, f"metrics differ: {a.metrics} vs {b.metrics}"
     return True, "identical"
 
@@ -176,7 +188,7 @@ def run_suite(model: str, records: list[dict], *, sentence_mode: str = "auto") -
                     "questions_requested": bat.stats["pairs_requested"], "rounds": bat.stats["rounds"]},
         "speedup": t_ref / t_bat, "speedup_fp32": t_ref / t_32, "reading_ratio": n_ref / max(n_bat, 1),
         "identical_fp32": ok, "identical_detail": why,
-        "sentence_agreement_default": sentence_agreement(ref, bat), "metrics_equal_default": ref.metrics == bat.metrics,
+        "sentence_agreement_default": sentence_agreement(ref, bat), "metrics_equal_default": same_metrics(ref, bat),
         "warm_cache": {"seconds": warm[1], "model_inputs": warm[2], "speedup_vs_cold": t_bat / warm[1]},
         "metrics": bat.metrics,
     }
@@ -195,6 +207,16 @@ def human_records(path: Path) -> list[dict]:
     return to_records(load_human(path))
 
 
+def run_sample_records(path: Path) -> list[dict]:
+    """A START run's samples (``round_N/sample/samples.jsonl``): one record per sample, in the document order it
+    saw, gold fields left out as the rounds' score stage leaves them out."""
+    from start.io import read_jsonl
+    from start.sampling.sampler import expand_for_scoring
+
+    gold = ("answer", "qa_pairs", "claims")
+    return [{k: v for k, v in r.items() if k not in gold} for r in expand_for_scoring(read_jsonl(path))]
+
+
 def alce_demo_records(folder: Path) -> list[dict]:
     """ALCE's prompt files (``{"demos": [{question, docs, answer}]}``) as records to score."""
     out = []
@@ -210,9 +232,13 @@ def main(argv=None) -> int:
     ap.add_argument("--variants", type=int, default=12, help="citation variants per input record")
     ap.add_argument("--alce-demos", type=Path, help="also score ALCE's demonstration answers (prompts/ folder)")
     ap.add_argument("--human", type=Path, help="also score ALCE's human-judged sentences (sentences.jsonl)")
+    ap.add_argument("--run-samples", type=Path,
+                    help="also score a START run's samples (e.g. runs/default/round_1/sample/samples.jsonl)")
     ap.add_argument("--nli", default="default")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "scorer.json")
+    ap.add_argument("--only", nargs="+", metavar="SUITE",
+                    help="run only these suites and replace them in an existing --out file (the others kept)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import torch
@@ -223,14 +249,24 @@ def main(argv=None) -> int:
     suites = {"sampled-answers": (load_inputs(args.input, args.variants, args.seed), "auto")}
     if args.alce_demos:
         suites["alce-demonstrations"] = (alce_demo_records(args.alce_demos), "auto")
+    if args.run_samples:
+        suites["start-samples"] = (run_sample_records(args.run_samples), "auto")
     if args.human:
         suites["human-dev"] = (human_records(args.human), "sentences")
     result = {
         "machine": {"cpu": platform.processor() or platform.machine(), "python": sys.version.split()[0],
                     "torch": torch.__version__, "threads": torch.get_num_threads()},
         "nli_model": args.nli, "inputs": [project_relative(p) for p in args.input], "variants": args.variants,
+        "run_samples": project_relative(args.run_samples) if args.run_samples else None,
         "suites": {},
     }
+    if args.only:
+        unknown = set(args.only) - set(suites)
+        if unknown:
+            ap.error(f"--only {sorted(unknown)}: not among the suites asked for ({sorted(suites)})")
+        if args.out.is_file():
+            result["suites"] = json.loads(args.out.read_text())["suites"]
+        suites = {k: v for k, v in suites.items() if k in args.only}
     for name, (records, mode) in suites.items():
         log.info("suite %s: %d records", name, len(records))
         result["suites"][name] = run_suite(args.nli, records, sentence_mode=mode)

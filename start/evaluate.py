@@ -75,6 +75,15 @@ def round_differences(run_dir: Path, n_boot: int = 1000, seed: int = 0) -> list[
     return out
 
 
+def report_differences(run_dir: str | Path) -> list[tuple[str, dict]]:
+    """The paired differences the run's report computed (``report/differences.json``: its ``eval.n_boot`` and
+    seed), so every table of a run shows the same intervals; recomputed with the defaults when there is none."""
+    stored = Path(run_dir) / "report" / "differences.json"
+    if not stored.is_file():
+        return round_differences(Path(run_dir))
+    return [(d["change"], {k: v for k, v in d.items() if k != "change"}) for d in json.loads(stored.read_text())]
+
+
 def _add_margin_change(metrics: dict, before: Path, after: Path, judge: str, n_boot: int, seed: int) -> None:
     """``metrics["attribution_margin"]``: the paired margin change of ``judge`` ("reward" or "eval") between two
     evaluations, from their stored margin columns (nothing when either has none)."""
@@ -182,7 +191,7 @@ def headline(run_dir: str | Path, rounds: list[tuple[str, dict]] | None = None,
     not exist and words; then the paired change from round 0 to the last round."""
     run_dir = Path(run_dir)
     rounds = collect_rounds(run_dir) if rounds is None else rounds
-    diffs = round_differences(run_dir) if diffs is None else diffs
+    diffs = report_differences(run_dir) if diffs is None else diffs
     n = max((len(m.get("habits", {}).get("cited_position_share", {})) for _, m in rounds), default=0)
     n = max([n, *(int(k) for _, m in rounds for k in m.get("habits", {}).get("cited_position_share", {}))])
     lines = ["| round | citation F1 (reward judge) | citation F1 (evaluation judge) | attribution margin "

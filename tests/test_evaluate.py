@@ -141,3 +141,24 @@ def test_report_differences_honour_n_boot_and_count_empty_answers_as_zero(tmp_pa
     expected = 100 * (b["citation_rec"].mean() - a["citation_rec"].mean())
     assert diff["metrics"]["citation_rec"]["value"] == pytest.approx(expected)
     assert "(empty answers: 0 0/24, 1 2/24)" in (folder / "report.md").read_text()
+
+
+def test_printed_headline_shows_the_reports_intervals(tmp_path):
+    """What `start.run` prints after the report (and bench_run records) uses the report's own bootstrap (its
+    n_boot and seed), not a second resampling with other settings."""
+    from start.evaluate import headline, report_differences
+
+    rng = np.random.default_rng(1)
+    for r, shift in ((0, 0.0), (1, 0.3)):
+        folder = tmp_path / f"round_{r}" / "eval"
+        _scores(folder, np.clip(rng.random(12) * 0.5 + shift, 0, 1))
+        m = {k: {"value": 1.0, "low": 0.0, "high": 2.0} for k in ("citation_rec", "citation_prec", "citation_f1")}
+        write_json(folder / "metrics.json", {"metrics": m, "samples": 24, "empty_answers": 0})
+    folder = write_report(tmp_path, n_boot=50, seed=9)
+    stored = json.loads((folder / "differences.json").read_text())
+    (change, diff), = report_differences(tmp_path)
+    assert change == stored[0]["change"] and diff["metrics"] == stored[0]["metrics"]
+    f1 = diff["metrics"]["citation_f1"]
+    assert f"citation F1 {f1['value']:+.1f} [{f1['low']:.1f}, {f1['high']:.1f}]" in headline(tmp_path)
+    (folder / "differences.json").unlink()  # no report yet: recomputed with the defaults
+    assert report_differences(tmp_path)[0][0] == "0 -> 1"

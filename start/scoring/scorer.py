@@ -146,7 +146,7 @@ class RecordScore:
     yes_no_correct: bool | None = None
     first_line_cut: bool = False
     out_of_range_sentences: int = 0
-    truncated_pairs: int = 0
+    truncated_pairs: int = 0  # pairs the model read that were cut at its length limit (a lazy reader reads fewer)
     sentences: list[SentenceScore] = field(default_factory=list)
 
     @property
