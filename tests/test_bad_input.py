@@ -38,7 +38,7 @@ def files(tmp_path):
 # (overrides, expected message); {tmp}: the fixture folder, {lm}: a tiny local model
 CASES = [
     (["stage=everything"], r"^stage: must be one of warmup, sample, .* got 'everything'$"),
-    (["round=5"], r"^round: must be in 0\.\.2 \(rounds=2\) or null, got 5$"),
+    (["rounds=2", "round=5"], r"^round: must be in 0\.\.2 \(rounds=2\) or null, got 5$"),
     (["rounds=-1"], r"^rounds: must be a whole number >= 0, got -1$"),
     (["run_dir=''"], r"^run_dir: is empty$"),
     (["model.name=/no/such/model"], r"^model\.name: no such model folder: /no/such/model$"),

@@ -31,7 +31,7 @@ def test_default_config_is_the_embedded_cpu_run():
 @pytest.mark.parametrize("override, expected", [
     ("debug=tiny", {"experiment_name": "debug", "run_dir": "runs/debug", "eval_questions": 4}),
     ("experiment=cpu_large", {"experiment_name": "cpu_large", "run_dir": "runs/cpu_large"}),
-    ("experiment=demo", {"experiment_name": "demo", "run_dir": "runs/demo", "train_questions": 24, "eval_questions": 80}),
+    ("experiment=demo", {"experiment_name": "demo", "train_questions": 24, "eval_questions": 80}),
     ("experiment=gpu_7b", {"experiment_name": "gpu_7b", "run_dir": "runs/gpu_7b"}),
 ])
 def test_experiment_and_debug_values_override_the_defaults(override, expected):

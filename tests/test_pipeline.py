@@ -27,6 +27,7 @@ def compose_cfg(tmp: Path, lm: Path, nli: Path, *extra: str) -> dict:
         "trainer.max_length=640", "trainer.lora.r=4", "trainer.lora.alpha=8", "preference.min_margin=0.0",
         "preference.min_attributability=0.0",
         "preference.require_citation=false", "preference.min_words=0", "prompt.n_demos=0", "sampler=transformers",
+        "rounds=2", "eval.base=true",  # the layout these tests walk (make run's own budget is one round, no base row)
         *extra,
     ]
     with initialize_config_dir(str(CONF), version_base="1.3"):

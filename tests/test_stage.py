@@ -129,7 +129,7 @@ def test_start_run_terminal_shows_stages_and_table_and_the_log_holds_the_rest(tm
                 "eval_split=null", "sampler=transformers",
                 "sampler.max_new_tokens=6", "trainer.max_steps=1", "trainer.lora.r=4", "trainer.lora.alpha=8",
                 "preference.min_margin=0", "preference.require_citation=false", "preference.min_words=0",
-                "eval.n_boot=20", "rounds=1", "run_dir=run"], tmp_path)
+                "eval.n_boot=20", "rounds=1", "eval.base=true", "run_dir=run"], tmp_path)
     assert res.returncode == 0, res.stderr[-2000:]
     lines = res.stdout.splitlines()
     stage_lines = [x for x in lines if " done in " in x]
