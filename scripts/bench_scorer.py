@@ -71,12 +71,17 @@ def load_inputs(paths: list[Path], variants: int, seed: int) -> list[dict]:
 READ_COUNTS = {"truncated_pairs", "num_truncated_pairs"}
 
 
+def _decided(d: dict) -> dict:
+    """``d`` without the read counts."""
+    return {k: v for k, v in d.items() if k not in READ_COUNTS}
+
+
 def decisions(report) -> list:
     """What the scorer decided, record by record (probabilities left out: a lazy reader's are lower bounds;
     counts of truncated readings too: it reads fewer)."""
     out = []
     for r in report.records:
-        d = {k: v for k, v in r.to_dict().items() if k not in READ_COUNTS}
+        d = _decided(r.to_dict())
         for sent in d["sentences"]:
             sent.pop("prob")
         out.append(d)
@@ -85,8 +90,7 @@ def decisions(report) -> list:
 
 def same_metrics(a, b) -> bool:
     """The data-set metrics equal (read counts aside)."""
-    return {k: v for k, v in a.metrics.items() if k not in READ_COUNTS} == \
-        {k: v for k, v in b.metrics.items() if k not in READ_COUNTS}
+    return _decided(a.metrics) == _decided(b.metrics)
 
 
 def same_results(a, b) -> tuple[bool, str]:
