@@ -170,8 +170,8 @@ bench-scorer: setup ## batched scorer vs the reference one-pair-at-a-time loop, 
 	$(PY) scripts/bench_scorer.py --out bench/scorer.json $(if $(ALCE_DEMOS),--alce-demos $(ALCE_DEMOS)) \
 		$(if $(wildcard $(HUMAN_DEV)),--human $(HUMAN_DEV)) $(if $(RUN_SAMPLES),--run-samples $(RUN_SAMPLES))
 
-bench-judge-modes: setup ## the default judge in fp32, bf16 and dynamic int8: speed, decisions vs fp32, kappa -> bench/judge_modes.{json,md}
-	$(PY) scripts/bench_judge_modes.py --human $(HUMAN_DEV)
+bench-judge-modes: setup ## the default judge in fp32, bf16 and dynamic int8 (ARGS=--modes ... --out ...): speed, decisions vs fp32, kappa -> bench/judge_modes.{json,md}
+	$(PY) scripts/bench_judge_modes.py --human $(HUMAN_DEV) $(ARGS)
 
 bench-run: setup-vllm ## time `make run` from scratch (total and per stage) -> bench/run_default.{json,md}
 	$(PY) scripts/bench_run.py $(ARGS)

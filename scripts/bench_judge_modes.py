@@ -20,7 +20,9 @@ with bf16 instructions (``start.scoring.nli.judge_dtype``). Modes: ``float32``, 
 activations in bf16), ``bfloat16+fp32band`` (bf16, and every pair whose probability lands within ``BAND`` of the
 threshold read again in fp32: fp32's decisions wherever the bf16 error is smaller than the band),
 ``int8-dynamic`` (PyTorch dynamic quantisation of the linear layers: int8 weights, activations quantised per
-batch).
+batch), ``int8-dynamic-perchannel`` (the same with one weight scale per output row), ``onnxruntime-fp32`` and
+``onnxruntime-int8`` (the judge exported to ONNX and run by ONNX Runtime, as it is and with ONNX Runtime's dynamic
+int8 quantisation, per output row; these two need ``pip install onnx onnxruntime``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_HUMAN = ROOT.parent / "shared" / "data" / "alce-human-dev" / "sentences.jsonl"
-MODES = ("float32", "bfloat16", "bfloat16+fp32band", "int8-dynamic")
+MODES = ("float32", "bfloat16", "bfloat16+fp32band", "int8-dynamic", "int8-dynamic-perchannel", "onnxruntime-fp32",
+         "onnxruntime-int8")
+DEFAULT_MODES = MODES[:5]  # the ONNX Runtime modes need an extra package: ask for them by name
 BAND = 0.05  # the guard band of "bfloat16+fp32band": about twice the largest bf16 error measured on this set
 MIN_AGREEMENT, MAX_KAPPA_CHANGE = 0.99, 0.01
 
@@ -54,18 +58,82 @@ class Recorder:
         return pred
 
 
+class OnnxModel:
+    """The judge's sequence classifier exported to ONNX and run by ONNX Runtime on the CPU, called like the torch
+    model (``model(**batch).logits``); ``int8``: ONNX Runtime's dynamic int8 quantisation, one scale per row."""
+
+    def __init__(self, session, config, inputs: list[str]):
+        import torch
+
+        self.session, self.config, self.inputs = session, config, inputs
+        self.device, self.dtype = torch.device("cpu"), torch.float32
+
+    @classmethod
+    def export(cls, backend, *, int8: bool) -> OnnxModel:
+        import tempfile
+
+        import torch
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            raise SystemExit(f"the onnxruntime modes need ONNX Runtime: pip install onnx onnxruntime ({e})") from e
+
+        example = dict(backend.tokenizer("a premise", "a hypothesis", return_tensors="pt"))
+        names = list(example)  # input_ids, attention_mask and, for BERT-like judges, token_type_ids
+
+        class Logits(torch.nn.Module):
+            def __init__(self, model):
+                super().__init__()
+                self.model = model
+
+            def forward(self, *tensors):
+                return self.model(**dict(zip(names, tensors, strict=True))).logits
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        with tempfile.TemporaryDirectory(prefix="judge-onnx-") as tmp:  # the session holds the graph in memory
+            path = Path(tmp) / "judge.onnx"
+            torch.onnx.export(Logits(backend.model).eval(), tuple(example.values()), str(path), input_names=names,
+                              output_names=["logits"], opset_version=17, dynamo=False,
+                              dynamic_axes={**{n: {0: "batch", 1: "tokens"} for n in names}, "logits": {0: "batch"}})
+            if int8:
+                from onnxruntime.quantization import QuantType, quantize_dynamic
+
+                quantize_dynamic(str(path), str(path.with_name("judge-int8.onnx")), weight_type=QuantType.QInt8,
+                                 per_channel=True)
+                path = path.with_name("judge-int8.onnx")
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return cls(session, backend.model.config, names)
+
+    def eval(self) -> OnnxModel:
+        return self
+
+    def __call__(self, **batch):
+        import types
+
+        import torch
+
+        feeds = {n: batch[n].numpy() for n in self.inputs}
+        return types.SimpleNamespace(logits=torch.from_numpy(self.session.run(None, feeds)[0]))
+
+
 def load_mode(judge: str, mode: str):
     """The judge with exact readings in ``mode``; its model backend wrapped to record the readings."""
     import torch
 
     from start.scoring.nli import NLIConfig, PremiseWindowNLI, base_backend, load_nli
 
-    dtype = {"int8-dynamic": "float32", "bfloat16+fp32band": "bfloat16"}.get(mode, mode)
+    dtype = "bfloat16" if mode.startswith("bfloat16") else "float32"
     band = BAND if mode == "bfloat16+fp32band" else 0.0
     top = load_nli(NLIConfig(model=judge, dtype=dtype, fp32_band=band, lazy=False, progress=False))
     base = base_backend(top)
-    if mode == "int8-dynamic":
-        base.model = torch.ao.quantization.quantize_dynamic(base.model, {torch.nn.Linear}, dtype=torch.qint8)
+    if mode.startswith("int8-dynamic"):
+        from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig
+
+        qconfig = per_channel_dynamic_qconfig if mode.endswith("perchannel") else default_dynamic_qconfig
+        base.model = torch.ao.quantization.quantize_dynamic(base.model, {torch.nn.Linear: qconfig}, dtype=torch.qint8)
+    elif mode.startswith("onnxruntime"):
+        base.model = OnnxModel.export(base, int8=mode.endswith("int8"))
     reader = top
     while not isinstance(reader, PremiseWindowNLI) and hasattr(reader, "inner"):
         reader = reader.inner
@@ -172,7 +240,7 @@ def render(doc: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--judge", default="default", help="a bundled judge's name or a judge folder")
-    ap.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    ap.add_argument("--modes", nargs="+", default=list(DEFAULT_MODES), choices=MODES)
     ap.add_argument("--human", type=Path, default=Path(os.environ.get("START_HUMAN_DEV", DEFAULT_HUMAN)))
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "judge_modes.json")
     ap.add_argument("--threads", type=int, default=2)

@@ -2,6 +2,7 @@
 
     python scripts/experiment_seeds.py [--seeds 0 1 2] [--ablation-seed 0] [--rs-sft] [--try NAME:OVERRIDES]
                                        [--tiny] [--dry-run] [--no-run] [--final-split test]
+                                       [--no-ablations | --rows PREFIX ...]
                                        [--runs runs/seeds] [--out bench] [hydra overrides ...]
 
 Every run is a normal ``python -m start.run`` in its own run folder under ``--runs``, so re-running this
@@ -12,7 +13,8 @@ script skips every finished stage and resumes an interrupted one. Runs:
 * the paper's ablation rows on seed ``A`` (:data:`ABLATIONS`): ``overall-seed<A>`` (overall pairs only,
   ``preference.fine_grained=false``), ``no-warmup-seed<A>`` (the rounds from the base model),
   ``no-attributability-seed<A>``, ``no-comprehensiveness-seed<A>``, ``no-robustness-seed<A>`` (that signal's
-  weight 0: out of the reward, no fine-grained pairs on it); ``--no-ablations`` keeps only the first;
+  weight 0: out of the reward, no fine-grained pairs on it); ``--no-ablations`` keeps only the first, ``--rows
+  PREFIX ...`` only the named ones (``--rows`` alone: none, the seeds only);
 * ``rounds<N>-seed<A>`` (``--more-rounds N``): the full method continued to N rounds from a copy of its
   finished rounds, so "1 round", ..., "N rounds" are one line of training;
 * ``rs-sft-seed<A>`` (``--rs-sft``): rejection-sampling SFT on each question's best sample, no DPO;
@@ -80,18 +82,24 @@ ABLATIONS = (
 
 
 def plan_runs(seeds: list[int], ablation_seed: int, runs: Path, overrides: list[str], *, rs_sft: bool = False,
-              tiny: bool = False, tried: list[tuple[str, list[str]]] = (), ablations: bool = True,
+              tiny: bool = False, tried: list[tuple[str, list[str]]] = (), ablations: bool | tuple[str, ...] = True,
               more_rounds: int | None = None) -> list[dict]:
-    """The runs to do, in order: name, run folder and the ``start.run`` overrides of each. ``tried``: settings
-    tried on the ablation seed (tuning only: never evaluated on the final split). ``ablations``: the paper's
-    rows (:data:`ABLATIONS`; otherwise only "overall pairs only"). ``more_rounds``: the full method continued to
-    that many rounds (``rounds<N>-seed<A>``, from a copy of the full method's finished rounds), so the rows
-    "1 round", "2 rounds", ... come from one line of training."""
+    """The runs to do, in order: name, run folder and the ``start.run`` overrides of each. ``tried``: settings tried on
+    the ablation seed (tuning only: never evaluated on the final split). ``ablations``: the paper's rows
+    (:data:`ABLATIONS`); False: only "overall pairs only"; a tuple of run-name prefixes: those rows.
+    ``more_rounds``: the full method continued to that many rounds (``rounds<N>-seed<A>``, from a copy of the full
+    method's finished rounds), so the rows "1 round", "2 rounds", ... come from one line of training."""
     base = [*(TINY if tiny else ()), *overrides]
     order = [ablation_seed] + [s for s in seeds if s != ablation_seed] if ablation_seed in seeds else seeds
     out = [{"name": f"seed{s}", "seed": s, "row": "full method" if s == ablation_seed else None, "extra": []}
            for s in order]
-    for prefix, row, extra, own in ABLATIONS if ablations else ABLATIONS[:1]:
+    if not isinstance(ablations, bool):
+        unknown = set(ablations) - {a[0] for a in ABLATIONS}
+        if unknown:
+            raise ValueError(f"unknown ablation rows {sorted(unknown)}; known: {[a[0] for a in ABLATIONS]}")
+    rows = ABLATIONS if ablations is True else ABLATIONS[:1] if ablations is False else \
+        [a for a in ABLATIONS if a[0] in ablations]
+    for prefix, row, extra, own in rows:
         out.append({"name": f"{prefix}-seed{ablation_seed}", "seed": ablation_seed, "row": row, "extra": list(extra),
                     **({"own_round0": True} if own else {})})
     if rs_sft:
@@ -615,6 +623,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--try", dest="tried", action="append", default=[], metavar="NAME:OVERRIDES",
                         help="a setting tried on the ablation seed, e.g. 'floor0:preference.min_attributability=0' "
                              "(repeatable; several overrides separated by spaces; tuning split only)")
+    parser.add_argument("--rows", nargs="*", default=None, metavar="PREFIX",
+                        help=f"only these ablation rows ({', '.join(a[0] for a in ABLATIONS)}); none when empty")
     parser.add_argument("--no-ablations", action="store_true",
                         help="only the 'overall pairs only' row (not without warm-up / without each signal)")
     parser.add_argument("--more-rounds", type=int, default=None, metavar="N",
@@ -626,12 +636,15 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown options {unknown} (Hydra overrides are key=value)")
     a_seed = args.seeds[0] if args.ablation_seed is None else args.ablation_seed
+    if args.rows is not None and args.no_ablations:
+        parser.error("--rows and --no-ablations: give one")
     try:
         tried = parse_tried(args.tried)
+        runs = plan_runs(args.seeds, a_seed, args.runs, overrides, rs_sft=args.rs_sft, tiny=args.tiny, tried=tried,
+                         ablations=tuple(args.rows) if args.rows is not None else not args.no_ablations,
+                         more_rounds=args.more_rounds)
     except ValueError as e:
         parser.error(str(e))
-    runs = plan_runs(args.seeds, a_seed, args.runs, overrides, rs_sft=args.rs_sft, tiny=args.tiny, tried=tried,
-                     ablations=not args.no_ablations, more_rounds=args.more_rounds)
     for r in runs:
         cmd = [sys.executable, "-m", "start.run", *r["overrides"]]
         print(f"[{r['name']}]", " ".join(cmd[1:]), flush=True)

@@ -288,3 +288,20 @@ def test_targets_read_the_evaluation_judge_and_the_positions():
     assert [v["rises"] for v in t["own_words_supported_rises"].values()] == [True, True, False]
     assert t["full_vs_overall"]["comprehensiveness"] == [4.0, 1.0, 7.0]
     assert "seeds [0, 2]" in harness.targets_markdown(t)
+
+
+def test_rows_choose_the_ablation_rows_by_name(tmp_path):
+    names = [r["name"] for r in harness.plan_runs([0, 1], 0, tmp_path, [], ablations=("no-robustness", "overall"))]
+    assert names == ["seed0", "seed1", "overall-seed0", "no-robustness-seed0"]
+    assert [r["name"] for r in harness.plan_runs([0, 1], 0, tmp_path, [], ablations=())] == ["seed0", "seed1"]
+    with pytest.raises(ValueError, match="unknown ablation rows.*no-such"):
+        harness.plan_runs([0], 0, tmp_path, [], ablations=("no-such",))
+
+
+def test_rows_on_the_command_line(tmp_path, capsys):
+    common = ["--dry-run", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "bench")]
+    assert harness.main([*common, "--rows"]) == 0
+    assert capsys.readouterr().out.count("-m start.run") == 3
+    with pytest.raises(SystemExit):
+        harness.main([*common, "--rows", "overall", "--no-ablations"])
+    assert "give one" in capsys.readouterr().err
