@@ -289,8 +289,7 @@ def summarize_run(run_dir: Path) -> dict:
     if not (report / "rounds.json").is_file():
         raise FileNotFoundError(f"{run_dir}: no report/rounds.json; the run has not finished")
     evals = {str(r["round"]): r for r in json.loads((report / "rounds.json").read_text())}
-    diffs = {d["change"]: d for d in json.loads((report / "differences.json").read_text())} \
-        if (report / "differences.json").is_file() else {}
+    diffs = _differences(run_dir)
     training = _training(run_dir)
     rounds = sorted(int(k) for k in evals if k.isdigit() and int(k) >= 1)
     last = rounds[-1] if rounds else None
