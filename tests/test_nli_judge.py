@@ -8,6 +8,7 @@ import random
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import StubNLI
 
@@ -279,3 +280,157 @@ def test_averaged_judge_is_the_weighted_mean_and_loads_from_settings(tiny_cross_
     assert not isinstance(alone, AveragedNLI)
     pair = [("the tower was built in 1889 .", "it was built in 1889 .")]
     assert nli.predict(pair).probs[0] == pytest.approx(alone.predict(pair).probs[0], abs=1e-6)  # same weights
+
+
+# ------------------------------------------------------------------------------------------- distillation
+
+
+def _random_pairs(n: int, seed: int = 0) -> list[D.NLIPair]:
+    words = "the tower was built in 1889 1925 paris is france big eiffel".split()
+    rng = random.Random(seed)
+    return [D.NLIPair(" ".join(rng.choices(words, k=8)), " ".join(rng.choices(words, k=4)),
+                      D.LABELS[i % 3], "t", f"g{i}") for i in range(n)]
+
+
+def test_teacher_labels_follow_label_names_and_resume_from_cached_chunks(tiny_cross_encoder, tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from start.nli import distill
+    from start.nli.measure import predict_proba
+
+    pairs = _random_pairs(10)
+    monkeypatch.setattr(distill, "CHUNK", 4)
+    logs: list[str] = []
+    probs = distill.teacher_probs(tiny_cross_encoder, pairs, 32, tmp_path, logs.append, batch_size=3)
+    # the tiny teacher's outputs are (contradiction, neutral, entailment): columns come back in D.LABELS order
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_cross_encoder)
+    raw = predict_proba(model, AutoTokenizer.from_pretrained(tiny_cross_encoder), pairs, 32)
+    assert np.allclose(probs, raw[:, [2, 1, 0]], atol=1e-5)
+    assert np.allclose(probs.sum(1), 1, atol=1e-5)
+    folder = next(tmp_path.glob("teacher-*"))
+    assert [f.name for f in folder.iterdir()] == ["probs.npy"]  # the chunks are gone once the whole is written
+
+    # a stopped labelling: two of three chunks on disk; the next call computes only the third
+    (folder / "probs.npy").unlink()
+    for c in range(2):
+        distill._save_npy(folder / f"chunk-{c:05d}.npy", np.full((4, 3), 1 / 3, dtype=np.float32))
+    again = distill.teacher_probs(tiny_cross_encoder, pairs, 32, tmp_path, logs.append)
+    assert any("(2 already done)" in line for line in logs)
+    assert np.isclose(again, 1 / 3).all(axis=1).sum() == 8 and np.allclose(again.sum(1), 1, atol=1e-5)
+    assert np.array_equal(distill.teacher_probs(tiny_cross_encoder, pairs, 32, tmp_path, logs.append), again)
+    assert "read from" in logs[-1]
+    with pytest.raises(ValueError, match="lack"):
+        distill.teacher_label_order({0: "yes", 1: "no", 2: "neutral"})
+    # held-out pairs are labelled with the teacher's decisions: entailed at its threshold, else the likelier rest
+    rows = np.array([[0.5, 0.3, 0.2], [0.3, 0.3, 0.4], [0.44, 0.5, 0.06]], dtype=np.float32)
+    decided = distill.teacher_labelled(_random_pairs(3), rows, 0.45)
+    assert [p.label for p in decided] == ["entailment", "contradiction", "neutral"]
+
+
+def test_soft_targets_train_the_student_towards_the_teacher(tiny_cross_encoder, tmp_path):
+    torch = pytest.importorskip("torch")
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from start.nli.config import BuildConfig
+    from start.nli.measure import predict_proba
+    from start.nli.train import train_model
+
+    pairs = _random_pairs(16)
+    tok = AutoTokenizer.from_pretrained(tiny_cross_encoder)
+    # a teacher that says "neutral" (0.9) whatever the gold label: the student must follow it, not the gold
+    soft = np.tile(np.array([[0.05, 0.9, 0.05]], dtype=np.float32), (len(pairs), 1))
+    torch.manual_seed(0)
+    student = AutoModelForSequenceClassification.from_pretrained(
+        tiny_cross_encoder, num_labels=3, id2label=dict(enumerate(D.LABELS)), label2id=dict(D.LABEL2ID),
+        ignore_mismatched_sizes=True)
+    cfg = BuildConfig(out=tmp_path / "out", cache_dir=tmp_path / "cache", max_length=32, batch_size=4, lr=1e-2,
+                      epochs=10, max_train_minutes=None, checkpoint_minutes=60, teacher=tiny_cross_encoder)
+    train_model(cfg, student, tok, pairs, log=lambda _: None, soft_targets=soft)
+    after = predict_proba(student, tok, pairs, 32)
+    assert after[:, D.LABEL2ID["neutral"]].mean() > 0.7
+    with pytest.raises(ValueError, match="soft_targets has shape"):
+        train_model(cfg, student, tok, pairs, log=lambda _: None, soft_targets=soft[:3])
+    # the teacher is part of what a checkpoint depends on
+    plain = BuildConfig(out=tmp_path / "out", cache_dir=tmp_path / "cache")
+    assert plain.training_fingerprint(16) != BuildConfig(out=tmp_path / "out", cache_dir=tmp_path / "cache",
+                                                         teacher=tiny_cross_encoder).training_fingerprint(16)
+
+
+_ELEMENTS = [
+    ("Argon", "Argon is a noble gas with atomic number 18. It was discovered in 1894 by Lord Rayleigh and William "
+              "Ramsay. It makes up about 0.93% of the air we breathe. It is used in light bulbs and welding."),
+    ("Neon", "Neon is a noble gas with atomic number 10. It was discovered in 1898 by William Ramsay and Morris "
+             "Travers in London. It glows red in a vacuum discharge tube. It is used in advertising signs."),
+    ("Helium", "Helium is the second lightest element, with atomic number 2. It was first seen in 1868 in the "
+               "spectrum of the Sun. It is used to fill balloons and to cool magnets. It boils at 4 K."),
+    ("Krypton", "Krypton is a noble gas with atomic number 36. It was discovered in 1898 by Ramsay and Travers in "
+                "London. It is used in some flash lamps for photography. It has six stable isotopes."),
+]
+
+
+def test_passage_pairs_are_shaped_like_cited_passages_and_reproducible():
+    from start.nli import distill
+
+    passages = [distill.Passage(t, distill.split_sentences(x)) for t, x in _ELEMENTS]
+    assert passages[0].sentences[1] == "It was discovered in 1894 by Lord Rayleigh and William Ramsay."
+    pairs = distill.passage_pairs(passages, 300, seed=3)
+    assert pairs == distill.passage_pairs(passages, 300, seed=3) and len(pairs) == 300
+    assert pairs != distill.passage_pairs(passages, 300, seed=4)
+    kinds = {p.source for p in pairs}
+    assert kinds >= {"distill-own", "distill-swap", "distill-other", "distill-joint", "distill-window"}
+    by_title = {t: x for t, x in _ELEMENTS}
+    for p in pairs:
+        docs = p.premise.split("\n")
+        titles = [d.removeprefix("Title: ") for d in docs[0::2]]
+        assert 1 <= len(titles) <= 3 and all(t in by_title for t in titles), p.premise
+        premise_text = " ".join(docs[1::2])
+        if p.source in ("distill-own", "distill-window"):
+            assert p.hypothesis in premise_text and p.label == "entailment"
+        elif p.source == "distill-other":
+            assert p.hypothesis not in premise_text and p.group not in titles
+        elif p.source == "distill-swap":
+            assert p.hypothesis not in premise_text and p.label == "contradiction"
+        elif p.source == "distill-window":
+            assert len(docs) == 2
+    with pytest.raises(ValueError, match=">= 3 passages"):
+        distill.passage_pairs(passages[:2], 10, seed=0)
+
+
+def test_a_distilled_build_needs_no_bigbench_and_is_measured_against_its_teacher(tiny_cross_encoder, tmp_path):
+    pytest.importorskip("torch")
+    from start.nli.config import BuildConfig
+    from start.nli.train import build
+
+    source = tmp_path / "docs.jsonl"
+    source.write_text("".join(json.dumps({"question": f"What is {t} ({k})?", "docs": [{"title": t, "text": x}]})
+                              + "\n" for k in range(3) for t, x in _ELEMENTS), encoding="utf-8")  # docs read once
+    cfg = BuildConfig(out=tmp_path / "student", cache_dir=tmp_path / "cache", base=str(tiny_cross_encoder),
+                      teacher=tiny_cross_encoder, distill_source=str(source), distill_pairs=60, max_length=48,
+                      batch_size=8, max_train_minutes=None, calibration_frac=0.25, test_frac=0.25)
+    meta = build(cfg)
+    dist = meta["distillation"]
+    assert dist["source_passages"] == 4 and dist["held_out_passages"] == {"calibration": 1, "test": 1}
+    assert "bigbench" not in meta["data"] and meta["data"]["distill_source"] == str(source)
+    assert not (tmp_path / "cache" / "bigbench").exists()
+    assert meta["metrics"]["test"]["all"]["n"] > 0 and "test_long" not in meta["metrics"]
+    card = (tmp_path / "student" / "README.md").read_text(encoding="utf-8")
+    assert "distilled from" in card and f"--distill-source {source}" in card.replace("\\\n  ", "")
+    with pytest.raises(ValueError, match="needs a teacher"):
+        BuildConfig(distill_source=str(source))
+
+
+def test_build_cli_names_a_bad_distillation_source_and_refuses_bigbench_options(tiny_cross_encoder, tmp_path,
+                                                                                 capsys):
+    from start.nli.__main__ import main
+
+    bad = tmp_path / "docs.jsonl"
+    bad.write_text('{"question": "What is argon?", "docs": []}\n{"docs": [{"title": "Neon"}]}\n', encoding="utf-8")
+    common = ["build", "--out", str(tmp_path / "student"), "--cache-dir", str(tmp_path / "cache"),
+              "--base", str(tiny_cross_encoder), "--teacher", str(tiny_cross_encoder)]
+    assert main([*common, "--distill-source", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert str(bad) in err and "record 1" in err
+    with pytest.raises(SystemExit):
+        main([*common, "--distill-source", str(bad), "--long-pairs", "10"])
+    assert "does not read" in capsys.readouterr().err

@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {args.model / 'README.md'}")
         return 0
 
+    from start.io import InputError
     from start.nli.bases import BaseNotInstalledError
     from start.nli.config import BuildConfig
     from start.nli.train import build
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))
     try:
         build(cfg)
-    except BaseNotInstalledError as err:  # raised before any work: say what to install, no traceback
+    except (BaseNotInstalledError, InputError) as err:  # a missing base, a bad distillation source: no traceback
         print(f"python -m start.nli build: {err}", file=sys.stderr)
         return 1
     return 0

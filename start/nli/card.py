@@ -210,7 +210,10 @@ def _fast_arithmetic_note(meta: dict) -> str:
 
 
 def render_model_card(meta: dict) -> str:
-    """The card of a built judge: the first judge's, or the passage judge's when it was trained on long premises."""
+    """The card of a built judge: the first judge's, the passage judge's when it was trained on long premises,
+    or a student's when it was distilled from a teacher judge on passages."""
+    if meta["config"].get("distill_source"):
+        return render_distilled_card(meta)
     if meta["config"].get("long_pairs") or meta["config"].get("joint_pairs"):
         return render_passage_card(meta)
     m = meta["metrics"]
@@ -531,6 +534,13 @@ def _calibrate_args(cal: dict | None) -> str:
     return " ".join(flags + ["--readers", *s["readers"]])
 
 
+def _calibration_commands(cfg: dict, cal: dict | None) -> str:
+    """The two commands that choose a passage judge's reader on people's judgments and fit its aggregator."""
+    return (f"python -m start.nli calibrate --model {cfg['out']} --human <ALCE human-judged sentences .jsonl> \\\n"
+            f"  {_calibrate_args(cal)}\n"
+            f"python -m start.nli aggregate --model {cfg['out']} --human <ALCE human-judged sentences .jsonl>")
+
+
 def _ensemble_note(ens: dict | None) -> str:
     if not ens:
         return ""
@@ -538,19 +548,11 @@ def _ensemble_note(ens: dict | None) -> str:
             f"{ens['weight']}; `start.scoring.nli.AveragedNLI`), which doubles the cost.")
 
 
-def render_passage_card(meta: dict) -> str:
-    m, tr, cfg = meta["metrics"], meta["training"], meta["config"]
-    vc = m["test"].get("vitaminc_fact_verification", m["test"]["all"])
-    cal = meta.get("human_calibration")
-    long_counts = meta["data"]["split_label_counts"].get("train-long", {})
-    long_rows = "\n".join(f"| {LONG_SOURCES.get(k, k)} | {v['entailment']} | {v['neutral']} | {v['contradiction']} |"
-                          for k, v in long_counts.items() if k != "all")
-    speed = m.get("speed", {})
-    reader = (f"windows of at most {meta['premise_window_words']} words inside each cited document "
-              f"({meta.get('premise_windows', 'text')} mode), each under its title line"
-              + (", plus the whole premise" if meta.get("premise_whole") else "")
-              if meta.get("premise_window_words") else "the whole premise at once")
-    human = (f"""## Agreement with people (ALCE human citation judgments, development half)
+def _human_section(cal: dict | None) -> str:
+    """Agreement with people after ``start.nli calibrate``: the stored settings, the readers tried, the probe."""
+    if not cal:
+        return "Not calibrated on human judgments yet (`start.nli calibrate`).\n"
+    return f"""## Agreement with people (ALCE human citation judgments, development half)
 
 {cal['sentences']} cited ASQA answer sentences by gpt-3.5-turbo (`{cal['human_file']}`), judged by people; accuracy /
 Cohen's kappa against them. Reader, guard and threshold were **chosen on this same set**
@@ -565,7 +567,22 @@ Premise readers tried (each with its best threshold; `+guard`: the number/date g
 
 ### Probe set
 
-{_probe_rows(cal.get("probe"))}""" if cal else "Not calibrated on human judgments yet (`start.nli calibrate`).\n")
+{_probe_rows(cal.get("probe"))}"""
+
+
+def render_passage_card(meta: dict) -> str:
+    m, tr, cfg = meta["metrics"], meta["training"], meta["config"]
+    vc = m["test"].get("vitaminc_fact_verification", m["test"]["all"])
+    cal = meta.get("human_calibration")
+    long_counts = meta["data"]["split_label_counts"].get("train-long", {})
+    long_rows = "\n".join(f"| {LONG_SOURCES.get(k, k)} | {v['entailment']} | {v['neutral']} | {v['contradiction']} |"
+                          for k, v in long_counts.items() if k != "all")
+    speed = m.get("speed", {})
+    reader = (f"windows of at most {meta['premise_window_words']} words inside each cited document "
+              f"({meta.get('premise_windows', 'text')} mode), each under its title line"
+              + (", plus the whole premise" if meta.get("premise_whole") else "")
+              if meta.get("premise_window_words") else "the whole premise at once")
+    human = _human_section(cal)
     return f"""# {Path(cfg['out']).name}: {meta.get('base_family', 'MiniLM')} NLI judge for cited passages (START)
 
 A 3-way NLI cross-encoder (entailment / neutral / contradiction) for START's attribution scorer: the
@@ -643,9 +660,7 @@ The Makefile target (`make nli-model-minilm` for the MiniLM judges, `make nli-mo
 
 ```
 {_rebuild_commands(meta)}
-python -m start.nli calibrate --model {cfg["out"]} --human <ALCE human-judged sentences .jsonl> \\
-  {_calibrate_args(cal)}
-python -m start.nli aggregate --model {cfg["out"]} --human <ALCE human-judged sentences .jsonl>
+{_calibration_commands(cfg, cal)}
 ```
 
 ## Limitations
@@ -656,4 +671,102 @@ python -m start.nli aggregate --model {cfg["out"]} --human <ALCE human-judged se
 - Reader and threshold were chosen (and the aggregator fitted) on {cal["sentences"] if cal else "no"} human-judged
   sentences of one task (ASQA, one answer model); other data may want `python -m start.nli calibrate` and
   `python -m start.nli aggregate` again.
+"""
+
+
+DISTILL_KINDS = {
+    "distill-own": "a sentence of one of the premise's passages",
+    "distill-clause": "that sentence's first clause",
+    "distill-swap": "that sentence with one number, year, month or name changed",
+    "distill-other": "a sentence of a similar passage that is not in the premise",
+    "distill-joint": "two sentences of two passages joined with \", and\" (both passages given, or one)",
+    "distill-window": "a sentence, the premise a 40-60-word window of its passage around it",
+}
+
+
+def render_distilled_card(meta: dict) -> str:
+    """The card of a student judge distilled from a teacher on passage-shaped pairs (``start.nli.distill``)."""
+    m, tr, cfg, dist = meta["metrics"], meta["training"], meta["config"], meta["distillation"]
+    cal = meta.get("human_calibration")
+    test = m["test"]["all"]
+    speed = m.get("speed", {})
+    train_counts = meta["data"]["split_label_counts"]["train"]
+    kinds = "\n".join(f"| `{k}` | {DISTILL_KINDS.get(k, k)} | {sum(v.values())} |"
+                      for k, v in train_counts.items() if k != "all")
+    reader = (f"windows of at most {meta['premise_window_words']} words inside each cited document "
+              f"({meta.get('premise_windows', 'text')} mode), each under its title line"
+              + (", plus the whole premise" if meta.get("premise_whole") else "")
+              if meta.get("premise_window_words") else "the whole premise at once")
+    mean = ", ".join(f"{k} {v:.2f}" for k, v in dist["mean_probs"].items())
+    split = " (its train split)" if cfg["distill_source"] == "embedded" else ""
+    family, build_threshold = meta.get("base_family", "MiniLM"), meta.get("threshold_vitaminc_calibration",
+                                                                          meta["threshold"])
+    return f"""# {Path(cfg['out']).name}: a {family} judge distilled from `{dist['teacher']}` (START)
+
+A 3-way NLI cross-encoder (entailment / neutral / contradiction) for START's attribution scorer: the
+{_passage_origin(meta)}, trained to give the label probabilities that the teacher judge
+`{dist['teacher']}` gives, on (passage, sentence) pairs built from {dist['source_passages']} passages of
+`{cfg['distill_source']}`{split}. No gold label is read: the teacher's probabilities are the only
+targets.
+
+Base: {meta["base_model"]}{_licence_suffix(meta)}. Weights in {meta["weights_dtype"]} ({meta["model_size_mb"]} MB).{
+_weights_note(meta)}
+
+## How the scorer uses it
+
+Input `(premise, hypothesis)` as a text pair, premise cut first, at most {meta["max_length"]} tokens. The
+premise is read as {reader}.
+P(entailment) is the maximum over those parts; entailed when P >= **{meta["threshold"]:.3f}**; the number/date
+guard is {"on" if meta.get("number_guard") else "off"}.{_ensemble_note(meta.get("ensemble"))} All stored in
+`start_nli.json`; `NLIConfig` fields of the same names override them.
+
+{_aggregator_section(meta)}{_human_section(cal)}
+## Distillation data
+
+`start.nli.distill.passage_pairs` (seed {meta["seed"]}): premises of 1-3 passages (`Title: <title>` then the
+text, one passage a line, in random order) or a window of one; hypotheses of six kinds. The kind names the
+relation a pair was built to have; the label the student learns is the teacher's:
+
+| kind | hypothesis | train pairs |
+|---|---|---:|
+{kinds}
+
+Held out by the hypothesis's passage: {dist['held_out_passages']['calibration']} passages for calibration,
+{dist['held_out_passages']['test']} for test. On the {dist['pairs']} training pairs the teacher's mean probabilities
+are {mean}; its most likely label is the built relation on {dist['argmax_equals_gold']:.1%} of them.
+
+## Training
+
+{_continued_from(cfg)}; cross-entropy to the teacher's probabilities (its KL divergence plus a constant); AdamW
+lr {cfg["lr"]}, linear warm-up {cfg["warmup_ratio"]:.0%} and decay, batch {cfg["batch_size"]}, max length
+{cfg["max_length"]}, {cfg["threads"]} CPU threads. {tr["steps"]} of {tr["planned_steps"]} planned steps
+({_stop_note(tr)}), {tr["pairs_seen"]} pairs, {tr["train_pairs_per_s"]} pairs/s, {tr["wall_time_s"] / 60:.1f} min of
+training. The teacher's labels are cached by chunk and checkpoints written every {cfg.get("checkpoint_minutes")}
+min: an interrupted build resumes where it stopped.
+
+## Agreement with the teacher (held-out passages)
+
+Labels: the teacher's decisions (entailed where its P(entailment) reaches its threshold
+{dist['teacher_threshold']:.3f}). Threshold for "@thr": {build_threshold:.3f}, the one that
+best matches the teacher on the calibration passages.
+
+{_test_table(m["test"])}
+
+Decisions equal to the teacher's on **{_f(test["entail_accuracy_at_threshold"])}** of {test["n"]} held-out pairs.
+Speed: {speed.get("pairs_per_s", "n/a")} pairs/s on these pairs (mean {speed.get("mean_tokens", "n/a")} tokens, fp32,
+batch 32, {speed.get("threads", "n/a")} threads).
+
+## How to rebuild
+
+```
+{_build_command(cfg)}
+{_calibration_commands(cfg, cal)}
+```
+
+## Limitations
+
+- The student learns the teacher's mistakes with its judgments, and adds its own: it can agree with people at
+  best about as well as the teacher.
+- The passages are one domain (chemical elements, from `mendeleev`); ALCE's are Wikipedia passages on any topic.
+  Point `--distill-source` at your own documents (an ALCE-format file) to distil on them.
 """

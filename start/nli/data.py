@@ -86,8 +86,10 @@ def fetch_bigbench(cache_dir: Path, tarball: Path | None = None) -> Path:
     proc = subprocess.run(cmd, check=False)
     if proc.returncode != 0 or not cached.is_file():
         raise RuntimeError(
-            f"`pip download` of bigbench=={BIGBENCH_VERSION} failed (exit {proc.returncode}); download the "
-            f"sdist by hand and pass --bigbench-tarball PATH or set START_BIGBENCH_TARBALL"
+            f"`pip download` of bigbench=={BIGBENCH_VERSION} failed (exit {proc.returncode}; on 2026-12-06 PyPI "
+            f"listed only bigbench 0.0.1); pass a saved sdist with --bigbench-tarball PATH or "
+            f"START_BIGBENCH_TARBALL, or distil a judge from an existing one, which needs no BIG-bench "
+            f"(--teacher DIR --distill-source embedded)"
         )
     return cached
 

@@ -13,6 +13,7 @@ One entry point, `build(cfg)` (its settings: :class:`start.nli.config.BuildConfi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -33,6 +34,8 @@ from start.io import project_relative
 from start.nli import data as D
 from start.nli.bases import BUILTIN_BASES, builtin_base_dir
 from start.nli.config import BuildConfig
+from start.nli.distill import summary as teacher_summary
+from start.nli.distill import teacher_probs
 from start.nli.long_pairs import long_premise_pairs
 from start.nli.measure import (
     best_threshold,
@@ -114,12 +117,20 @@ def _save_checkpoint(path: Path, state: dict) -> None:
 
 
 def train_model(cfg: BuildConfig, model, tokenizer, train_pairs: list[D.NLIPair], log,
-                stop: Callable[[int, float], bool] | None = None) -> dict:
-    """Fine-tune in place. Saves a checkpoint every ``cfg.checkpoint_minutes`` and when it is stopped early
+                stop: Callable[[int, float], bool] | None = None, soft_targets: np.ndarray | None = None) -> dict:
+    """Fine-tune in place, on the pairs' gold labels, or on ``soft_targets`` (one probability row per pair, in
+    ``D.LABELS`` order: a teacher's, for distillation) when given. Saves a checkpoint every
+    ``cfg.checkpoint_minutes`` and when it is stopped early
     (by the time cap, or ``stop(step, elapsed_s)``); a later build with the same training settings resumes
     from it (same batches, same schedule)."""
     feats = encode(tokenizer, train_pairs, cfg.max_length)
-    labels = [D.LABEL2ID[p.label] for p in train_pairs]
+    if soft_targets is not None:
+        if soft_targets.shape != (len(train_pairs), len(D.LABELS)):
+            raise ValueError(f"soft_targets has shape {soft_targets.shape}, "
+                             f"expected {(len(train_pairs), len(D.LABELS))}")
+        targets = torch.as_tensor(soft_targets, dtype=torch.float32)
+    else:
+        targets = torch.tensor([D.LABEL2ID[p.label] for p in train_pairs])
     lengths = [len(f["input_ids"]) for f in feats]
     steps_per_epoch = math.ceil(len(feats) / cfg.batch_size)
     total = math.ceil(cfg.epochs * steps_per_epoch)
@@ -147,7 +158,10 @@ def train_model(cfg: BuildConfig, model, tokenizer, train_pairs: list[D.NLIPair]
     sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
     ckpt_dir = cfg.cache_dir / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    ckpt = ckpt_dir / f"train-{cfg.training_fingerprint(len(feats))}.pt"
+    key = cfg.training_fingerprint(len(feats))
+    if soft_targets is not None:  # distilled: the teacher's labels of these very pairs
+        key += "-" + hashlib.sha256(np.ascontiguousarray(soft_targets, dtype=np.float32).tobytes()).hexdigest()[:8]
+    ckpt = ckpt_dir / f"train-{key}.pt"
     step, seen, running, wall_before = 0, 0, [], 0.0
     if ckpt.is_file():  # written by an earlier build with the same training settings
         state = torch.load(ckpt, weights_only=False)
@@ -186,8 +200,8 @@ def train_model(cfg: BuildConfig, model, tokenizer, train_pairs: list[D.NLIPair]
             break
         batch_idx = plan[step]
         batch = collate([feats[i] for i in batch_idx], tokenizer.pad_token_id)
-        y = torch.tensor([labels[i] for i in batch_idx])
-        loss = torch.nn.functional.cross_entropy(model(**batch).logits, y)
+        # class indices, or probability rows (cross-entropy to the teacher: its KL divergence plus a constant)
+        loss = torch.nn.functional.cross_entropy(model(**batch).logits, targets[batch_idx])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -222,6 +236,60 @@ def train_model(cfg: BuildConfig, model, tokenizer, train_pairs: list[D.NLIPair]
     }
 
 
+def _bigbench_data(cfg: BuildConfig, log) -> tuple[list, list, list, list, dict]:
+    """BIG-bench's labelled pairs: train (plus passage-shaped ones), calibration and test splits, the
+    passage-shaped test pairs, and the label counts."""
+    tarball = D.fetch_bigbench(cfg.cache_dir, cfg.bigbench_tarball)
+    task_files = D.extract_tasks(tarball, cfg.cache_dir / "bigbench")
+    splits = D.build_splits(task_files, cfg.seed, cfg.calibration_frac, cfg.test_frac, cfg.contradiction_ratio,
+                            cfg.unrelated_ratio)
+    counts = {name: D.label_counts(rows) for name, rows in splits.items()}
+    log("split label counts " + json.dumps({k: v["all"] for k, v in counts.items()}))
+    train_pairs = _subsample(splits["train"], cfg.max_train_pairs, cfg.seed)
+    if cfg.long_pairs or cfg.joint_pairs:
+        long = long_premise_pairs(splits["train"], cfg.seed, cfg.long_pairs, cfg.joint_pairs)
+        counts["train-long"] = D.label_counts(long)
+        log("long-premise train pairs " + json.dumps(counts["train-long"]["all"]))
+        train_pairs = train_pairs + long
+    calib = _subsample(splits["calibration"], cfg.eval_max_pairs, cfg.seed)
+    test = _subsample(splits["test"], cfg.eval_max_pairs, cfg.seed)
+    # Held-out pairs shaped like the scorer's premises (passages, distractors, two-claim hypotheses), built
+    # from the test split alone: reported beside the short test pairs.
+    test_long = long_premise_pairs(splits["test"], cfg.seed, min(600, cfg.eval_max_pairs or 600),
+                                   min(400, cfg.eval_max_pairs or 400))
+    return train_pairs, calib, test, test_long, counts
+
+
+def _distill_data(cfg: BuildConfig, log) -> tuple[list, list, list, list, dict, np.ndarray, dict]:
+    """Passage-shaped pairs from ``cfg.distill_source``'s documents (no BIG-bench), split by the hypothesis's
+    passage into train / calibration / test, all labelled by the teacher. Calibration and test carry the
+    teacher's decisions as labels (the student is measured against them); training gets its probabilities."""
+    from start.data.embedded import load_source
+    from start.nli.distill import passage_pairs, passages_from_records, teacher_labelled
+
+    passages = passages_from_records(load_source(cfg.distill_source, split="train"))
+    pairs = passage_pairs(passages, cfg.distill_pairs, cfg.seed)
+    titles = sorted({p.group for p in pairs})
+    random.Random(cfg.seed).shuffle(titles)
+    n_cal = max(1, round(cfg.calibration_frac * len(titles)))
+    n_test = max(1, round(cfg.test_frac * len(titles)))
+    part = {t: ("calibration" if k < n_cal else "test" if k < n_cal + n_test else "train")
+            for k, t in enumerate(titles)}
+    probs = teacher_probs(cfg.teacher, pairs, cfg.max_length, cfg.cache_dir, log)
+    teacher_threshold = float(read_settings(cfg.teacher).get("threshold", 0.5))
+    by = {name: [i for i, p in enumerate(pairs) if part[p.group] == name] for name in ("train", "calibration", "test")}
+    decided = teacher_labelled(pairs, probs, teacher_threshold)
+    counts = {"train": D.label_counts(pairs[i] for i in by["train"]),
+              **{name: D.label_counts(decided[i] for i in by[name]) for name in ("calibration", "test")}}
+    log(f"distillation pairs from {len(passages)} passages of {cfg.distill_source}: "
+        + json.dumps({k: len(v) for k, v in by.items()}) + f"; teacher threshold {teacher_threshold}")
+    calib = _subsample([decided[i] for i in by["calibration"]], cfg.eval_max_pairs, cfg.seed)
+    test = _subsample([decided[i] for i in by["test"]], cfg.eval_max_pairs, cfg.seed)
+    info = {"source_passages": len(passages), "teacher_threshold": teacher_threshold,
+            "held_out_passages": {"calibration": n_cal, "test": n_test}}
+    return [pairs[i] for i in by["train"]], calib, test, [], counts, probs[by["train"]], info
+
+
 def build(cfg: BuildConfig) -> dict:
     t_start = time.perf_counter()
     torch.set_num_threads(cfg.threads)
@@ -240,30 +308,17 @@ def build(cfg: BuildConfig) -> dict:
 
     log("config " + json.dumps(cfg.to_json(), sort_keys=True))
     base = base_model_dir(cfg.base)  # first: a missing base package fails before minutes of data preparation
-    tarball = D.fetch_bigbench(cfg.cache_dir, cfg.bigbench_tarball)
-    task_files = D.extract_tasks(tarball, cfg.cache_dir / "bigbench")
-    splits = D.build_splits(
-        task_files,
-        cfg.seed,
-        cfg.calibration_frac,
-        cfg.test_frac,
-        cfg.contradiction_ratio,
-        cfg.unrelated_ratio,
-    )
-    counts = {name: D.label_counts(rows) for name, rows in splits.items()}
-    log("split label counts " + json.dumps({k: v["all"] for k, v in counts.items()}))
-    train_pairs = _subsample(splits["train"], cfg.max_train_pairs, cfg.seed)
-    if cfg.long_pairs or cfg.joint_pairs:
-        long = long_premise_pairs(splits["train"], cfg.seed, cfg.long_pairs, cfg.joint_pairs)
-        counts["train-long"] = D.label_counts(long)
-        log("long-premise train pairs " + json.dumps(counts["train-long"]["all"]))
-        train_pairs = train_pairs + long
-    calib = _subsample(splits["calibration"], cfg.eval_max_pairs, cfg.seed)
-    test = _subsample(splits["test"], cfg.eval_max_pairs, cfg.seed)
-    # Held-out pairs shaped like the scorer's premises (passages, distractors, two-claim hypotheses), built
-    # from the test split alone: reported beside the short test pairs.
-    test_long = long_premise_pairs(splits["test"], cfg.seed, min(600, cfg.eval_max_pairs or 600),
-                                     min(400, cfg.eval_max_pairs or 400))
+    if cfg.distill_source is not None:
+        train_pairs, calib, test, test_long, counts, soft, info = _distill_data(cfg, log)
+    else:
+        info = {}
+        train_pairs, calib, test, test_long, counts = _bigbench_data(cfg, log)
+        soft = None if cfg.teacher is None else teacher_probs(cfg.teacher, train_pairs, cfg.max_length,
+                                                              cfg.cache_dir, log)
+    distillation = None
+    if soft is not None:
+        distillation = {"teacher": project_relative(cfg.teacher), **info, **teacher_summary(soft, train_pairs)}
+        log("teacher labels " + json.dumps(distillation))
 
     tokenizer = AutoTokenizer.from_pretrained(base)
     base_settings = read_settings(base)
@@ -283,7 +338,7 @@ def build(cfg: BuildConfig) -> dict:
     log(f"base {base_info['base_model']}: {base_info['base_encoder']}")
     if cfg.freeze_layers:
         freeze_lower(model, cfg.freeze_layers)
-    train_stats = train_model(cfg, model, tokenizer, train_pairs, log)
+    train_stats = train_model(cfg, model, tokenizer, train_pairs, log, soft_targets=soft)
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{cfg.out.name}.", dir=cfg.out.parent))
     try:
@@ -303,15 +358,18 @@ def build(cfg: BuildConfig) -> dict:
         threshold, cal_acc = best_threshold(cal_probs[:, D.LABEL2ID["entailment"]], gold_cal)
         log(f"threshold {threshold:.4f} (calibration binary accuracy {cal_acc:.4f})")
         test_probs = predict_proba(shipped, tokenizer, test, cfg.max_length, desc="test")
-        long_probs = predict_proba(shipped, tokenizer, test_long, cfg.max_length, batch_size=16, desc="test-long")
         metrics = {
+            # distilled: the labels are the teacher's decisions, so this is agreement with the teacher
             "test": evaluate(test, test_probs, threshold),
-            "test_long": evaluate(test_long, long_probs, threshold),
             "calibration": {"n": len(calib), "binary_accuracy_at_threshold": round(cal_acc, 4)},
         }
+        if test_long:
+            long_probs = predict_proba(shipped, tokenizer, test_long, cfg.max_length, batch_size=16,
+                                       desc="test-long")
+            metrics["test_long"] = evaluate(test_long, long_probs, threshold)
         if cfg.probe is not None and cfg.probe.is_file():
             metrics["probe"] = evaluate_probe(shipped, tokenizer, load_probe(cfg.probe), threshold, cfg.max_length)
-        vc_test = [p for p in test if p.source == "vitaminc_fact_verification"][:1024]
+        vc_test = [p for p in test if p.source == "vitaminc_fact_verification"][:1024] or test[:1024]
         metrics["speed"] = measure_speed(shipped, tokenizer, vc_test, cfg.max_length, batch_size=32)
         log("metrics " + json.dumps(metrics))
 
@@ -330,12 +388,15 @@ def build(cfg: BuildConfig) -> dict:
             **stored,
             "model_size_mb": round(size_mb, 1),
             "data": {
-                "bigbench": f"bigbench=={D.BIGBENCH_VERSION} (PyPI sdist)",
-                "tasks": list(D.TASKS),
-                "excluded_tasks": D.EXCLUDED_TASKS,
                 "split_label_counts": counts,
                 "train_pairs_used": len(train_pairs),
+                **({"distill_source": cfg.distill_source, "pairs": "start.nli.distill.passage_pairs",
+                    "labels": "the teacher's (split label counts of calibration and test: its decisions)"}
+                   if cfg.distill_source is not None else
+                   {"bigbench": f"bigbench=={D.BIGBENCH_VERSION} (PyPI sdist)", "tasks": list(D.TASKS),
+                    "excluded_tasks": D.EXCLUDED_TASKS}),
             },
+            **({"distillation": distillation} if distillation else {}),
             "training": {**train_stats, "checkpoint": project_relative(Path(train_stats["checkpoint"]), parts=2)},
             "metrics": metrics,
             "config": cfg.to_json(),
