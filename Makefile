@@ -102,7 +102,7 @@ nli-model-mpnet: nli-base ## rebuild the MPNet passage judge: its first stage if
 
 # A MiniLM student of the default judge: (passage, sentence) pairs built from the embedded data set's train split,
 # labelled by the MPNet judge (its probabilities are the only targets; BIG-bench is not needed), from the MiniLM
-# passage judge's weights. Measured here: 34 min of teacher labelling (cached by chunk) + about 11 min of training.
+# passage judge's weights. Measured here: 34 min of teacher labelling (cached by chunk) + 18 min of training.
 NLI_DISTIL = .cache/nli/nli-minilm-distil
 .PHONY: nli-model-distil
 nli-model-distil: setup ## distil the default (MPNet) judge into a MiniLM student on passage-shaped pairs (resumes)
