@@ -732,8 +732,11 @@ relation a pair was built to have; the label the student learns is the teacher's
 {kinds}
 
 Held out by the hypothesis's passage: {dist['held_out_passages']['calibration']} passages for calibration,
-{dist['held_out_passages']['test']} for test. On the {dist['pairs']} training pairs the teacher's mean probabilities
-are {mean}; its most likely label is the built relation on {dist['argmax_equals_gold']:.1%} of them.
+{dist['held_out_passages']['test']} for test (a training pair's hypothesis never comes from them, except as
+the second half of a joined claim; their text can sit in a training premise).
+
+On the {dist['pairs']} training pairs the teacher's mean probabilities are {mean};
+its most likely label is the built relation on {dist['argmax_equals_gold']:.1%} of them.
 
 ## Training
 
