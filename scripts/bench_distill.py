@@ -27,28 +27,28 @@ sys.path.insert(0, str(ROOT))
 
 
 def agreement_with_teacher(model_dir: Path, calib: list, test: list, max_length: int) -> dict:
+    """``test``'s pairs carry the teacher's decisions as labels: the judge's binary accuracy on them at the
+    threshold that best matches the teacher on ``calib`` (``start.nli.measure.evaluate``, overall and by kind)."""
     import numpy as np
     import torch
     from transformers import AutoTokenizer
 
     from start.nli import data as D
     from start.nli.distill import teacher_label_order
-    from start.nli.measure import best_threshold, predict_proba
+    from start.nli.measure import best_threshold, evaluate, predict_proba
     from start.scoring.nli import read_settings
     from start.scoring.weights import load_classifier
 
     model = load_classifier(model_dir, read_settings(model_dir), dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    order = teacher_label_order(model.config.id2label)
+    order = teacher_label_order(model.config.id2label)  # columns in D.LABELS order, whatever the judge's
     ent = D.LABEL2ID["entailment"]
     p_cal = predict_proba(model, tokenizer, calib, max_length)[:, order][:, ent]
-    p_test = predict_proba(model, tokenizer, test, max_length)[:, order][:, ent]
     threshold, _ = best_threshold(p_cal, np.array([p.label == "entailment" for p in calib]))
-    same = (p_test >= threshold) == np.array([p.label == "entailment" for p in test])
-    kinds = sorted({p.source for p in test})
-    return {"threshold": round(float(threshold), 4), "decisions_equal_teacher": round(float(same.mean()), 4),
-            "n": len(test),
-            "by_kind": {k: round(float(same[[p.source == k for p in test]].mean()), 4) for k in kinds}}
+    measured = evaluate(test, predict_proba(model, tokenizer, test, max_length)[:, order], threshold)
+    return {"threshold": round(float(threshold), 4),
+            "decisions_equal_teacher": measured["all"]["entail_accuracy_at_threshold"], "n": len(test),
+            "by_kind": {k: m["entail_accuracy_at_threshold"] for k, m in measured.items() if k != "all"}}
 
 
 def from_root(config: dict) -> dict:

@@ -548,6 +548,15 @@ def _ensemble_note(ens: dict | None) -> str:
             f"{ens['weight']}; `start.scoring.nli.AveragedNLI`), which doubles the cost.")
 
 
+def _reader_phrase(meta: dict) -> str:
+    """How the scorer reads a premise with this judge's stored settings, in words."""
+    if not meta.get("premise_window_words"):
+        return "the whole premise at once"
+    return (f"windows of at most {meta['premise_window_words']} words inside each cited document "
+            f"({meta.get('premise_windows', 'text')} mode), each under its title line"
+            + (", plus the whole premise" if meta.get("premise_whole") else ""))
+
+
 def _human_section(cal: dict | None) -> str:
     """Agreement with people after ``start.nli calibrate``: the stored settings, the readers tried, the probe."""
     if not cal:
@@ -578,10 +587,7 @@ def render_passage_card(meta: dict) -> str:
     long_rows = "\n".join(f"| {LONG_SOURCES.get(k, k)} | {v['entailment']} | {v['neutral']} | {v['contradiction']} |"
                           for k, v in long_counts.items() if k != "all")
     speed = m.get("speed", {})
-    reader = (f"windows of at most {meta['premise_window_words']} words inside each cited document "
-              f"({meta.get('premise_windows', 'text')} mode), each under its title line"
-              + (", plus the whole premise" if meta.get("premise_whole") else "")
-              if meta.get("premise_window_words") else "the whole premise at once")
+    reader = _reader_phrase(meta)
     human = _human_section(cal)
     return f"""# {Path(cfg['out']).name}: {meta.get('base_family', 'MiniLM')} NLI judge for cited passages (START)
 
@@ -674,16 +680,6 @@ The Makefile target (`make nli-model-minilm` for the MiniLM judges, `make nli-mo
 """
 
 
-DISTILL_KINDS = {
-    "distill-own": "a sentence of one of the premise's passages",
-    "distill-clause": "that sentence's first clause",
-    "distill-swap": "that sentence with one number, year, month or name changed",
-    "distill-other": "a sentence of a similar passage that is not in the premise",
-    "distill-joint": "two sentences of two passages joined with \", and\" (both passages given, or one)",
-    "distill-window": "a sentence, the premise a 40-60-word window of its passage around it",
-}
-
-
 def render_distilled_card(meta: dict) -> str:
     """The card of a student judge distilled from a teacher on passage-shaped pairs (``start.nli.distill``)."""
     m, tr, cfg, dist = meta["metrics"], meta["training"], meta["config"], meta["distillation"]
@@ -691,12 +687,12 @@ def render_distilled_card(meta: dict) -> str:
     test = m["test"]["all"]
     speed = m.get("speed", {})
     train_counts = meta["data"]["split_label_counts"]["train"]
-    kinds = "\n".join(f"| `{k}` | {DISTILL_KINDS.get(k, k)} | {sum(v.values())} |"
+    from start.nli.distill import KINDS
+
+    described = {f"distill-{k}": kind.hypothesis for k, kind in KINDS.items()}
+    kinds = "\n".join(f"| `{k}` | {described.get(k, k)} | {sum(v.values())} |"
                       for k, v in train_counts.items() if k != "all")
-    reader = (f"windows of at most {meta['premise_window_words']} words inside each cited document "
-              f"({meta.get('premise_windows', 'text')} mode), each under its title line"
-              + (", plus the whole premise" if meta.get("premise_whole") else "")
-              if meta.get("premise_window_words") else "the whole premise at once")
+    reader = _reader_phrase(meta)
     mean = ", ".join(f"{k} {v:.2f}" for k, v in dist["mean_probs"].items())
     split = " (its train split)" if cfg["distill_source"] == "embedded" else ""
     family, build_threshold = meta.get("base_family", "MiniLM"), meta.get("threshold_vitaminc_calibration",

@@ -157,8 +157,6 @@ class BuildConfig:
             keep["base"] = BUILTIN_BASES[self.base].card_name
         else:  # a folder: its weights, so a rebuilt base never resumes a checkpoint made from the old one
             keep["base_weights"] = _weights_digest(Path(self.base))
-        if self.teacher is not None:  # its weights: a rebuilt teacher never resumes a student taught by the old one
-            keep["teacher_weights"] = _weights_digest(self.teacher)
         return hashlib.sha256(json.dumps([keep, n_train], sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -117,13 +117,24 @@ def summary(probs: np.ndarray, pairs: Sequence[D.NLIPair]) -> dict:
 
 # a sentence ends at . ! ? before a capital, digit or quote; not after an initial ("C.F. Auer")
 _SENT_RE = re.compile(r"(?<![\s.][A-Z]\.)(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
-KINDS = {  # kind: (share of the pairs, the relation it is built to have: the teacher decides the label)
-    "own": (0.25, "entailment"),          # a sentence of one of the premise's passages
-    "clause": (0.10, "entailment"),       # its first clause only (a partial, often still supported claim)
-    "swap": (0.20, "contradiction"),      # one number, year, month or name in it changed
-    "other": (0.20, "neutral"),           # a sentence of a passage that is not in the premise (a close one)
-    "joint": (0.15, "entailment"),        # two sentences of two passages joined; both (or one: neutral) given
-    "window": (0.10, "entailment"),       # the premise is a ~40-60-word window of the passage around it
+@dataclass(frozen=True)
+class Kind:
+    """A kind of distillation pair: its share of the pairs, the relation it is built to have (the teacher decides
+    the label), and its hypothesis in words (the model card's table)."""
+
+    share: float
+    relation: str
+    hypothesis: str
+
+
+KINDS = {
+    "own": Kind(0.25, "entailment", "a sentence of one of the premise's passages"),
+    "clause": Kind(0.10, "entailment", "that sentence's first clause"),
+    "swap": Kind(0.20, "contradiction", "that sentence with one number, year, month or name changed"),
+    "other": Kind(0.20, "neutral", "a sentence of a similar passage that is not in the premise"),
+    "joint": Kind(0.15, "entailment", 'two sentences of two passages joined with ", and" (both passages given, '
+                                      "or one: then built neutral)"),
+    "window": Kind(0.10, "entailment", "a sentence, the premise a 40-60-word window of its passage around it"),
 }
 
 
@@ -209,7 +220,7 @@ def passage_pairs(passages: Sequence[Passage], n: int, seed: int, max_docs: int 
         return "\n".join(passages[j].text() for j in docs)
 
     kinds = list(KINDS)
-    weights = [KINDS[k][0] for k in kinds]
+    weights = [KINDS[k].share for k in kinds]
     out: list[D.NLIPair] = []
     tries = 0
     while len(out) < n:
@@ -253,7 +264,7 @@ def passage_pairs(passages: Sequence[Passage], n: int, seed: int, max_docs: int 
                 continue
         else:  # window
             prem, hyp = _window(p, s, rng), claim
-        out.append(D.NLIPair(prem, hyp, KINDS[kind][1], f"distill-{kind}", group))
+        out.append(D.NLIPair(prem, hyp, KINDS[kind].relation, f"distill-{kind}", group))
     return out
 
 

@@ -159,7 +159,7 @@ def train_model(cfg: BuildConfig, model, tokenizer, train_pairs: list[D.NLIPair]
     ckpt_dir = cfg.cache_dir / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     key = cfg.training_fingerprint(len(feats))
-    if soft_targets is not None:  # distilled: the teacher's labels of these very pairs
+    if soft_targets is not None:  # distilled: the teacher's labels of these very pairs (a rebuilt teacher's differ)
         key += "-" + hashlib.sha256(np.ascontiguousarray(soft_targets, dtype=np.float32).tobytes()).hexdigest()[:8]
     ckpt = ckpt_dir / f"train-{key}.pt"
     step, seen, running, wall_before = 0, 0, [], 0.0
